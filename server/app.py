@@ -1,0 +1,140 @@
+"""Builds the Starlette application: middleware, page routes, /graphql, webhooks, static."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from server.config import Settings
+from server.db import Database
+from server.pages import admin, auth, home, profile
+from server.pages.common import LoginRequired, render
+from server.providers.secrets import SecretBox
+from server.web.graphql_view import TandemGraphQL
+from server.web.guard import RequestGuard
+from server.web.state import AppServices
+from server.web.templating import STATIC_DIR, build_environment
+
+log = logging.getLogger("tandem")
+
+
+def build_services(settings: Settings) -> AppServices:
+    """Everything a process shares. The caller closes it with ``close_services``."""
+    return AppServices(
+        settings=settings,
+        db=Database.from_url(settings.resolved_database_url),
+        secrets=SecretBox.from_config(
+            settings.secret_keys.get_secret_value() if settings.secret_keys else None,
+            settings.data_dir,
+        ),
+        http=httpx.AsyncClient(timeout=settings.provider_timeout_seconds, follow_redirects=False),
+        templates=build_environment(),
+    )
+
+
+async def close_services(services: AppServices) -> None:
+    await services.http.aclose()
+    await services.db.dispose()
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _login_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=204, headers={"HX-Redirect": "/login"})
+    return RedirectResponse(f"/login?next={exc.next_path}", status_code=303)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    headings = {404: "Not found", 405: "Not allowed", 403: "Forbidden"}
+    heading = headings.get(exc.status_code, "Something went wrong")
+    message = {
+        404: "This page does not exist, or it is not yours to see.",
+        405: "This address does not accept that kind of request.",
+    }.get(exc.status_code, "Please try again.")
+    return render(
+        request,
+        "pages/error.html",
+        {"heading": heading, "message": message},
+        status_code=exc.status_code,
+    )
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return render(
+        request,
+        "pages/error.html",
+        {
+            "heading": "Something went wrong",
+            "message": "Tandem hit an unexpected error. Please try again.",
+        },
+        status_code=500,
+    )
+
+
+def routes(services: AppServices) -> list[Any]:
+    return [
+        Route("/", home.home),
+        Route("/healthz", healthz),
+        Route("/login", auth.login_form, methods=["GET"]),
+        Route("/login", auth.login, methods=["POST"]),
+        Route("/logout", auth.logout, methods=["POST"]),
+        Route("/onboarding", profile.onboarding, methods=["GET"]),
+        Route("/onboarding", profile.complete_onboarding, methods=["POST"]),
+        Route("/profile/edit", profile.edit, methods=["GET"]),
+        Route("/profile/edit", profile.save_profile, methods=["POST"]),
+        Route("/profile/password", profile.change_password, methods=["POST"]),
+        Route("/profile/tokens", profile.create_token, methods=["POST"]),
+        Route("/profile/tokens/{token_id}/revoke", profile.revoke_token, methods=["POST"]),
+        Route("/admin", admin.admin_home, methods=["GET"]),
+        Route("/admin/act-as", admin.act_as, methods=["POST"]),
+        Route("/admin/act-as/end", admin.end_acting, methods=["POST"]),
+        Route("/graphql", TandemGraphQL(services), methods=["GET", "POST"]),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+
+
+def create_app(
+    settings: Settings | None = None, *, services: AppServices | None = None
+) -> Starlette:
+    """The ASGI app. Tests pass ready ``services``; otherwise the lifespan builds and closes them."""
+    settings = settings or (services.settings if services else Settings())
+    owned = services is None
+    shared = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owned:
+                await close_services(shared)
+
+    app = Starlette(
+        routes=routes(shared),
+        middleware=[Middleware(RequestGuard, services=shared)],
+        exception_handlers={
+            LoginRequired: _login_required,
+            HTTPException: _http_error,
+            500: _server_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.services = shared
+    return app

@@ -1,0 +1,90 @@
+"""Every knob Tandem has, read from the environment with the prefix ``TANDEM_``.
+
+Settings are immutable once built; tests and the demo build their own instance instead
+of mutating a global. Provider base URLs live here so that the same provider code talks
+to the real services or to the local emulators.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "demo", "test", "production"]
+
+
+class Settings(BaseSettings):
+    """Configuration for one Tandem process (server, worker or CLI)."""
+
+    model_config = SettingsConfigDict(env_prefix="TANDEM_", extra="ignore", frozen=True)
+
+    env: Environment = "development"
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    base_url: str = "http://127.0.0.1:8000"
+    secret_keys: SecretStr | None = Field(
+        default=None, description="Comma-separated Fernet keys, newest first."
+    )
+    graphiql: bool | None = Field(
+        default=None, description="Serve GraphiQL on GET /graphql; default: on outside production."
+    )
+
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    mail_from: str = "Tandem <tandem@localhost>"
+
+    google_client_id: str | None = None
+    google_client_secret: SecretStr | None = None
+    google_auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
+    google_revoke_url: str = "https://oauth2.googleapis.com/revoke"
+    google_api_base: str = "https://www.googleapis.com/calendar/v3"
+
+    microsoft_client_id: str | None = None
+    microsoft_client_secret: SecretStr | None = None
+    microsoft_authority: str = "https://login.microsoftonline.com/common"
+    microsoft_graph_base: str = "https://graph.microsoft.com/v1.0"
+    microsoft_ca_bundle: Path | None = Field(
+        default=None,
+        description="Extra CA certificate (PEM) trusted for the Microsoft identity endpoints; "
+        "only the local emulator needs it.",
+    )
+
+    caldav_default_url: str = "https://caldav.icloud.com"
+    caldav_allow_private_hosts: bool = Field(
+        default=False,
+        description="Allow CalDAV server URLs on loopback or private networks (demo and tests).",
+    )
+
+    sync_max_age_seconds: int = 900
+    sync_horizon_days: int = 60
+    provider_timeout_seconds: float = 10.0
+
+    session_max_age_seconds: int = 14 * 24 * 3600
+    login_attempts_per_window: int = 10
+    login_window_seconds: int = 300
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The configured database URL, or a SQLite file inside the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'tandem.db').resolve()}"
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        if self.graphiql is not None:
+            return self.graphiql
+        return self.env != "production"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry ``Secure`` (and the ``__Host-`` prefix) whenever Tandem is served over HTTPS."""
+        return self.base_url.startswith("https://")

@@ -1,0 +1,39 @@
+"""Tables, one module per domain. Importing this package registers them all on the metadata."""
+
+from sqlmodel import SQLModel
+
+from server.models.audit import AuditEvent
+from server.models.calendar import BusyBlock, CalendarConnection, OAuthFlow
+from server.models.integration import OrganizationIntegration
+from server.models.meeting import Meeting, MeetingAttendee
+from server.models.mentoring import ConnectionMember, MentoringConnection
+from server.models.organization import Organization, Program, ProgramMembership
+from server.models.poll import Poll, PollAnswer, PollComment, PollInvitee, PollSlot
+from server.models.user import ApiToken, LoginAttempt, User, UserSession
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "ApiToken",
+    "AuditEvent",
+    "BusyBlock",
+    "CalendarConnection",
+    "ConnectionMember",
+    "LoginAttempt",
+    "Meeting",
+    "MeetingAttendee",
+    "MentoringConnection",
+    "OAuthFlow",
+    "Organization",
+    "OrganizationIntegration",
+    "Poll",
+    "PollAnswer",
+    "PollComment",
+    "PollInvitee",
+    "PollSlot",
+    "Program",
+    "ProgramMembership",
+    "User",
+    "UserSession",
+    "metadata",
+]

@@ -1,0 +1,68 @@
+"""Calendar connections, pending OAuth flows and cached busy blocks.
+
+Nothing here holds an event's title, description, location or attendees: a busy block is
+a user, two instants and a kind. Secrets are stored only as ciphertext.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Index, LargeBinary
+from sqlmodel import Field, SQLModel
+
+from server.models.base import UTCDateTime, created_field, enum_type, id_field
+from server.models.enums import BusyKind, CalendarStatus, ProviderName
+
+
+class CalendarConnection(SQLModel, table=True):
+    """At most one per user (the unique user_id says so)."""
+
+    __tablename__ = "calendar_connection"
+
+    id: uuid.UUID = id_field()
+    user_id: uuid.UUID = Field(
+        foreign_key="user_account.id", unique=True, index=True, ondelete="CASCADE"
+    )
+    provider: ProviderName = Field(sa_type=enum_type(ProviderName, "calendar_provider"))
+    status: CalendarStatus = Field(sa_type=enum_type(CalendarStatus, "calendar_status"))
+    label: str = Field(max_length=40)
+    account_email: str = Field(max_length=320)
+    encrypted_secret: bytes | None = Field(default=None, sa_type=LargeBinary)
+    connected_at: datetime = created_field()
+    last_synced_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    synced_from: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    synced_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, max_length=500)
+    failure_count: int = 0
+    retry_after: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class OAuthFlow(SQLModel, table=True):
+    """A started OAuth flow: single use, short-lived, bound to the user who started it."""
+
+    __tablename__ = "oauth_flow"
+
+    id: uuid.UUID = id_field()
+    state_hash: str = Field(max_length=64, unique=True, index=True)
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True, ondelete="CASCADE")
+    session_id: uuid.UUID = Field(foreign_key="user_session.id", ondelete="CASCADE")
+    provider: ProviderName = Field(sa_type=enum_type(ProviderName, "oauth_provider"))
+    encrypted_flow: bytes = Field(sa_type=LargeBinary)
+    created_at: datetime = created_field()
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class BusyBlock(SQLModel, table=True):
+    __tablename__ = "busy_block"
+    __table_args__ = (
+        CheckConstraint("end_at > start_at", name="order"),
+        Index("ix_busy_block_user_start", "user_id", "start_at"),
+    )
+
+    id: uuid.UUID = id_field()
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", ondelete="CASCADE")
+    start_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    end_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    kind: BusyKind = Field(sa_type=enum_type(BusyKind, "busy_kind"))

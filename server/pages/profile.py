@@ -1,0 +1,172 @@
+"""Edit Profile (Profile, Settings, Security tabs), first-time onboarding and API tokens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.pages.auth import set_session_cookie
+from server.pages.common import redirect, render, services, viewer
+from server.services import accounts, api_tokens, calendars, programs, sessions
+from server.services.errors import DomainError
+from server.services.validation import time_zone_names
+
+TABS = ("profile", "settings", "security")
+
+
+async def _page(request: Request, tab: str, **extra: Any) -> Response:
+    current = viewer(request)
+    async with services(request).db.session() as db:
+        tokens = await api_tokens.list_tokens(db, current.user) if tab == "settings" else []
+        calendar = await calendars.connection_for(db, current.user.id)
+        settings = await programs.settings_for_user(db, current.user.id)
+    context: dict[str, Any] = {
+        "tab": tab,
+        "tokens": tokens,
+        "calendar": calendar,
+        "allowed_providers": settings.allowed_providers,
+        "provider_labels": calendars.PROVIDER_LABELS,
+        "zones": time_zone_names(),
+        "form_name": current.user.name,
+        "form_zone": current.user.time_zone,
+    }
+    context.update(extra)
+    status = context.pop("status_code", 200)
+    return render(request, "pages/profile_edit.html", context, status_code=status)
+
+
+async def edit(request: Request) -> Response:
+    tab = request.query_params.get("tab", "profile")
+    return await _page(request, tab if tab in TABS else "profile")
+
+
+async def save_profile(request: Request) -> Response:
+    current = viewer(request)
+    form = await request.form()
+    name, zone = str(form.get("name", "")), str(form.get("time_zone", ""))
+    async with services(request).db.session() as db:
+        try:
+            user = await accounts.get_user(db, current.user.id)
+            await accounts.update_profile(db, user, name=name, time_zone=zone)
+        except DomainError as exc:
+            return await _page(
+                request,
+                "profile",
+                error=exc.message,
+                form_name=name,
+                form_zone=zone,
+                status_code=422,
+            )
+        await db.commit()
+    return redirect("/profile/edit?tab=profile&notice=profile_saved", request=request)
+
+
+async def change_password(request: Request) -> Response:
+    current = viewer(request)
+    if current.acting_on_behalf:
+        return await _page(
+            request,
+            "security",
+            error="Only the user can change their own password.",
+            status_code=403,
+        )
+    form = await request.form()
+    svc = services(request)
+    async with svc.db.session() as db:
+        user = await accounts.get_user(db, current.user.id)
+        try:
+            await accounts.change_password(
+                db, user, str(form.get("current_password", "")), str(form.get("new_password", ""))
+            )
+        except DomainError as exc:
+            return await _page(request, "security", error=exc.message, status_code=422)
+        await sessions.end_all_sessions(db, user.id)
+        raw, _row = await sessions.start_session(
+            db, user, lifetime=timedelta(seconds=svc.settings.session_max_age_seconds)
+        )
+        await db.commit()
+    response = redirect("/profile/edit?tab=security&notice=password_changed")
+    set_session_cookie(response, raw, request)
+    return response
+
+
+async def create_token(request: Request) -> Response:
+    current = viewer(request)
+    if current.acting_on_behalf:
+        return await _page(
+            request,
+            "settings",
+            error="Only the user can create their own API tokens.",
+            status_code=403,
+        )
+    form = await request.form()
+    async with services(request).db.session() as db:
+        try:
+            raw, _token = await api_tokens.create_token(db, current.user, str(form.get("name", "")))
+        except DomainError as exc:
+            return await _page(request, "settings", error=exc.message, status_code=422)
+        await db.commit()
+    return await _page(request, "settings", new_token=raw)
+
+
+async def revoke_token(request: Request) -> Response:
+    current = viewer(request)
+    try:
+        token_id = uuid.UUID(request.path_params["token_id"])
+    except ValueError:
+        token_id = uuid.uuid4()
+    async with services(request).db.session() as db:
+        try:
+            await api_tokens.revoke_token(db, current.user, token_id)
+        except DomainError as exc:
+            return await _page(request, "settings", error=exc.message, status_code=404)
+        await db.commit()
+    return redirect("/profile/edit?tab=settings&notice=token_revoked#api-tokens", request=request)
+
+
+async def onboarding(request: Request) -> Response:
+    current = viewer(request)
+    step = "calendar" if current.user.profile_completed else "profile"
+    return render(
+        request,
+        "pages/onboarding.html",
+        {
+            "step": step,
+            "zones": time_zone_names(),
+            "form_name": current.user.name,
+            "form_zone": current.user.time_zone,
+            "profile_action": "/onboarding",
+            "submit_label": "Continue",
+        },
+    )
+
+
+async def complete_onboarding(request: Request) -> Response:
+    current = viewer(request)
+    form = await request.form()
+    name, zone = str(form.get("name", "")), str(form.get("time_zone", ""))
+    async with services(request).db.session() as db:
+        try:
+            user = await accounts.get_user(db, current.user.id)
+            await accounts.update_profile(db, user, name=name, time_zone=zone, complete=True)
+        except DomainError as exc:
+            return render(
+                request,
+                "pages/onboarding.html",
+                {
+                    "step": "profile",
+                    "error": exc.message,
+                    "zones": time_zone_names(),
+                    "form_name": name,
+                    "form_zone": zone,
+                    "profile_action": "/onboarding",
+                    "submit_label": "Continue",
+                },
+                status_code=422,
+            )
+        await db.commit()
+    return redirect("/onboarding", request=request)

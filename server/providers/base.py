@@ -1,0 +1,243 @@
+"""The one interface every calendar provider implements, and the values it speaks.
+
+Provider code knows nothing of users, programs or the database: a service hands it
+credentials and a window, it returns busy intervals (times and a kind, never titles,
+descriptions, locations or attendees of the user's own events) or raises one of the
+typed errors below. Every URL a provider calls comes from settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+
+class ProviderName(StrEnum):
+    GOOGLE = "google"
+    MICROSOFT = "microsoft"
+    ICLOUD = "icloud"  # iCloud and any other CalDAV server
+
+
+class BusyKind(StrEnum):
+    BUSY = "busy"
+    TENTATIVE = "tentative"
+    OUT_OF_OFFICE = "out_of_office"
+    ALL_DAY = "all_day"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class BusyInterval:
+    """A half-open interval ``[start, end)`` in UTC (aware datetimes) when someone is busy."""
+
+    start: datetime
+    end: datetime
+    kind: BusyKind = BusyKind.BUSY
+
+
+@dataclass(slots=True)
+class Credentials:
+    """What a provider needs to act for one account.
+
+    ``secret`` is opaque to everyone but the provider (tokens, msal's serialized cache,
+    user name and app password, server URL); services store it encrypted as a whole.
+    A provider that refreshes tokens mutates ``secret`` and sets ``changed`` so the caller
+    knows to persist it. ``repr`` never shows the secret.
+    """
+
+    provider: ProviderName
+    secret: dict[str, Any]
+    changed: bool = False
+
+    def __repr__(self) -> str:
+        return f"Credentials(provider={self.provider.value!r}, secret=<hidden>)"
+
+    def replace_secret(self, secret: dict[str, Any]) -> None:
+        self.secret = secret
+        self.changed = True
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationStart:
+    """The first leg of an OAuth authorization-code flow.
+
+    ``url`` goes to the browser. ``flow`` must be kept server-side (never in the URL or a
+    readable cookie) keyed by ``state``, and handed back to ``finish_authorization``.
+    """
+
+    url: str
+    state: str
+    flow: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectedAccount:
+    """The result of a successful connect: credentials to store and what to show the user."""
+
+    credentials: Credentials
+    account_email: str
+    label: str  # "Google", "Office 365", "Outlook.com", "iCal"
+
+
+@dataclass(frozen=True, slots=True)
+class BusyFetch:
+    """Busy intervals for one account over a window.
+
+    ``readable`` is False when the provider answered but could not read the calendar
+    (a per-calendar error in Google's freeBusy, Graph's ``unknown``): the person is then
+    *unknown* for that window, never free.
+    """
+
+    intervals: list[BusyInterval]
+    readable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class EventAttendee:
+    email: str
+    name: str | None = None
+    response: str = "needs_action"  # needs_action | accepted | declined | tentative
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalEvent:
+    """A meeting Tandem created, as written to the owner's calendar.
+
+    Only Tandem's own meetings are ever expressed this way; a user's other events are
+    read as ``BusyInterval`` only.
+    """
+
+    uid: str
+    title: str
+    description: str
+    location: str | None
+    start: datetime
+    end: datetime
+    time_zone: str
+    organizer_email: str
+    attendees: list[EventAttendee] = field(default_factory=list)
+    sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EventChange:
+    """A change to one of Tandem's own events seen in the owner's calendar."""
+
+    provider_event_id: str
+    deleted: bool
+    title: str | None = None
+    description: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    attendee_responses: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeBatch:
+    changes: list[EventChange]
+    sync_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PushChannel:
+    channel_id: str
+    resource_id: str | None
+    expires_at: datetime
+
+
+class ProviderError(Exception):
+    """Base of the failures a provider may raise. Messages never carry secrets."""
+
+
+class AuthExpired(ProviderError):
+    """The grant is gone (``invalid_grant``, revoked, expired): the user must reconnect."""
+
+
+class InvalidCredentials(ProviderError):
+    """The user name, password, or authorization code was refused."""
+
+
+class AuthorizationDeclined(ProviderError):
+    """The user declined consent, or the callback did not match a flow we started."""
+
+
+class RateLimited(ProviderError):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider failed or timed out; retry later with backoff."""
+
+
+class SyncTokenExpired(ProviderError):
+    """An incremental sync token is no longer valid; a full resync is needed."""
+
+
+@runtime_checkable
+class CalendarProvider(Protocol):
+    """What Tandem needs from a calendar service."""
+
+    name: ProviderName
+
+    async def fetch_busy(
+        self, credentials: Credentials, start: datetime, end: datetime, time_zone: str
+    ) -> BusyFetch:
+        """Busy intervals overlapping ``[start, end)``; ``time_zone`` places all-day and
+        floating events on the user's own days."""
+        ...
+
+    async def revoke(self, credentials: Credentials) -> None:
+        """Revoke the grant where the provider allows it; never raises for an already
+        revoked grant."""
+        ...
+
+    async def create_event(
+        self, credentials: Credentials, event: ExternalEvent, *, send_invitations: bool
+    ) -> str:
+        """Create a Tandem meeting in the owner's calendar; returns the provider's event id."""
+        ...
+
+    async def update_event(
+        self,
+        credentials: Credentials,
+        provider_event_id: str,
+        event: ExternalEvent,
+        *,
+        send_invitations: bool,
+    ) -> None: ...
+
+    async def delete_event(
+        self, credentials: Credentials, provider_event_id: str, *, send_invitations: bool
+    ) -> None: ...
+
+    async def read_changes(
+        self, credentials: Credentials, sync_token: str | None, start: datetime, end: datetime
+    ) -> ChangeBatch:
+        """Changes to Tandem's own events since ``sync_token`` (all of them in the window when
+        None). Raises ``SyncTokenExpired`` when the token is no longer valid."""
+        ...
+
+
+class OAuthProvider(CalendarProvider, Protocol):
+    """Providers connected through an OAuth authorization-code flow (Google, Microsoft)."""
+
+    def begin_authorization(self, redirect_uri: str) -> AuthorizationStart: ...
+
+    async def finish_authorization(
+        self, flow: dict[str, Any], callback_params: Mapping[str, str], redirect_uri: str
+    ) -> ConnectedAccount:
+        """Exchange the code. Raises ``AuthorizationDeclined`` for a declined consent or a
+        state that does not match ``flow``, ``InvalidCredentials`` for a refused code."""
+        ...
+
+
+class PasswordProvider(CalendarProvider, Protocol):
+    """Providers connected with a user name and an app-specific password (CalDAV)."""
+
+    async def connect_with_password(
+        self, username: str, password: str, server_url: str
+    ) -> ConnectedAccount: ...

@@ -1,0 +1,497 @@
+"""iCloud and any other CalDAV server, through python-caldav's async client.
+
+Connecting takes a user name and an app-specific password (iCloud requires one for
+accounts with two-factor authentication; the user creates it at account.apple.com).
+
+Busy time is computed client-side: a time-range ``calendar-query`` per calendar returns
+the events, and ``ical_busy`` expands them in the user's zone. Server free-busy reports
+are not trusted (Radicale shifts recurring events after a DST change, iCloud answers
+400, Xandikos returns nothing).
+
+Tandem's meetings are written as plain stored objects (``PUT``, no iTIP METHOD). Tandem
+assumes no RFC 6638 scheduling: a CalDAV server does not send invitations for it, so
+Tandem's own mailer sends them whatever ``send_invitations`` says, and attendees carry
+``SCHEDULE-AGENT=CLIENT`` so that a server which does schedule (iCloud) stays quiet.
+
+Every network failure becomes one of the typed errors from ``base``; their messages
+never contain the password, and no event content is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, NoReturn, cast
+from urllib.parse import quote, unquote, urljoin, urlsplit
+from xml.sax.saxutils import escape
+
+import httpx
+import niquests
+from caldav.async_davclient import AsyncDAVClient
+from caldav.collection import Calendar
+from caldav.lib import error as caldav_error
+
+from server.config import Settings
+from server.providers.base import (
+    AuthExpired,
+    BusyFetch,
+    ChangeBatch,
+    ConnectedAccount,
+    Credentials,
+    EventChange,
+    ExternalEvent,
+    InvalidCredentials,
+    ProviderError,
+    ProviderName,
+    ProviderUnavailable,
+    RateLimited,
+    SyncTokenExpired,
+)
+from server.providers.caldav_guard import (
+    CalDAVURLRejected,
+    check_server_url,
+    install_address_hooks,
+)
+from server.providers.caldav_ics import event_change, event_to_ics, uid_of
+from server.providers.ical_busy import busy_from_icalendar
+
+__all__ = ["CalDAVProvider", "CalDAVURLRejected", "NoEventCalendars"]
+
+TANDEM_UID_SUFFIX = "@tandem"
+
+# The server's time-range filter sees all-day and floating events in UTC (or its own
+# zone); pad the query so events on the user's days are returned, then clip locally.
+_QUERY_PAD = timedelta(days=1)
+
+_CALDAV = "urn:ietf:params:xml:ns:caldav"
+_CALENDAR_TYPE = f"{{{_CALDAV}}}calendar"
+_COMPONENTS = f"{{{_CALDAV}}}supported-calendar-component-set"
+_HOME_SET = f"{{{_CALDAV}}}calendar-home-set"
+_PRIVILEGES = "{DAV:}current-user-privilege-set"
+_WRITE_PRIVILEGES = {"{DAV:}write", "{DAV:}write-content", "{DAV:}all"}
+_LIST_BODY = (
+    '<?xml version="1.0" encoding="utf-8"?>'
+    f'<D:propfind xmlns:D="DAV:" xmlns:C="{_CALDAV}"><D:prop>'
+    "<D:resourcetype/><C:supported-calendar-component-set/><D:current-user-privilege-set/>"
+    "</D:prop></D:propfind>"
+)
+_NETWORK_ERRORS = (niquests.exceptions.RequestException, httpx.HTTPError, OSError, TimeoutError)
+_LOGIN_REFUSED = (
+    "Apple ID or app-specific password was not accepted by the calendar server. "
+    "Check the user name and create a new app-specific password if needed."
+)
+
+
+class NoEventCalendars(InvalidCredentials):
+    """The account signed in but has no calendar that holds events (only to-do lists)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _CalendarInfo:
+    url: str
+    writable: bool
+
+
+class CalDAVProvider:
+    """``PasswordProvider`` for iCloud and other CalDAV servers."""
+
+    name = ProviderName.ICLOUD
+
+    def __init__(self, settings: Settings) -> None:
+        self._allow_private = settings.caldav_allow_private_hosts
+        self._default_url = settings.caldav_default_url
+        self._timeout = settings.provider_timeout_seconds
+
+    # -- connect ---------------------------------------------------------------------
+
+    async def connect_with_password(
+        self, username: str, password: str, server_url: str
+    ) -> ConnectedAccount:
+        """Sign in, find the principal and its event calendars, return what to store.
+
+        Raises ``InvalidCredentials`` for a refused login, ``CalDAVURLRejected`` for a
+        URL that is not allowed, ``NoEventCalendars`` when there is nothing to read, and
+        ``ProviderUnavailable`` when the server cannot be reached.
+        """
+        url = await self._check(server_url or self._default_url)
+        async with self._session(url, username, password, on_401=InvalidCredentials) as client:
+            principal_url = await self._principal_url(client)
+            calendars = await self._event_calendars(client, principal_url)
+        if not calendars:
+            raise NoEventCalendars("This account has no calendar that can hold events.")
+        secret = {
+            "username": username,
+            "password": password,
+            "server_url": url,
+            "principal_url": principal_url,
+            "calendar_urls": [calendar.url for calendar in calendars],
+            "write_calendar_url": _write_calendar(calendars),
+        }
+        return ConnectedAccount(
+            credentials=Credentials(ProviderName.ICLOUD, secret),
+            account_email=username,
+            label="iCal",
+        )
+
+    # -- busy ------------------------------------------------------------------------
+
+    async def fetch_busy(
+        self, credentials: Credentials, start: datetime, end: datetime, time_zone: str
+    ) -> BusyFetch:
+        """Busy intervals over ``[start, end)`` from every event calendar of the account.
+
+        The calendar list is re-read each time (new calendars count, to-do lists never
+        do); a changed list is written back through ``credentials.replace_secret``. A
+        calendar that fails to read makes the result ``readable=False``; a 401 means the
+        app-specific password was revoked (``AuthExpired``).
+        """
+        secret = credentials.secret
+        documents: list[str] = []
+        async with self._account_session(secret) as client:
+            calendars = await self._event_calendars(client, secret["principal_url"])
+            self._remember_calendars(credentials, calendars)
+            readable = bool(calendars)  # no calendar to read: unknown, never "free"
+            for calendar in calendars:
+                texts = await self._query_events(client, calendar.url, start, end)
+                if texts is None:
+                    readable = False
+                else:
+                    documents.extend(texts)
+        intervals = busy_from_icalendar(documents, start, end, time_zone)
+        return BusyFetch(intervals=intervals, readable=readable)
+
+    # -- Tandem's own events ---------------------------------------------------------
+
+    async def create_event(
+        self, credentials: Credentials, event: ExternalEvent, *, send_invitations: bool
+    ) -> str:
+        """PUT the meeting into the account's first writable calendar; returns its URL.
+
+        Re-running with the same UID overwrites the same object, so a retried create
+        does not duplicate the meeting. ``send_invitations`` is ignored (see module).
+        """
+        url = _object_url(credentials.secret["write_calendar_url"], f"{event.uid}.ics")
+        await self._put(credentials, url, event)
+        return url
+
+    async def update_event(
+        self,
+        credentials: Credentials,
+        provider_event_id: str,
+        event: ExternalEvent,
+        *,
+        send_invitations: bool,
+    ) -> None:
+        await self._put(credentials, self._own_object(credentials, provider_event_id), event)
+
+    async def delete_event(
+        self, credentials: Credentials, provider_event_id: str, *, send_invitations: bool
+    ) -> None:
+        """Delete the object; one that is already gone is fine."""
+        url = self._own_object(credentials, provider_event_id)
+        async with self._account_session(credentials.secret) as client:
+            response = await client.delete(url)
+        if response.status not in (200, 204, 404, 410):
+            _refused("delete", response.status)
+
+    async def read_changes(
+        self,
+        credentials: Credentials,
+        sync_token: str | None,
+        start: datetime,
+        end: datetime,
+        *,
+        uid_suffix: str = TANDEM_UID_SUFFIX,
+    ) -> ChangeBatch:
+        """Changes to Tandem's own meetings since ``sync_token`` (RFC 6578 sync-collection).
+
+        Only objects whose UID ends with ``uid_suffix`` are reported; other events are
+        never loaded. Without a token this is a full listing of Tandem's meetings that
+        overlap ``[start, end)``; with one, every change is reported (a meeting moved out
+        of the window is still news). An invalid or expired token (Radicale 403,
+        Xandikos 412) raises ``SyncTokenExpired``: call again without a token.
+        """
+        calendar_url = credentials.secret["write_calendar_url"]
+        async with self._account_session(credentials.secret) as client:
+            collection = await self._sync_collection(client, calendar_url, sync_token)
+            deleted = {_object_name(str(url)) for url in collection.deleted_urls}
+            changed = {
+                name
+                for obj in collection
+                if (name := _object_name(str(obj.url))) not in deleted
+                and _is_tandem_name(name, uid_suffix)
+            }
+            texts = await self._multiget(client, calendar_url, sorted(changed))
+        changes = [
+            EventChange(provider_event_id=_object_url(calendar_url, name), deleted=True)
+            for name in sorted(deleted)
+            if _is_tandem_name(name, uid_suffix)
+        ]
+        for name in sorted(changed):
+            change = _tandem_change(calendar_url, name, texts.get(name), uid_suffix)
+            if sync_token is None and not _overlaps(change, start, end):
+                continue
+            changes.append(change)
+        return ChangeBatch(changes=changes, sync_token=collection.sync_token)
+
+    async def revoke(self, credentials: Credentials) -> None:
+        """No-op: app-specific passwords cannot be revoked through CalDAV.
+
+        The UI tells the user to revoke it at account.apple.com (Sign-In and Security ->
+        App-Specific Passwords); Tandem deletes its stored copy.
+        """
+
+    # -- sessions and errors ---------------------------------------------------------
+
+    async def _check(self, url: str) -> str:
+        return await check_server_url(url, allow_private=self._allow_private)
+
+    @asynccontextmanager
+    async def _account_session(self, secret: dict[str, Any]) -> AsyncIterator[AsyncDAVClient]:
+        """A session for stored credentials: every host they name is re-checked."""
+        for url in _distinct_origins([secret["server_url"], *secret.get("calendar_urls", [])]):
+            await self._check(url)
+        async with self._session(
+            secret["server_url"], secret["username"], secret["password"], on_401=AuthExpired
+        ) as client:
+            yield client
+
+    @asynccontextmanager
+    async def _session(
+        self, url: str, username: str, password: str, *, on_401: type[ProviderError]
+    ) -> AsyncIterator[AsyncDAVClient]:
+        """An async caldav client with a deadline, translating every failure."""
+        client = AsyncDAVClient(
+            url=url,
+            username=username,
+            password=password,
+            timeout=math.ceil(self._timeout),
+            enable_rfc6764=False,
+            rate_limit_handle=False,
+        )
+        if not self._allow_private:
+            install_address_hooks(client.session)
+        try:
+            async with asyncio.timeout(self._timeout * 4):
+                yield client
+        except ProviderError:
+            raise
+        except caldav_error.AuthorizationError as exc:
+            if exc.status == 401 or on_401 is InvalidCredentials:
+                message = _LOGIN_REFUSED if on_401 is InvalidCredentials else _REVOKED
+                raise on_401(message) from None
+            raise ProviderUnavailable(
+                f"The calendar server refused access (HTTP {exc.status})."
+            ) from None
+        except caldav_error.RateLimitError as exc:
+            raise RateLimited(
+                "The calendar server asked us to slow down.", exc.retry_after_seconds
+            ) from None
+        except (caldav_error.DAVError, *_NETWORK_ERRORS) as exc:
+            raise ProviderUnavailable(
+                f"The calendar server could not be reached ({type(exc).__name__})."
+            ) from None
+        finally:
+            await client.close()
+
+    # -- discovery -------------------------------------------------------------------
+
+    async def _principal_url(self, client: AsyncDAVClient) -> str:
+        principal = await client.get_principal()
+        url = urljoin(str(client.url), str(principal.url))
+        await self._check(url)
+        return url
+
+    async def _event_calendars(
+        self, client: AsyncDAVClient, principal_url: str
+    ) -> list[_CalendarInfo]:
+        """Calendars under the principal's calendar homes that accept VEVENTs."""
+        response = await client.propfind(principal_url, props=[_HOME_SET], depth=0)
+        homes = [
+            urljoin(principal_url, str(properties[_HOME_SET]))
+            for properties in map(_properties, response.results or [])
+            if properties.get(_HOME_SET)
+        ] or [principal_url]
+        calendars: list[_CalendarInfo] = []
+        for home in homes:
+            await self._check(home)
+            listing = await client.propfind(home, body=_LIST_BODY, depth=1)
+            if listing.status not in (200, 207):
+                continue
+            for result in listing.results or []:
+                info = _calendar_info(home, _properties(result), result.href)
+                if info is not None:
+                    await self._check(info.url)
+                    calendars.append(info)
+        return calendars
+
+    def _remember_calendars(self, credentials: Credentials, calendars: list[_CalendarInfo]) -> None:
+        urls = [calendar.url for calendar in calendars]
+        if urls and urls != credentials.secret.get("calendar_urls"):
+            secret = dict(credentials.secret, calendar_urls=urls)
+            if secret.get("write_calendar_url") not in urls:
+                secret["write_calendar_url"] = _write_calendar(calendars)
+            credentials.replace_secret(secret)
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def _query_events(
+        self, client: AsyncDAVClient, calendar_url: str, start: datetime, end: datetime
+    ) -> list[str] | None:
+        """The iCalendar texts of events overlapping the padded window; None if unreadable."""
+        try:
+            response = await client.calendar_query(
+                url=calendar_url, start=start - _QUERY_PAD, end=end + _QUERY_PAD, event=True
+            )
+        except caldav_error.AuthorizationError as exc:
+            if exc.status == 401:
+                raise
+            return None
+        except caldav_error.RateLimitError:
+            raise
+        except caldav_error.DAVError:
+            return None
+        if response.status not in (200, 207):
+            return None
+        return [text for result in response.results or [] if (text := _calendar_data(result))]
+
+    async def _sync_collection(
+        self, client: AsyncDAVClient, calendar_url: str, sync_token: str | None
+    ) -> Any:
+        # caldav's objects are dual-mode; its annotations only name the sync client.
+        calendar: Any = Calendar(client=cast(Any, client), url=calendar_url)
+        try:
+            return await calendar.get_objects_by_sync_token(
+                sync_token=sync_token, load_objects=False, disable_fallback=True
+            )
+        except caldav_error.DAVError as exc:
+            if exc.status == 401 or isinstance(exc, caldav_error.RateLimitError):
+                raise
+            if sync_token is not None and (
+                exc.status in (403, 409, 412) or "{DAV:}valid-sync-token" in exc.preconditions
+            ):
+                raise SyncTokenExpired("The calendar sync token is no longer valid.") from None
+            raise
+
+    async def _multiget(
+        self, client: AsyncDAVClient, calendar_url: str, names: list[str]
+    ) -> dict[str, str]:
+        """Object texts by name in one calendar-multiget REPORT.
+
+        The body is built here: caldav 3.6's async ``calendar_multiget`` writes the hrefs
+        as attributes (``<D:href name=...>``), which Radicale answers with a 500.
+        """
+        if not names:
+            return {}
+        hrefs = "".join(
+            f"<D:href>{escape(urlsplit(_object_url(calendar_url, name)).path)}</D:href>"
+            for name in names
+        )
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f'<C:calendar-multiget xmlns:D="DAV:" xmlns:C="{_CALDAV}">'
+            f"<D:prop><D:getetag/><C:calendar-data/></D:prop>{hrefs}</C:calendar-multiget>"
+        )
+        response = await client.report(calendar_url, body, depth=None)
+        if response.status not in (200, 207):
+            _refused("read", response.status)
+        return {
+            _object_name(result.href): text
+            for result in response.parse_calendar_query()
+            if (text := _calendar_data(result))
+        }
+
+    # -- writing ---------------------------------------------------------------------
+
+    async def _put(self, credentials: Credentials, url: str, event: ExternalEvent) -> None:
+        body = event_to_ics(event)
+        headers = {"Content-Type": "text/calendar; charset=utf-8"}
+        async with self._account_session(credentials.secret) as client:
+            response = await client.put(url, body, headers)
+        if response.status not in (200, 201, 204):
+            _refused("save", response.status)
+
+    def _own_object(self, credentials: Credentials, provider_event_id: str) -> str:
+        """Only touch objects inside the account's own calendars."""
+        calendars = [credentials.secret["write_calendar_url"], *credentials.secret["calendar_urls"]]
+        if not any(provider_event_id.startswith(url) for url in calendars):
+            raise ProviderError("The event does not belong to this CalDAV account.")
+        return provider_event_id
+
+
+_REVOKED = (
+    "The calendar server no longer accepts the app-specific password; reconnect the calendar."
+)
+
+
+def _refused(action: str, status: int) -> NoReturn:
+    if status >= 500:
+        raise ProviderUnavailable(
+            f"The calendar server failed to {action} the event (HTTP {status})."
+        )
+    raise ProviderError(f"The calendar server refused to {action} the event (HTTP {status}).")
+
+
+def _properties(result: object) -> dict[str, Any]:
+    properties = getattr(result, "properties", None)
+    return properties if isinstance(properties, dict) else {}
+
+
+def _calendar_data(result: object) -> str | None:
+    text = getattr(result, "calendar_data", None)
+    return text if isinstance(text, str) and text else None
+
+
+def _calendar_info(home: str, properties: dict[str, Any], href: str) -> _CalendarInfo | None:
+    if _CALENDAR_TYPE not in (properties.get("{DAV:}resourcetype") or []):
+        return None
+    components = properties.get(_COMPONENTS)
+    if components and "VEVENT" not in components:  # absent means "all components"
+        return None
+    privileges = properties.get(_PRIVILEGES)
+    writable = privileges is None or bool(_WRITE_PRIVILEGES & set(privileges))
+    url = urljoin(home, href)
+    return _CalendarInfo(url=url if url.endswith("/") else f"{url}/", writable=writable)
+
+
+def _write_calendar(calendars: list[_CalendarInfo]) -> str:
+    return next((c.url for c in calendars if c.writable), calendars[0].url)
+
+
+def _distinct_origins(urls: Iterable[str]) -> list[str]:
+    origins: dict[str, str] = {}
+    for url in urls:
+        parts = urlsplit(url)
+        origins.setdefault(f"{parts.scheme}://{parts.netloc}", url)
+    return list(origins.values())
+
+
+def _object_name(url: str) -> str:
+    return unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
+
+
+def _object_url(calendar_url: str, name: str) -> str:
+    base = calendar_url if calendar_url.endswith("/") else f"{calendar_url}/"
+    return base + quote(name, safe="")
+
+
+def _is_tandem_name(name: str, uid_suffix: str) -> bool:
+    return name.endswith(f"{uid_suffix}.ics")
+
+
+def _tandem_change(calendar_url: str, name: str, text: str | None, uid_suffix: str) -> EventChange:
+    """The change for one Tandem object; gone or no longer Tandem's -> deleted."""
+    url = _object_url(calendar_url, name)
+    uid = uid_of(text) if text else None
+    change = event_change(url, text) if text and uid and uid.endswith(uid_suffix) else None
+    return change or EventChange(provider_event_id=url, deleted=True)
+
+
+def _overlaps(change: EventChange, start: datetime, end: datetime) -> bool:
+    if change.deleted or change.start is None or change.end is None:
+        return True
+    return change.start < end and change.end > start

@@ -1,0 +1,1 @@
+"""Strawberry types, inputs, enums and permissions; ``schema.py`` assembles them."""

@@ -1,0 +1,94 @@
+"""Assembles the GraphQL schema from the domain modules, with its safety limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.permission import BasePermission
+from strawberry.schema.config import StrawberryConfig
+
+from server.resolvers import programs, users
+from server.schema.permissions import IsAuthenticated
+from server.schema.programs import (
+    AddProgramMemberPayload,
+    CreateMentoringConnectionPayload,
+    CreateProgramPayload,
+    Program,
+    UpdateProgramSettingsPayload,
+)
+from server.schema.users import User
+
+AUTH: list[type[BasePermission]] = [IsAuthenticated]
+
+
+@strawberry.type
+class Query:
+    me: User = strawberry.field(resolver=users.me, permission_classes=AUTH)
+    user: User | None = strawberry.field(resolver=users.user, permission_classes=AUTH)
+    program: Program | None = strawberry.field(resolver=programs.program, permission_classes=AUTH)
+    programs: list[Program] = strawberry.field(
+        resolver=programs.all_programs, permission_classes=AUTH
+    )
+
+
+@strawberry.type
+class Mutation:
+    create_program: CreateProgramPayload = strawberry.mutation(
+        resolver=programs.create_program, permission_classes=AUTH
+    )
+    add_program_member: AddProgramMemberPayload = strawberry.mutation(
+        resolver=programs.add_program_member, permission_classes=AUTH
+    )
+    create_mentoring_connection: CreateMentoringConnectionPayload = strawberry.mutation(
+        resolver=programs.create_mentoring_connection, permission_classes=AUTH
+    )
+    update_program_settings: UpdateProgramSettingsPayload = strawberry.mutation(
+        resolver=programs.update_program_settings, permission_classes=AUTH
+    )
+
+
+class IntrospectionForSignedInOnly(SchemaExtension):
+    """Anonymous callers may not introspect; integrators read ``schema.graphql`` instead."""
+
+    def on_operation(self) -> Any:
+        context = self.execution_context.context
+        if getattr(context, "viewer", None) is None:
+            self.execution_context.validation_rules = (
+                *self.execution_context.validation_rules,
+                NoSchemaIntrospectionCustomRule,
+            )
+        yield
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    """Mask every unexpected exception; validation and permission messages pass."""
+    original = error.original_error
+    if original is None:
+        return False
+    return not isinstance(original, GraphQLError)
+
+
+EXTENSIONS: list[Any] = [
+    IntrospectionForSignedInOnly,
+    lambda: QueryDepthLimiter(max_depth=10),
+    lambda: MaxAliasesLimiter(max_alias_count=30),
+    lambda: MaxTokensLimiter(max_token_count=4000),
+    lambda: MaskErrors(should_mask_error=_should_mask),
+]
+
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    config=StrawberryConfig(disable_field_suggestions=True),
+    extensions=EXTENSIONS,
+)

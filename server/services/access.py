@@ -1,0 +1,121 @@
+"""Who may see whom and what. Every rule about visibility lives here, in one place.
+
+Callers that find "not allowed" raise ``NotFound`` so that "not yours" and "does not
+exist" look identical from outside.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy.orm import aliased
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.models import ConnectionMember, MentoringConnection, ProgramMembership, User
+from server.models.enums import ProgramRole
+
+
+async def admin_program_ids(session: AsyncSession, user: User) -> set[uuid.UUID]:
+    result = await session.exec(
+        select(ProgramMembership.program_id).where(
+            ProgramMembership.user_id == user.id, ProgramMembership.role == ProgramRole.ADMIN
+        )
+    )
+    return set(result.all())
+
+
+async def member_program_ids(session: AsyncSession, user_id: uuid.UUID) -> set[uuid.UUID]:
+    result = await session.exec(
+        select(ProgramMembership.program_id).where(ProgramMembership.user_id == user_id)
+    )
+    return set(result.all())
+
+
+async def is_program_admin(session: AsyncSession, user: User, program_id: uuid.UUID) -> bool:
+    if user.is_global_admin:
+        return True
+    return program_id in await admin_program_ids(session, user)
+
+
+async def can_see_program(session: AsyncSession, user: User, program_id: uuid.UUID) -> bool:
+    if user.is_global_admin:
+        return True
+    return program_id in await member_program_ids(session, user.id)
+
+
+async def partner_ids(session: AsyncSession, user_id: uuid.UUID) -> set[uuid.UUID]:
+    """Everyone who shares a mentoring connection (pair or group) with the user."""
+    mine = aliased(ConnectionMember)
+    theirs = aliased(ConnectionMember)
+    result = await session.exec(
+        select(theirs.user_id)
+        .join(mine, col(mine.connection_id) == col(theirs.connection_id))
+        .where(mine.user_id == user_id, theirs.user_id != user_id)
+    )
+    return set(result.all())
+
+
+async def visible_user_ids(
+    session: AsyncSession, viewer: User, candidates: Iterable[uuid.UUID]
+) -> set[uuid.UUID]:
+    """The subset of ``candidates`` the viewer may see: themselves, partners, and people in
+    programs they administer (global admins see everyone)."""
+    wanted = set(candidates)
+    if viewer.is_global_admin:
+        result = await session.exec(select(User.id).where(col(User.id).in_(wanted)))
+        return set(result.all())
+    visible = {viewer.id} & wanted
+    remaining = wanted - visible
+    if remaining:
+        visible |= await partner_ids(session, viewer.id) & remaining
+        remaining -= visible
+    if remaining:
+        admin_of = await admin_program_ids(session, viewer)
+        if admin_of:
+            result = await session.exec(
+                select(ProgramMembership.user_id).where(
+                    col(ProgramMembership.program_id).in_(admin_of),
+                    col(ProgramMembership.user_id).in_(remaining),
+                )
+            )
+            visible |= set(result.all())
+    return visible
+
+
+async def can_see_user(session: AsyncSession, viewer: User, target_id: uuid.UUID) -> bool:
+    return target_id in await visible_user_ids(session, viewer, [target_id])
+
+
+async def can_act_for(session: AsyncSession, admin: User, target: User) -> bool:
+    """Admins may work on behalf of participants of programs they administer; never of
+    another global admin or an operator."""
+    if target.is_global_admin or target.is_operator:
+        return False
+    if admin.is_global_admin:
+        return True
+    admin_of = await admin_program_ids(session, admin)
+    if not admin_of:
+        return False
+    result = await session.exec(
+        select(ProgramMembership.id).where(
+            col(ProgramMembership.program_id).in_(admin_of),
+            ProgramMembership.user_id == target.id,
+            ProgramMembership.role != ProgramRole.ADMIN,
+        )
+    )
+    return result.first() is not None
+
+
+async def can_see_connection(
+    session: AsyncSession, viewer: User, connection: MentoringConnection
+) -> bool:
+    if await is_program_admin(session, viewer, connection.program_id):
+        return True
+    result = await session.exec(
+        select(ConnectionMember.id).where(
+            ConnectionMember.connection_id == connection.id, ConnectionMember.user_id == viewer.id
+        )
+    )
+    return result.first() is not None

@@ -1,0 +1,85 @@
+"""API tokens for integrators: 256 random bits, shown once, stored as a SHA-256 hash."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.models import ApiToken, User
+from server.models.base import utcnow
+from server.services import audit
+from server.services.errors import NotFound
+from server.services.validation import clean_name
+
+TOKEN_PREFIX = "tdm_"  # noqa: S105 - a public prefix, not a secret
+
+
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+async def create_token(session: AsyncSession, user: User, name: str) -> tuple[str, ApiToken]:
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user_id=user.id,
+        name=clean_name(name or "API token", what="Token name", max_length=100),
+        token_hash=_digest(raw),
+        prefix=raw[: len(TOKEN_PREFIX) + 4],
+    )
+    session.add(token)
+    audit.record(
+        session,
+        "api_token.created",
+        actor_id=user.id,
+        subject_id=user.id,
+        target_type="api_token",
+        target_id=token.id,
+    )
+    return raw, token
+
+
+async def user_for_token(session: AsyncSession, raw: str) -> User | None:
+    """The active user owning this token, or None. The hash is compared in constant time."""
+    if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
+        return None
+    digest = _digest(raw)
+    result = await session.exec(
+        select(ApiToken).where(ApiToken.token_hash == digest, col(ApiToken.revoked_at).is_(None))
+    )
+    token = result.first()
+    if token is None or not hmac.compare_digest(token.token_hash, digest):
+        return None
+    user = await session.get(User, token.user_id)
+    if user is None or not user.is_active:
+        return None
+    token.last_used_at = utcnow()
+    return user
+
+
+async def list_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
+    result = await session.exec(
+        select(ApiToken)
+        .where(ApiToken.user_id == user.id, col(ApiToken.revoked_at).is_(None))
+        .order_by(col(ApiToken.created_at).desc())
+    )
+    return list(result.all())
+
+
+async def revoke_token(session: AsyncSession, user: User, token_id: uuid.UUID) -> None:
+    token = await session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id or token.revoked_at is not None:
+        raise NotFound("token")
+    token.revoked_at = utcnow()
+    audit.record(
+        session,
+        "api_token.revoked",
+        actor_id=user.id,
+        subject_id=user.id,
+        target_type="api_token",
+        target_id=token.id,
+    )

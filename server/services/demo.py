@@ -1,0 +1,92 @@
+"""Demo data for ``tandem demo``: an organization, two programs, pairs and a circle of six."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.models import User
+from server.models.enums import ConnectionKind, ProgramRole
+from server.services import accounts, mentoring, programs
+
+DEMO_PASSWORD = "tandem-demo-password"  # noqa: S105 - printed for the local demo only
+
+
+@dataclass(frozen=True, slots=True)
+class DemoLogin:
+    email: str
+    role: str
+
+
+_PEOPLE = [
+    ("admin@demo.tandem.test", "Ada Admin", "Europe/London", "global admin, operator"),
+    ("coordinator@demo.tandem.test", "Cora Coordinator", "America/New_York", "program admin"),
+    ("maya.mentor@demo.tandem.test", "Maya Mentor", "America/New_York", "mentor"),
+    ("mo.mentee@demo.tandem.test", "Mo Mentee", "Europe/Berlin", "mentee"),
+    ("nia.mentor@demo.tandem.test", "Nia Mentor", "Asia/Tokyo", "mentor"),
+    ("noah.mentee@demo.tandem.test", "Noah Mentee", "Australia/Sydney", "mentee"),
+    ("sam@demo.tandem.test", "Sam Circle", "Europe/Paris", "circle member"),
+    ("kim@demo.tandem.test", "Kim Circle", "America/Chicago", "circle member"),
+    ("lee@demo.tandem.test", "Lee Circle", "Asia/Kolkata", "circle member"),
+    ("ana@demo.tandem.test", "Ana Circle", "America/Sao_Paulo", "circle member"),
+    ("ben@demo.tandem.test", "Ben Circle", "Africa/Lagos", "circle member"),
+    ("eva@demo.tandem.test", "Eva Circle", "Europe/Madrid", "circle organizer"),
+]
+
+
+async def seed(session: AsyncSession) -> list[DemoLogin]:
+    """Create the demo data once; later runs leave it as it is."""
+    logins = [DemoLogin(email, role) for email, _n, _z, role in _PEOPLE]
+    if await accounts.get_by_email(session, _PEOPLE[0][0]) is not None:
+        return logins
+    org = await programs.organization(session)
+    org.name = "Demo Mentoring Org"
+    org.group_polls_enabled = True
+    users: dict[str, User] = {}
+    for email, name, zone, role in _PEOPLE:
+        users[email] = await accounts.create_user(
+            session,
+            email=email,
+            name=name,
+            password=DEMO_PASSWORD,
+            time_zone=zone,
+            global_admin=role.startswith("global"),
+            operator=role.startswith("global"),
+            profile_completed=True,
+        )
+    admin = users[_PEOPLE[0][0]]
+    engineering = await programs.create_program(session, admin, "Engineering Mentorship")
+    leadership = await programs.create_program(session, admin, "Leadership Circle")
+    coordinator = users["coordinator@demo.tandem.test"]
+    for program in (engineering, leadership):
+        await programs.add_member(session, admin, program.id, coordinator.id, ProgramRole.ADMIN)
+    pairs = [
+        ("maya.mentor@demo.tandem.test", "mo.mentee@demo.tandem.test"),
+        ("nia.mentor@demo.tandem.test", "noah.mentee@demo.tandem.test"),
+    ]
+    for mentor, mentee in pairs:
+        await programs.add_member(session, admin, engineering.id, users[mentor].id, ProgramRole.MENTOR)
+        await programs.add_member(session, admin, engineering.id, users[mentee].id, ProgramRole.MENTEE)
+        await mentoring.create_connection(
+            session,
+            admin,
+            program_id=engineering.id,
+            member_ids=[users[mentor].id, users[mentee].id],
+            kind=ConnectionKind.PAIR,
+            name=None,
+        )
+    circle = [e for e, _n, _z, role in _PEOPLE if role.startswith("circle")]
+    for email in circle:
+        await programs.add_member(session, admin, leadership.id, users[email].id, ProgramRole.PARTICIPANT)
+    await mentoring.create_connection(
+        session,
+        admin,
+        program_id=leadership.id,
+        member_ids=[users[e].id for e in reversed(circle)],
+        kind=ConnectionKind.GROUP,
+        name="Leadership Circle of Six",
+        organizer_id=users["eva@demo.tandem.test"].id,
+    )
+    await session.commit()
+    return logins

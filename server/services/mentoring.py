@@ -1,0 +1,139 @@
+"""Mentoring connections: pairs (one mentor, one mentee) and groups (circles)."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.models import ConnectionMember, MentoringConnection, ProgramMembership, User
+from server.models.enums import ConnectionKind, ProgramRole
+from server.services import access, audit
+from server.services.errors import NotFound, PermissionDenied, ValidationFailed
+from server.services.validation import clean_name
+
+MAX_GROUP_SIZE = 50
+
+
+async def create_connection(
+    session: AsyncSession,
+    actor: User,
+    *,
+    program_id: uuid.UUID,
+    member_ids: Sequence[uuid.UUID],
+    kind: ConnectionKind,
+    name: str | None,
+    organizer_id: uuid.UUID | None = None,
+) -> MentoringConnection:
+    if not await access.can_see_program(session, actor, program_id):
+        raise NotFound("program", field="programId")
+    if not await access.is_program_admin(session, actor, program_id):
+        raise PermissionDenied("Only this program's administrators can create connections.")
+    unique_ids = list(dict.fromkeys(member_ids))
+    if kind == ConnectionKind.PAIR and len(unique_ids) != 2:
+        raise ValidationFailed("A pair has exactly two members.", field="memberIds")
+    if kind == ConnectionKind.GROUP and not 2 <= len(unique_ids) <= MAX_GROUP_SIZE:
+        raise ValidationFailed(
+            f"A group has between 2 and {MAX_GROUP_SIZE} members.", field="memberIds"
+        )
+    result = await session.exec(
+        select(ProgramMembership.user_id, ProgramMembership.role).where(
+            ProgramMembership.program_id == program_id,
+            col(ProgramMembership.user_id).in_(unique_ids),
+        )
+    )
+    roles: dict[uuid.UUID, set[ProgramRole]] = defaultdict(set)
+    for user_id, role in result.all():
+        roles[user_id].add(ProgramRole(role))
+    outsiders = [uid for uid in unique_ids if uid not in roles]
+    if outsiders:
+        raise ValidationFailed("Every member must belong to the program first.", field="memberIds")
+    if organizer_id is not None and organizer_id not in unique_ids:
+        raise ValidationFailed("The organizer must be a member of the group.", field="organizerId")
+    users = {
+        u.id: u
+        for u in (await session.exec(select(User).where(col(User.id).in_(unique_ids)))).all()
+    }
+    if kind == ConnectionKind.PAIR:
+        first, second = (users[uid] for uid in unique_ids)
+        label = name or f"{first.name} & {second.name}"
+    else:
+        label = name or "Group"
+    connection = MentoringConnection(
+        program_id=program_id,
+        kind=kind,
+        name=clean_name(label, what="Connection name"),
+        organizer_id=organizer_id or (unique_ids[0] if kind == ConnectionKind.GROUP else None),
+    )
+    session.add(connection)
+    await session.flush()
+    for uid in unique_ids:
+        member_role = "member"
+        if kind == ConnectionKind.PAIR:
+            if ProgramRole.MENTOR in roles[uid]:
+                member_role = "mentor"
+            elif ProgramRole.MENTEE in roles[uid]:
+                member_role = "mentee"
+        session.add(ConnectionMember(connection_id=connection.id, user_id=uid, role=member_role))
+    audit.record(
+        session,
+        "connection.created",
+        actor_id=actor.id,
+        target_type="mentoring_connection",
+        target_id=connection.id,
+        kind=kind.value,
+        members=len(unique_ids),
+    )
+    await session.flush()
+    return connection
+
+
+async def get_visible_connection(
+    session: AsyncSession, viewer: User, connection_id: uuid.UUID
+) -> MentoringConnection:
+    connection = await session.get(MentoringConnection, connection_id)
+    if connection is None or not await access.can_see_connection(session, viewer, connection):
+        raise NotFound("connection")
+    return connection
+
+
+async def connections_for(session: AsyncSession, user: User) -> list[MentoringConnection]:
+    result = await session.exec(
+        select(MentoringConnection)
+        .join(ConnectionMember, col(ConnectionMember.connection_id) == col(MentoringConnection.id))
+        .where(ConnectionMember.user_id == user.id)
+        .order_by(col(MentoringConnection.kind), col(MentoringConnection.name))
+    )
+    return list(result.all())
+
+
+async def members_by_connection(
+    session: AsyncSession, connection_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[tuple[User, str]]]:
+    """Members of many connections in one query (no N+1)."""
+    grouped: dict[uuid.UUID, list[tuple[User, str]]] = {cid: [] for cid in connection_ids}
+    if not connection_ids:
+        return grouped
+    result = await session.exec(
+        select(ConnectionMember.connection_id, User, ConnectionMember.role)
+        .join(User, col(User.id) == col(ConnectionMember.user_id))
+        .where(col(ConnectionMember.connection_id).in_(connection_ids))
+        .order_by(col(User.name))
+    )
+    for connection_id, user, role in result.all():
+        grouped[connection_id].append((user, role))
+    return grouped
+
+
+async def connections_in_program(
+    session: AsyncSession, program_id: uuid.UUID
+) -> list[MentoringConnection]:
+    result = await session.exec(
+        select(MentoringConnection)
+        .where(MentoringConnection.program_id == program_id)
+        .order_by(col(MentoringConnection.kind), col(MentoringConnection.name))
+    )
+    return list(result.all())

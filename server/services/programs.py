@@ -1,0 +1,241 @@
+"""Programs, their members and their settings.
+
+A program's settings fall back to the organization's: ``resolve_settings`` is the only
+place that knows how. Operator-only switches (scheduling assistant, group polls) can be
+changed by operators alone; everything else by program admins and global admins.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.models import Organization, Program, ProgramMembership, User
+from server.models.enums import ProgramRole, ProviderName
+from server.services import access, audit
+from server.services.errors import NotFound, PermissionDenied, ValidationFailed
+from server.services.validation import clean_name
+
+OPERATOR_ONLY = frozenset({"scheduling_assistant_enabled", "group_polls_enabled"})
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramSettings:
+    allowed_providers: tuple[ProviderName, ...]
+    allow_weekends: bool
+    earliest_hour: int
+    latest_hour: int
+    minimum_notice_hours: int
+    buffer_minutes: int
+    scheduling_assistant_enabled: bool
+    group_polls_enabled: bool
+    two_way_sync_enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsChange:
+    """Fields left as None are not changed."""
+
+    allowed_providers: tuple[ProviderName, ...] | None = None
+    allow_weekends: bool | None = None
+    earliest_hour: int | None = None
+    latest_hour: int | None = None
+    minimum_notice_hours: int | None = None
+    buffer_minutes: int | None = None
+    scheduling_assistant_enabled: bool | None = None
+    group_polls_enabled: bool | None = None
+    two_way_sync_enabled: bool | None = None
+
+    def given(self) -> dict[str, Any]:
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
+        }
+
+
+def _providers(raw: str) -> tuple[ProviderName, ...]:
+    names = {part.strip() for part in raw.split(",") if part.strip()}
+    return tuple(p for p in ProviderName if p.value in names)
+
+
+def resolve_settings(organization: Organization, program: Program | None) -> ProgramSettings:
+    def pick(name: str) -> Any:
+        value = getattr(program, name) if program is not None else None
+        return getattr(organization, name) if value is None else value
+
+    return ProgramSettings(
+        allowed_providers=_providers(pick("allowed_providers")),
+        allow_weekends=pick("allow_weekends"),
+        earliest_hour=pick("earliest_hour"),
+        latest_hour=pick("latest_hour"),
+        minimum_notice_hours=pick("minimum_notice_hours"),
+        buffer_minutes=pick("buffer_minutes"),
+        scheduling_assistant_enabled=pick("scheduling_assistant_enabled"),
+        group_polls_enabled=pick("group_polls_enabled"),
+        two_way_sync_enabled=pick("two_way_sync_enabled"),
+    )
+
+
+async def organization(session: AsyncSession) -> Organization:
+    """The installation's organization (created on first use)."""
+    result = await session.exec(select(Organization).order_by(col(Organization.created_at)))
+    org = result.first()
+    if org is None:
+        org = Organization(name="Tandem")
+        session.add(org)
+        await session.flush()
+    return org
+
+
+async def settings_for(session: AsyncSession, program_id: uuid.UUID | None) -> ProgramSettings:
+    program = await session.get(Program, program_id) if program_id else None
+    return resolve_settings(await organization(session), program)
+
+
+async def settings_for_user(session: AsyncSession, user_id: uuid.UUID) -> ProgramSettings:
+    """The settings of the user's first program (by join date), else the organization's."""
+    result = await session.exec(
+        select(ProgramMembership.program_id)
+        .where(ProgramMembership.user_id == user_id)
+        .order_by(col(ProgramMembership.created_at))
+    )
+    return await settings_for(session, result.first())
+
+
+async def get_visible_program(
+    session: AsyncSession, viewer: User, program_id: uuid.UUID
+) -> Program:
+    program = await session.get(Program, program_id)
+    if program is None or not await access.can_see_program(session, viewer, program_id):
+        raise NotFound("program")
+    return program
+
+
+async def programs_for(session: AsyncSession, viewer: User) -> list[Program]:
+    query = select(Program).order_by(col(Program.name))
+    if not viewer.is_global_admin:
+        query = query.where(
+            col(Program.id).in_(await access.member_program_ids(session, viewer.id))
+        )
+    return list((await session.exec(query)).all())
+
+
+async def create_program(session: AsyncSession, actor: User, name: str) -> Program:
+    if not actor.is_global_admin:
+        raise PermissionDenied("Only global administrators can create programs.")
+    org = await organization(session)
+    program = Program(organization_id=org.id, name=clean_name(name, what="Program name"))
+    existing = await session.exec(
+        select(Program.id).where(Program.organization_id == org.id, Program.name == program.name)
+    )
+    if existing.first() is not None:
+        raise ValidationFailed(f"A program named '{program.name}' already exists.", field="name")
+    session.add(program)
+    await session.flush()
+    audit.record(
+        session, "program.created", actor_id=actor.id, target_type="program", target_id=program.id
+    )
+    return program
+
+
+async def add_member(
+    session: AsyncSession, actor: User, program_id: uuid.UUID, user_id: uuid.UUID, role: ProgramRole
+) -> ProgramMembership:
+    program = await get_visible_program(session, actor, program_id)
+    if not await access.is_program_admin(session, actor, program.id):
+        raise PermissionDenied("Only this program's administrators can add members.")
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("user", field="userId")
+    existing = await session.exec(
+        select(ProgramMembership).where(
+            ProgramMembership.program_id == program.id,
+            ProgramMembership.user_id == user.id,
+            ProgramMembership.role == role,
+        )
+    )
+    membership = existing.first()
+    if membership is not None:
+        return membership
+    membership = ProgramMembership(program_id=program.id, user_id=user.id, role=role)
+    session.add(membership)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent identical add
+        raise ValidationFailed("This person already has that role.", field="role") from exc
+    audit.record(
+        session,
+        "program.member_added",
+        actor_id=actor.id,
+        subject_id=user.id,
+        target_type="program",
+        target_id=program.id,
+        role=role.value,
+    )
+    return membership
+
+
+async def update_settings(
+    session: AsyncSession, actor: User, program_id: uuid.UUID, change: SettingsChange
+) -> Program:
+    program = await get_visible_program(session, actor, program_id)
+    if not await access.is_program_admin(session, actor, program.id):
+        raise PermissionDenied("Only this program's administrators can change its settings.")
+    given = change.given()
+    forbidden = sorted(OPERATOR_ONLY & given.keys())
+    if forbidden and not actor.is_operator:
+        raise PermissionDenied(
+            "Only operators can switch the scheduling assistant or group polls on or off."
+        )
+    current = await settings_for(session, program.id)
+    earliest = given.get("earliest_hour", current.earliest_hour)
+    latest = given.get("latest_hour", current.latest_hour)
+    if not 0 <= earliest <= 23:
+        raise ValidationFailed("Earliest hour must be between 0 and 23.", field="earliestHour")
+    if not 1 <= latest <= 24:
+        raise ValidationFailed("Latest hour must be between 1 and 24.", field="latestHour")
+    if earliest >= latest:
+        raise ValidationFailed(
+            "The earliest meeting hour must be before the latest.", field="earliestHour"
+        )
+    if given.get("minimum_notice_hours", 0) < 0 or given.get("minimum_notice_hours", 0) > 24 * 30:
+        raise ValidationFailed(
+            "Minimum notice must be between 0 and 720 hours.", field="minimumNoticeHours"
+        )
+    if not 0 <= given.get("buffer_minutes", 0) <= 240:
+        raise ValidationFailed("Buffer must be between 0 and 240 minutes.", field="bufferMinutes")
+    if "allowed_providers" in given:
+        providers = given["allowed_providers"]
+        if not providers:
+            raise ValidationFailed(
+                "Allow at least one calendar provider.", field="allowedProviders"
+            )
+        given["allowed_providers"] = ",".join(p.value for p in ProviderName if p in providers)
+    before = {name: getattr(program, name) for name in given}
+    for name, value in given.items():
+        setattr(program, name, value)
+    session.add(program)
+    audit.record(
+        session,
+        "program.settings_updated",
+        actor_id=actor.id,
+        target_type="program",
+        target_id=program.id,
+        before={k: v for k, v in before.items()},
+        after=given,
+    )
+    return program
+
+
+async def members(session: AsyncSession, program_id: uuid.UUID) -> list[tuple[User, ProgramRole]]:
+    result = await session.exec(
+        select(User, ProgramMembership.role)
+        .join(ProgramMembership, col(ProgramMembership.user_id) == col(User.id))
+        .where(ProgramMembership.program_id == program_id)
+        .order_by(col(User.name))
+    )
+    return [(user, ProgramRole(role)) for user, role in result.all()]

@@ -1,0 +1,136 @@
+"""Server-side login sessions and "work on behalf".
+
+The browser holds only a random token; the row holds who is logged in and, while an admin
+works on behalf of a participant, whom they act for. Deleting rows really ends sessions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.models import User, UserSession
+from server.models.base import utcnow
+from server.services import access, audit
+from server.services.errors import NotFound, PermissionDenied, ValidationFailed
+
+
+def token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who is asking: the effective user, and the real person behind the keyboard.
+
+    ``user`` is whom the request acts as; ``actor`` differs only while an admin works on
+    behalf of ``user``. Rules about data use ``user``; audit trails name both.
+    """
+
+    user: User
+    actor: User
+    session_id: uuid.UUID | None = None
+    acting_reason: str | None = None
+
+    @property
+    def acting_on_behalf(self) -> bool:
+        return self.user.id != self.actor.id
+
+
+async def start_session(
+    session: AsyncSession, user: User, *, lifetime: timedelta
+) -> tuple[str, UserSession]:
+    raw = secrets.token_urlsafe(32)
+    row = UserSession(
+        token_hash=token_hash(raw),
+        user_id=user.id,
+        csrf_token=secrets.token_urlsafe(32),
+        expires_at=utcnow() + lifetime,
+    )
+    session.add(row)
+    audit.record(session, "session.started", actor_id=user.id, subject_id=user.id)
+    return raw, row
+
+
+async def load_session(session: AsyncSession, raw: str) -> UserSession | None:
+    result = await session.exec(
+        select(UserSession).where(UserSession.token_hash == token_hash(raw))
+    )
+    row = result.first()
+    if row is None:
+        return None
+    if row.expires_at <= utcnow():
+        await session.delete(row)
+        await session.commit()
+        return None
+    return row
+
+
+async def viewer_for(session: AsyncSession, row: UserSession) -> Viewer | None:
+    actor = await session.get(User, row.user_id)
+    if actor is None or not actor.is_active:
+        return None
+    user = actor
+    if row.acting_for_user_id is not None:
+        target = await session.get(User, row.acting_for_user_id)
+        if target is not None:
+            user = target
+    return Viewer(user=user, actor=actor, session_id=row.id, acting_reason=row.acting_reason)
+
+
+async def end_session(session: AsyncSession, session_id: uuid.UUID) -> None:
+    await session.exec(delete(UserSession).where(col(UserSession.id) == session_id))
+
+
+async def end_all_sessions(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await session.exec(delete(UserSession).where(col(UserSession.user_id) == user_id))
+
+
+async def start_acting(
+    session: AsyncSession, viewer: Viewer, target_id: uuid.UUID, reason: str
+) -> User:
+    """Let an admin act as a participant of a program they administer (audited)."""
+    if viewer.acting_on_behalf:
+        raise PermissionDenied("End the current work on behalf first.")
+    if viewer.session_id is None:
+        raise PermissionDenied("Working on behalf needs a signed-in browser session.")
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ValidationFailed("Say why you are working on behalf of this person.", field="reason")
+    target = await session.get(User, target_id)
+    if target is None or target.id == viewer.actor.id:
+        raise NotFound("user")
+    if not await access.can_act_for(session, viewer.actor, target):
+        raise NotFound("user")
+    row = await session.get(UserSession, viewer.session_id)
+    if row is None:
+        raise PermissionDenied("Your session has ended.")
+    row.acting_for_user_id = target.id
+    row.acting_reason = reason[:500]
+    audit.record(
+        session,
+        "act_on_behalf.started",
+        actor_id=viewer.actor.id,
+        subject_id=target.id,
+        reason=reason[:500],
+    )
+    return target
+
+
+async def stop_acting(session: AsyncSession, viewer: Viewer) -> None:
+    if not viewer.acting_on_behalf or viewer.session_id is None:
+        return
+    row = await session.get(UserSession, viewer.session_id)
+    if row is not None:
+        row.acting_for_user_id = None
+        row.acting_reason = None
+    audit.record(
+        session, "act_on_behalf.ended", actor_id=viewer.actor.id, subject_id=viewer.user.id
+    )

@@ -1,0 +1,205 @@
+"""One ASGI middleware for what every request needs before a handler sees it.
+
+- Who is asking: a server-side session from the cookie, or an API token from
+  ``Authorization: Bearer`` (integrators). The result is ``request.state.viewer``.
+- CSRF: every state-changing request authenticated by cookie must carry the session's
+  token (``X-CSRF-Token`` header, or a ``csrf_token`` form field); anonymous forms use a
+  double-submit cookie. Cross-origin ``Origin`` headers are refused. Multipart bodies are
+  refused everywhere (nothing here uploads files).
+- Response headers: a Content Security Policy without ``unsafe-inline``, no framing, no
+  sniffing, no referrer, no caching of personal pages.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.services import api_tokens, sessions
+from server.web.state import AppServices
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MAX_FORM_BYTES = 256 * 1024
+MAX_BODY_BYTES = 1024 * 1024
+ANON_CSRF_COOKIE = "tandem_csrf"
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+# GraphiQL (development only) is a page of inline script from a CDN.
+GRAPHIQL_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://unpkg.com; "
+    "style-src 'self' 'unsafe-inline' https://unpkg.com; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'"
+)
+
+
+def session_cookie_name(secure: bool) -> str:
+    return "__Host-tandem_session" if secure else "tandem_session"
+
+
+class RequestGuard:
+    def __init__(self, app: ASGIApp, services: AppServices) -> None:
+        self.app = app
+        self.services = services
+        self.cookie_name = session_cookie_name(services.settings.secure_cookies)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        method: str = scope["method"]
+        path: str = scope["path"]
+        state: dict[str, Any] = scope.setdefault("state", {})
+        content_type = headers.get("content-type", "").lower()
+
+        if method in UNSAFE_METHODS and content_type.startswith("multipart/"):
+            await PlainTextResponse("Multipart requests are not accepted.", 415)(
+                scope, receive, send
+            )
+            return
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            await PlainTextResponse("Request body too large.", 413)(scope, receive, send)
+            return
+
+        bearer = _bearer_token(headers)
+        viewer = None
+        user_session = None
+        async with self.services.db.session() as db:
+            if bearer is not None:
+                user = await api_tokens.user_for_token(db, bearer)
+                if user is not None:
+                    viewer = sessions.Viewer(user=user, actor=user)
+                    await db.commit()
+            else:
+                raw = _cookie(headers, self.cookie_name)
+                if raw:
+                    user_session = await sessions.load_session(db, raw)
+                    if user_session is not None:
+                        viewer = await sessions.viewer_for(db, user_session)
+        state["viewer"] = viewer
+        state["user_session"] = user_session
+        state["bearer"] = bearer is not None
+
+        anon_token = _cookie(headers, ANON_CSRF_COOKIE)
+        new_anon_token: str | None = None
+        if user_session is not None:
+            state["csrf_token"] = user_session.csrf_token
+        else:
+            if not anon_token or len(anon_token) > 100:
+                new_anon_token = anon_token = secrets.token_urlsafe(32)
+            state["csrf_token"] = anon_token
+
+        if method in UNSAFE_METHODS and not path.startswith("/webhooks/"):
+            if not _same_origin(headers, scope):
+                await PlainTextResponse("Cross-origin request refused.", 403)(scope, receive, send)
+                return
+            if bearer is None:
+                provided = headers.get("x-csrf-token")
+                if provided is None and content_type.startswith(
+                    "application/x-www-form-urlencoded"
+                ):
+                    body = await _read_body(receive, MAX_FORM_BYTES)
+                    if body is None:
+                        await PlainTextResponse("Form too large.", 413)(scope, receive, send)
+                        return
+                    values = parse_qs(body.decode("latin-1"), max_num_fields=200)
+                    provided = next(iter(values.get("csrf_token", [])), None)
+                    receive = _replay(body)
+                expected = state["csrf_token"] if new_anon_token is None else None
+                if (
+                    not provided
+                    or not expected
+                    or not hmac.compare_digest(provided.encode(), str(expected).encode())
+                ):
+                    await PlainTextResponse(
+                        "This form has expired or did not come from Tandem. Reload the page and "
+                        "try again.",
+                        403,
+                    )(scope, receive, send)
+                    return
+
+        secure = self.services.settings.secure_cookies
+        graphiql = path == "/graphql" and method == "GET"
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                out = MutableHeaders(scope=message)
+                out.setdefault("Content-Security-Policy", GRAPHIQL_CSP if graphiql else CSP)
+                out.setdefault("X-Content-Type-Options", "nosniff")
+                out.setdefault("X-Frame-Options", "DENY")
+                out.setdefault("Referrer-Policy", "no-referrer")
+                if not path.startswith("/static/"):
+                    out.setdefault("Cache-Control", "no-store")
+                if secure:
+                    out.setdefault("Strict-Transport-Security", "max-age=31536000")
+                if new_anon_token is not None:
+                    flags = "HttpOnly; SameSite=Lax; Path=/" + ("; Secure" if secure else "")
+                    out.append("Set-Cookie", f"{ANON_CSRF_COOKIE}={new_anon_token}; {flags}")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _bearer_token(headers: Headers) -> str | None:
+    value = headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def _cookie(headers: Headers, name: str) -> str | None:
+    for chunk in headers.get("cookie", "").split(";"):
+        key, _, value = chunk.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
+def _same_origin(headers: Headers, scope: Scope) -> bool:
+    origin = headers.get("origin")
+    if origin is None:
+        return True
+    host = headers.get("host", "")
+    return urlsplit(origin).netloc == host
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive

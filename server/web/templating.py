@@ -1,0 +1,34 @@
+"""Jinja2 set-up: autoescape everywhere, a few filters for times in the viewer's zone."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.templating import Jinja2Templates
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
+STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
+
+
+def local_time(value: datetime | None, zone: str, fmt: str = "%a %d %b %Y, %H:%M") -> str:
+    if value is None:
+        return "never"
+    return value.astimezone(ZoneInfo(zone)).strftime(fmt)
+
+
+def build_environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["local_time"] = local_time
+    return env
+
+
+def build_templates(env: Environment) -> Jinja2Templates:
+    return Jinja2Templates(env=env)
