@@ -104,7 +104,9 @@ class RequestGuard:
             if not _same_origin(headers, scope):
                 await PlainTextResponse("Cross-origin request refused.", 403)(scope, receive, send)
                 return
-            if bearer is None:
+            # An API call with no credentials at all carries nothing to forge; it stays anonymous.
+            anonymous_api = path == "/graphql" and user_session is None
+            if bearer is None and not anonymous_api:
                 provided = headers.get("x-csrf-token")
                 if provided is None and content_type.startswith(
                     "application/x-www-form-urlencoded"

@@ -29,7 +29,9 @@ async def test_login_then_home_then_logout_ends_session(
     out = await client.post("/logout", data={"csrf_token": csrf})
     assert out.status_code == 303
     # Replaying the old cookie after logout no longer works: the session is gone server-side.
-    async with httpx.AsyncClient(transport=client._transport, base_url="http://testserver", cookies=stolen) as replay:
+    async with httpx.AsyncClient(
+        transport=client._transport, base_url="http://testserver", cookies=stolen
+    ) as replay:
         again = await replay.get("/")
         assert again.status_code == 303 and again.headers["location"].startswith("/login")
 
@@ -40,7 +42,12 @@ async def test_session_cookie_is_httponly_samesite_and_fresh_on_login(
     await create_user(services, "ben@example.org")
     page = await client.get("/login")
     first = await client.post(
-        "/login", data={"email": "ben@example.org", "password": TEST_PASSWORD, "csrf_token": csrf_from(page.text)}
+        "/login",
+        data={
+            "email": "ben@example.org",
+            "password": TEST_PASSWORD,
+            "csrf_token": csrf_from(page.text),
+        },
     )
     cookie = first.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
@@ -48,7 +55,11 @@ async def test_session_cookie_is_httponly_samesite_and_fresh_on_login(
     page = await client.get("/login?next=/")  # signed in: redirected, so log in again via POST
     second = await client.post(
         "/login",
-        data={"email": "ben@example.org", "password": TEST_PASSWORD, "csrf_token": await _csrf(client)},
+        data={
+            "email": "ben@example.org",
+            "password": TEST_PASSWORD,
+            "csrf_token": await _csrf(client),
+        },
     )
     assert second.status_code == 303
     assert client.cookies.get("tandem_session") not in (None, token_one)
@@ -64,12 +75,22 @@ async def test_wrong_password_is_refused_with_one_message(
     await create_user(services, "cy@example.org")
     page = await client.get("/login")
     response = await client.post(
-        "/login", data={"email": "cy@example.org", "password": "nope-nope-nope", "csrf_token": csrf_from(page.text)}
+        "/login",
+        data={
+            "email": "cy@example.org",
+            "password": "nope-nope-nope",
+            "csrf_token": csrf_from(page.text),
+        },
     )
     assert response.status_code == 401
     assert "Email or password is incorrect." in response.text
     unknown = await client.post(
-        "/login", data={"email": "nobody@example.org", "password": "x" * 12, "csrf_token": csrf_from(page.text)}
+        "/login",
+        data={
+            "email": "nobody@example.org",
+            "password": "x" * 12,
+            "csrf_token": csrf_from(page.text),
+        },
     )
     assert unknown.status_code == 401 and "Email or password is incorrect." in unknown.text
 
@@ -82,7 +103,8 @@ async def test_login_attempts_are_rate_limited(
     statuses = []
     for _ in range(6):
         response = await client.post(
-            "/login", data={"email": "dee@example.org", "password": "wrong-password!", "csrf_token": token}
+            "/login",
+            data={"email": "dee@example.org", "password": "wrong-password!", "csrf_token": token},
         )
         statuses.append(response.status_code)
     assert statuses[:5] == [401] * 5
@@ -127,9 +149,13 @@ async def test_multipart_is_refused(client: httpx.AsyncClient, services: AppServ
     assert response.status_code == 415
 
 
-async def test_login_form_itself_needs_csrf(client: httpx.AsyncClient, services: AppServices) -> None:
+async def test_login_form_itself_needs_csrf(
+    client: httpx.AsyncClient, services: AppServices
+) -> None:
     await create_user(services, "hal@example.org")
-    response = await client.post("/login", data={"email": "hal@example.org", "password": TEST_PASSWORD})
+    response = await client.post(
+        "/login", data={"email": "hal@example.org", "password": TEST_PASSWORD}
+    )
     assert response.status_code == 403
 
 
@@ -142,7 +168,11 @@ async def test_password_change_ends_other_sessions(app: object, services: AppSer
         await login(phone, "ivy@example.org")
         changed = await laptop.post(
             "/profile/password",
-            data={"current_password": TEST_PASSWORD, "new_password": "a brand new password", "csrf_token": csrf},
+            data={
+                "current_password": TEST_PASSWORD,
+                "new_password": "a brand new password",
+                "csrf_token": csrf,
+            },
         )
         assert changed.status_code == 303
         assert (await laptop.get("/")).status_code == 200
@@ -160,6 +190,11 @@ async def test_next_parameter_cannot_redirect_off_site(
     page = await client.get(f"/login?next={target}")
     response = await client.post(
         "/login",
-        data={"email": "jo@example.org", "password": TEST_PASSWORD, "csrf_token": csrf_from(page.text), "next": target},
+        data={
+            "email": "jo@example.org",
+            "password": TEST_PASSWORD,
+            "csrf_token": csrf_from(page.text),
+            "next": target,
+        },
     )
     assert response.headers["location"] == "/"

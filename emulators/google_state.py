@@ -1,0 +1,358 @@
+"""In-memory state of the Google emulator: accounts, calendars, OAuth grants, faults.
+
+Tests and ``tandem demo`` seed it directly (accounts, events, OAuth clients) and inject
+faults; the HTTP routes in ``google_oauth`` and ``google_calendar`` read and change it.
+One lock guards every change because the routes run in uvicorn's thread while a test
+seeds or inspects from its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+GOOGLE_SCOPE_PREFIX = "https://www.googleapis.com/auth/"
+SHORT_SCOPES = {
+    "email": "https://www.googleapis.com/auth/userinfo.email",
+    "profile": "https://www.googleapis.com/auth/userinfo.profile",
+}
+KNOWN_SCOPES = frozenset(
+    {"openid", *SHORT_SCOPES.values()}
+    | {
+        GOOGLE_SCOPE_PREFIX + name
+        for name in (
+            "calendar",
+            "calendar.readonly",
+            "calendar.events",
+            "calendar.events.readonly",
+            "calendar.events.owned",
+            "calendar.events.owned.readonly",
+            "calendar.events.freebusy",
+            "calendar.freebusy",
+        )
+    }
+)
+
+
+def new_event_id() -> str:
+    """A server-chosen event id in Google's alphabet (base32hex, lower case)."""
+    return base64.b32hexencode(secrets.token_bytes(15)).decode().lower()
+
+
+def normalize_scopes(raw: str) -> list[str]:
+    """Expand Google's short scope names the way its token endpoint reports them."""
+    return [SHORT_SCOPES.get(item, item) for item in raw.split()]
+
+
+@dataclass
+class OAuthClient:
+    client_id: str
+    client_secret: str
+    redirect_uris: set[str]
+
+
+@dataclass
+class Account:
+    email: str
+    time_zone: str = "UTC"
+    unreadable: bool = False
+    subject: str = field(default_factory=lambda: str(secrets.randbelow(10**20)))
+
+
+@dataclass
+class StoredEvent:
+    data: dict[str, Any]
+    seq: int
+
+
+@dataclass
+class PendingConsent:
+    """An authorization request waiting for the user's Allow/Deny."""
+
+    client_id: str
+    redirect_uri: str
+    scopes: list[str]
+    state: str | None
+    code_challenge: str | None
+    code_challenge_method: str
+    offline: bool
+    force_consent: bool
+    include_granted_scopes: bool
+
+
+@dataclass
+class AuthCode:
+    client_id: str
+    redirect_uri: str
+    email: str
+    scopes: list[str]
+    code_challenge: str | None
+    code_challenge_method: str
+    issue_refresh_token: bool
+    expires_at: float
+
+
+@dataclass
+class Grant:
+    """One user's consent to one client; revoking any of its tokens revokes all of them."""
+
+    grant_id: str
+    client_id: str
+    email: str
+    scopes: list[str]
+
+
+@dataclass
+class AccessToken:
+    grant_id: str
+    expires_at: float
+
+
+@dataclass
+class Channel:
+    channel_id: str
+    resource_id: str
+    email: str
+    resource_uri: str
+    address: str
+    token: str | None
+    expiration_ms: int
+    messages_sent: int = 0
+
+
+@dataclass
+class Fault:
+    path_substring: str
+    status: int
+    body: Any
+    headers: dict[str, str]
+    remaining: int
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """What tests may assert on: never parameter *values*, except ``sendUpdates``."""
+
+    method: str
+    path: str
+    param_names: frozenset[str]
+    send_updates: str | None
+
+
+@dataclass
+class PageCursor:
+    key: tuple[Any, ...]
+    offset: int
+    snapshot: int
+
+
+class GoogleState:
+    """Everything the emulator knows; mutate it from tests to seed data and faults."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.access_token_ttl = 3600
+        self.freebusy_max_days = 90  # empirical; Google does not document the limit
+        self.clients: dict[str, OAuthClient] = {}
+        self.accounts: dict[str, Account] = {}
+        self.events: dict[str, dict[str, StoredEvent]] = {}
+        self.pending: dict[str, PendingConsent] = {}
+        self.codes: dict[str, AuthCode] = {}
+        self.grants: dict[str, Grant] = {}
+        self.access_tokens: dict[str, AccessToken] = {}
+        self.refresh_tokens: dict[str, str] = {}  # token -> grant id
+        self.consented: set[tuple[str, str]] = set()  # (email, client_id)
+        self.sync_tokens: dict[str, tuple[str, int]] = {}  # token -> (email, seq)
+        self.page_cursors: dict[str, PageCursor] = {}
+        self.channels: dict[str, Channel] = {}
+        self.faults: list[Fault] = []
+        self.requests: list[RecordedRequest] = []
+        self._seq = 0
+
+    # --- seeding -------------------------------------------------------------------
+
+    def register_client(
+        self, client_id: str, client_secret: str, redirect_uris: Iterable[str] = ()
+    ) -> None:
+        with self.lock:
+            self.clients[client_id] = OAuthClient(client_id, client_secret, set(redirect_uris))
+
+    def add_redirect_uri(self, client_id: str, redirect_uri: str) -> None:
+        with self.lock:
+            self.clients[client_id].redirect_uris.add(redirect_uri)
+
+    def add_account(self, email: str, *, time_zone: str = "UTC") -> None:
+        """A Google account with an (empty) primary calendar in ``time_zone``."""
+        with self.lock:
+            key = email.lower()
+            if key not in self.accounts:
+                self.accounts[key] = Account(key, time_zone)
+                self.events[key] = {}
+
+    def add_event(self, email: str, event: Mapping[str, Any]) -> str:
+        """Store Google event JSON in the account's primary calendar; returns its id."""
+        with self.lock:
+            self.add_account(email)
+            data = copy.deepcopy(dict(event))
+            event_id = str(data.get("id") or new_event_id())
+            data["id"] = event_id
+            self.put_event(email, self.complete_event(email, data))
+            return event_id
+
+    # --- faults --------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        path_substring: str,
+        status: int,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        times: int = 1,
+    ) -> None:
+        """The next ``times`` requests whose path contains ``path_substring`` fail."""
+        with self.lock:
+            self.faults.append(Fault(path_substring, status, body, dict(headers or {}), times))
+
+    def take_fault(self, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.path_substring in path and fault.remaining > 0:
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self.faults.remove(fault)
+                    return fault
+            return None
+
+    def expire_access_tokens(self) -> None:
+        with self.lock:
+            for token in self.access_tokens.values():
+                token.expires_at = self.clock() - 1
+
+    def revoke_all(self, email: str) -> None:
+        """The user removed the app's access in their Google account settings."""
+        with self.lock:
+            for grant in [g for g in self.grants.values() if g.email == email.lower()]:
+                self.revoke_grant(grant.grant_id)
+
+    def set_unreadable(self, email: str, unreadable: bool = True) -> None:
+        with self.lock:
+            self.accounts[email.lower()].unreadable = unreadable
+
+    def invalidate_sync_tokens(self) -> None:
+        """Every outstanding sync token now answers 410 Gone (Google may do this any time)."""
+        with self.lock:
+            self.sync_tokens.clear()
+
+    # --- grants and tokens -----------------------------------------------------------
+
+    def issue_tokens(self, grant_id: str, *, with_refresh: bool) -> tuple[str, str | None]:
+        with self.lock:
+            access = "ya29." + secrets.token_urlsafe(32)
+            self.access_tokens[access] = AccessToken(grant_id, self.clock() + self.access_token_ttl)
+            refresh = None
+            if with_refresh:
+                refresh = "1//" + secrets.token_urlsafe(32)
+                self.refresh_tokens[refresh] = grant_id
+            return access, refresh
+
+    def grant_access(self, email: str, client_id: str, scopes: Iterable[str]) -> tuple[str, str]:
+        """Record a consent without the browser dance; returns (access, refresh) tokens.
+
+        For tests and the demo, to start with users whose calendar is already connected.
+        """
+        with self.lock:
+            self.add_account(email)
+            key = email.lower()
+            grant_id = f"{key} {client_id}"
+            self.grants[grant_id] = Grant(
+                grant_id, client_id, key, normalize_scopes(" ".join(scopes))
+            )
+            self.consented.add((key, client_id))
+            access, refresh = self.issue_tokens(grant_id, with_refresh=True)
+            assert refresh is not None
+            return access, refresh
+
+    def revoke_grant(self, grant_id: str) -> None:
+        with self.lock:
+            grant = self.grants.pop(grant_id, None)
+            if grant is not None:
+                self.consented.discard((grant.email, grant.client_id))
+            for table in (self.access_tokens, self.refresh_tokens):
+                for token in [t for t, v in table.items() if _grant_of(v) == grant_id]:
+                    del table[token]
+
+    def grant_for_access_token(self, token: str) -> Grant | None:
+        with self.lock:
+            entry = self.access_tokens.get(token)
+            if entry is None or entry.expires_at <= self.clock():
+                return None
+            return self.grants.get(entry.grant_id)
+
+    # --- calendars -------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        with self.lock:
+            self._seq += 1
+            return self._seq
+
+    @property
+    def current_seq(self) -> int:
+        return self._seq
+
+    def complete_event(self, email: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Fill in the fields Google adds to every stored event."""
+        data.setdefault("kind", "calendar#event")
+        data.setdefault("status", "confirmed")
+        data.setdefault("iCalUID", f"{data['id']}@google.com")
+        data.setdefault("sequence", 0)
+        data.setdefault("organizer", {"email": email.lower(), "self": True})
+        data.setdefault("creator", {"email": email.lower(), "self": True})
+        data.setdefault("eventType", "default")
+        for attendee in data.get("attendees", []):
+            attendee.setdefault("responseStatus", "needsAction")
+            if str(attendee.get("email", "")).lower() == email.lower():
+                attendee["self"] = True
+        return data
+
+    def put_event(self, email: str, data: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            seq = self.next_seq()
+            data["etag"] = f'"{seq}"'
+            data["updated"] = _rfc3339_now(self.clock())
+            data.setdefault("created", data["updated"])
+            self.events[email.lower()][data["id"]] = StoredEvent(data, seq)
+            return copy.deepcopy(data)
+
+    def new_sync_token(self, email: str, seq: int) -> str:
+        with self.lock:
+            token = secrets.token_urlsafe(18)
+            self.sync_tokens[token] = (email, seq)
+            return token
+
+    def record(self, entry: RecordedRequest) -> None:
+        with self.lock:
+            self.requests.append(entry)
+
+    def requests_to(self, path_substring: str, method: str | None = None) -> list[RecordedRequest]:
+        """Recorded calls whose path contains ``path_substring`` (and method, if given)."""
+        with self.lock:
+            return [
+                r
+                for r in self.requests
+                if path_substring in r.path and (method is None or r.method == method)
+            ]
+
+
+def _grant_of(value: AccessToken | str) -> str:
+    return value.grant_id if isinstance(value, AccessToken) else value
+
+
+def _rfc3339_now(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(epoch))

@@ -1,0 +1,127 @@
+"""A local stand-in for the Microsoft identity platform and Microsoft Graph calendars.
+
+``create_microsoft_emulator`` builds the Starlette app; ``start_microsoft_emulator``
+serves it over HTTPS (msal accepts only https authorities) with a throwaway CA and hands
+back the settings that point Tandem at it. Tests and ``tandem demo`` use it; production
+never does.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from emulators.microsoft_graph import graph_error, graph_routes
+from emulators.microsoft_identity import identity_routes
+from emulators.microsoft_state import CONSUMER_TENANT_ID, MicrosoftState
+from emulators.runner import BackgroundServer, make_test_ca
+
+__all__ = [
+    "CONSUMER_TENANT_ID",
+    "MicrosoftState",
+    "RunningMicrosoft",
+    "create_microsoft_emulator",
+    "start_microsoft_emulator",
+]
+
+_DEFAULT_FAULT_CODES = {
+    429: ("TooManyRequests", "Application is over its MailboxConcurrency limit."),
+    503: ("ServiceUnavailable", "The service is temporarily unavailable."),
+    504: ("GatewayTimeout", "The gateway timed out."),
+}
+
+
+class _RecordAndFault:
+    """Records every request and answers with an injected fault when one matches."""
+
+    def __init__(self, app: ASGIApp, state: MicrosoftState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        headers = Headers(scope=scope)
+        query = scope.get("query_string", b"").decode()
+        names = tuple(sorted({p.split("=", 1)[0] for p in query.split("&") if p}))
+        self.state.record(
+            scope["method"], path, tuple(unquote(n) for n in names), headers.get("prefer")
+        )
+        fault = self.state.take_fault(path)
+        if fault is None:
+            await self.app(scope, receive, send)
+            return
+        extra = dict(fault.headers)
+        if fault.status == 429:
+            extra.setdefault("Retry-After", "1")
+        response: Response
+        if fault.body is None:
+            code, message = _DEFAULT_FAULT_CODES.get(
+                fault.status, ("UnknownError", "Injected fault.")
+            )
+            response = graph_error(fault.status, code, message, headers=extra)
+        else:
+            raw = fault.body if isinstance(fault.body, str | bytes) else json.dumps(fault.body)
+            response = Response(
+                raw, status_code=fault.status, headers=extra, media_type="application/json"
+            )
+        await response(scope, receive, send)
+
+
+def create_microsoft_emulator(state: MicrosoftState | None = None) -> ASGIApp:
+    """The identity endpoints under ``/{tenant}/`` and Graph under ``/v1.0``."""
+    state = state or MicrosoftState()
+    app = Starlette(routes=[*graph_routes(state), *identity_routes(state)])
+    app.state.emulator = state
+    return _RecordAndFault(app, state)
+
+
+@dataclass
+class RunningMicrosoft:
+    """A started emulator: where it lives, what to trust, and how to configure Tandem."""
+
+    state: MicrosoftState
+    server: BackgroundServer
+    ca_path: Path
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def authority(self) -> str:
+        return f"{self.server.url}/{self.state.tenant}"
+
+    @property
+    def graph_base(self) -> str:
+        return f"{self.server.url}/v1.0"
+
+    def settings_overrides(self) -> dict[str, str]:
+        """Environment variables (``TANDEM_`` prefix) that point Tandem at this emulator."""
+        return {
+            "TANDEM_MICROSOFT_AUTHORITY": self.authority,
+            "TANDEM_MICROSOFT_GRAPH_BASE": self.graph_base,
+            "TANDEM_MICROSOFT_CA_BUNDLE": str(self.ca_path),
+            "TANDEM_MICROSOFT_CLIENT_ID": self.state.client_id,
+            "TANDEM_MICROSOFT_CLIENT_SECRET": self.state.client_secret,
+        }
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def start_microsoft_emulator(tmpdir: Path, state: MicrosoftState | None = None) -> RunningMicrosoft:
+    """Serve the emulator over HTTPS on a free loopback port (host name ``localhost``)."""
+    state = state or MicrosoftState()
+    ca_path, tls = make_test_ca(tmpdir)
+    server = BackgroundServer(create_microsoft_emulator(state), tls=tls).start()
+    return RunningMicrosoft(state=state, server=server, ca_path=ca_path)

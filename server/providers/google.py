@@ -1,0 +1,635 @@
+"""Google Calendar: OAuth consent (authlib helpers), free/busy, Tandem's own events.
+
+Everything goes over the shared ``httpx.AsyncClient`` to URLs from settings, so the same
+code talks to Google or to ``emulators.google``. Free/busy comes from ``freeBusy.query``,
+which returns times only; the only events ever read in full are Tandem's own meetings
+(``read_changes`` drops every other event unread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from authlib.common.security import generate_token
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+from server.config import Settings
+from server.providers.base import (
+    AuthExpired,
+    AuthorizationDeclined,
+    AuthorizationStart,
+    BusyFetch,
+    BusyInterval,
+    ChangeBatch,
+    ConnectedAccount,
+    Credentials,
+    EventChange,
+    ExternalEvent,
+    InvalidCredentials,
+    ProviderError,
+    ProviderName,
+    PushChannel,
+    SyncTokenExpired,
+)
+from server.providers.http_errors import RetryPolicy, Sleep, send_with_retry
+
+FREEBUSY_SCOPE = "https://www.googleapis.com/auth/calendar.freebusy"
+EVENTS_SCOPE = "https://www.googleapis.com/auth/calendar.events"
+SCOPES = ("openid", "email", FREEBUSY_SCOPE, EVENTS_SCOPE)
+"""Why these scopes (providers.md §1.7):
+
+- ``calendar.freebusy`` ("see the availability of your own calendars") is the narrowest
+  scope ``freeBusy.query`` accepts for the user's own calendar: times only, no titles.
+  ``calendar.events.freebusy`` also covers *other* people's calendars, which Tandem never
+  asks for with a user's token.
+- ``calendar.events`` lets Tandem insert, patch, delete, list and watch the meetings it
+  writes to the owner's calendar (two-way sync). freeBusy does not accept it, hence both.
+- ``openid email`` makes the token endpoint return an ``id_token`` carrying the account
+  email, which Tandem shows as "connected as ...", without a second request.
+"""
+
+_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"})
+_REFRESH_SKEW_SECONDS = 60
+_MAX_FREEBUSY_SPAN = timedelta(days=60)  # Google refuses long ranges (~90 days, undocumented)
+_MAX_PAGES = 200
+_EVENT_ID_PREFIX = "tandem"
+_TANDEM_EVENT_ID = re.compile(r"^tandem[a-v0-9]{52}$")
+_RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+_REAUTH_REASONS = frozenset({"insufficientPermissions", "authError"})
+_TO_GOOGLE_RESPONSE = {
+    "needs_action": "needsAction",
+    "accepted": "accepted",
+    "declined": "declined",
+    "tentative": "tentative",
+}
+_FROM_GOOGLE_RESPONSE = {v: k for k, v in _TO_GOOGLE_RESPONSE.items()}
+
+
+def tandem_event_id(uid: str) -> str:
+    """Google event id for a Tandem meeting: a stable function of its iCalendar UID.
+
+    Client-chosen ids (base32hex ``[a-v0-9]``, 5-1024 chars) make a retried insert
+    idempotent: the second one gets 409 instead of creating a duplicate.
+    """
+    digest = hashlib.sha256(uid.encode()).digest()
+    return _EVENT_ID_PREFIX + base64.b32hexencode(digest).decode().lower().rstrip("=")
+
+
+class GoogleProvider:
+    """``OAuthProvider`` for Google Calendar (see ``server.providers.base``)."""
+
+    name = ProviderName.GOOGLE
+
+    def __init__(
+        self,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._http = http
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._clock = clock
+
+    # --- authorization -------------------------------------------------------------
+
+    def begin_authorization(self, redirect_uri: str) -> AuthorizationStart:
+        """Consent URL with a fresh CSPRNG ``state`` and a PKCE S256 challenge.
+
+        ``access_type=offline`` + ``prompt=consent`` make Google return a refresh token
+        even when the user had connected before.
+        """
+        state = generate_token(32)
+        verifier = generate_token(64)
+        url = prepare_grant_uri(
+            self._settings.google_auth_url,
+            self._client_id(),
+            "code",
+            redirect_uri=redirect_uri,
+            scope=" ".join(SCOPES),
+            state=state,
+            code_challenge=create_s256_code_challenge(verifier),
+            code_challenge_method="S256",
+            access_type="offline",
+            prompt="consent",
+            include_granted_scopes="true",
+        )
+        flow = {"state": state, "code_verifier": verifier, "redirect_uri": redirect_uri}
+        return AuthorizationStart(url=url, state=state, flow=flow)
+
+    async def finish_authorization(
+        self, flow: dict[str, Any], callback_params: Mapping[str, str], redirect_uri: str
+    ) -> ConnectedAccount:
+        expected, received = str(flow.get("state", "")), callback_params.get("state", "")
+        if not expected or not hmac.compare_digest(expected.encode(), received.encode()):
+            raise AuthorizationDeclined("The Google callback does not match a sign-in we started.")
+        error = callback_params.get("error")
+        if error == "access_denied":
+            raise AuthorizationDeclined("Access to the Google calendar was declined.")
+        if error or not callback_params.get("code"):
+            raise AuthorizationDeclined(f"Google sign-in did not complete ({_safe(error)}).")
+        response = await self._token_request(
+            {
+                "grant_type": "authorization_code",
+                "code": callback_params["code"],
+                "redirect_uri": redirect_uri,
+                "code_verifier": str(flow.get("code_verifier", "")),
+            }
+        )
+        if response.status_code in (400, 401):
+            self._raise_if_client_refused(response)
+            raise InvalidCredentials("Google refused the authorization code.")
+        tokens = self._token_json(response)
+        if not tokens.get("refresh_token"):
+            raise InvalidCredentials(
+                "Google did not grant offline access (no refresh token); connect again."
+            )
+        granted = str(tokens.get("scope") or " ".join(SCOPES)).split()  # absent = as asked
+        if FREEBUSY_SCOPE not in granted:
+            raise AuthorizationDeclined(
+                "Access to the Google calendar's availability was not granted."
+            )
+        email = self._email_from_id_token(tokens.get("id_token"))
+        secret = {
+            "access_token": tokens["access_token"],
+            "refresh_token": tokens["refresh_token"],
+            "expires_at": int(self._clock()) + int(tokens.get("expires_in", 3600)),
+            "scope": " ".join(granted),
+        }
+        credentials = Credentials(ProviderName.GOOGLE, secret)
+        return ConnectedAccount(credentials=credentials, account_email=email, label="Google")
+
+    async def revoke(self, credentials: Credentials) -> None:
+        """Revoke the whole grant; an already revoked or unknown token is fine (400)."""
+        token = credentials.secret.get("refresh_token") or credentials.secret.get("access_token")
+        if not token:
+            return
+        response = await self._send(
+            lambda: self._http.post(
+                self._settings.google_revoke_url,
+                data={"token": token},
+                timeout=self._settings.provider_timeout_seconds,
+            )
+        )
+        if response.status_code not in (200, 400):
+            raise ProviderError(f"Google refused to revoke the grant (HTTP {response.status_code})")
+
+    # --- free/busy -----------------------------------------------------------------
+
+    async def fetch_busy(
+        self, credentials: Credentials, start: datetime, end: datetime, time_zone: str
+    ) -> BusyFetch:
+        """Busy time of the primary calendar over ``[start, end)``, in UTC.
+
+        ``time_zone`` is not needed: Google places all-day events on the calendar's own
+        days before answering. Long windows are split into several queries.
+        """
+        _require_aware(start, end)
+        intervals: list[BusyInterval] = []
+        for low, high in _spans(start, end, _MAX_FREEBUSY_SPAN):
+            body = {
+                "timeMin": _rfc3339(low),
+                "timeMax": _rfc3339(high),
+                "timeZone": "UTC",
+                "items": [{"id": "primary"}],
+            }
+            response = await self._api(credentials, "POST", "freeBusy", json=body)
+            if response.status_code != 200:
+                _raise_for(response)
+            calendars = _json(response).get("calendars") or {}
+            entry = calendars.get("primary")
+            if entry is None and len(calendars) == 1:  # keyed by the account email instead
+                entry = next(iter(calendars.values()))
+            if not isinstance(entry, dict) or entry.get("errors"):
+                return BusyFetch(intervals=[], readable=False)
+            for period in entry.get("busy") or []:
+                busy_start, busy_end = _period(period)
+                busy_start, busy_end = max(busy_start, low), min(busy_end, high)
+                if busy_start < busy_end:
+                    intervals.append(BusyInterval(busy_start, busy_end))
+        return BusyFetch(intervals=_merge(intervals))
+
+    # --- Tandem's own events ---------------------------------------------------------
+
+    async def create_event(
+        self, credentials: Credentials, event: ExternalEvent, *, send_invitations: bool
+    ) -> str:
+        """Insert with an id derived from the UID; a 409 means an earlier try got through,
+        so the event is patched to the current version instead."""
+        event_id = tandem_event_id(event.uid)
+        body = {"id": event_id, **_event_body(event)}
+        response = await self._api(
+            credentials,
+            "POST",
+            "calendars/primary/events",
+            params={"sendUpdates": _send_updates(send_invitations)},
+            json=body,
+        )
+        if response.status_code == 409:
+            await self.update_event(credentials, event_id, event, send_invitations=send_invitations)
+        elif response.status_code != 200:
+            _raise_for(response)
+        return event_id
+
+    async def update_event(
+        self,
+        credentials: Credentials,
+        provider_event_id: str,
+        event: ExternalEvent,
+        *,
+        send_invitations: bool,
+    ) -> None:
+        response = await self._api(
+            credentials,
+            "PATCH",
+            f"calendars/primary/events/{provider_event_id}",
+            params={"sendUpdates": _send_updates(send_invitations)},
+            json=_event_body(event),
+        )
+        if response.status_code != 200:
+            _raise_for(response)
+
+    async def delete_event(
+        self, credentials: Credentials, provider_event_id: str, *, send_invitations: bool
+    ) -> None:
+        """Deleting an event that is already gone (404, 410) succeeds."""
+        response = await self._api(
+            credentials,
+            "DELETE",
+            f"calendars/primary/events/{provider_event_id}",
+            params={"sendUpdates": _send_updates(send_invitations)},
+        )
+        if response.status_code not in (200, 204, 404, 410):
+            _raise_for(response)
+
+    async def read_changes(
+        self,
+        credentials: Credentials,
+        sync_token: str | None,
+        start: datetime,
+        end: datetime,
+    ) -> ChangeBatch:
+        """Changes to Tandem's own meetings since ``sync_token`` (or a full listing of
+        ``[start, end)`` without one). Other events are skipped without being kept.
+
+        Raises ``SyncTokenExpired`` when Google answers 410: do a full sync.
+        """
+        params: dict[str, str] = {"maxResults": "250"}
+        if sync_token:
+            params["syncToken"] = sync_token
+        else:
+            _require_aware(start, end)
+            params.update(timeMin=_rfc3339(start), timeMax=_rfc3339(end))
+        changes: list[EventChange] = []
+        for _ in range(_MAX_PAGES):
+            response = await self._api(
+                credentials, "GET", "calendars/primary/events", params=params
+            )
+            if response.status_code == 410 and sync_token:
+                raise SyncTokenExpired("Google needs a full sync of the calendar.")
+            if response.status_code != 200:
+                _raise_for(response)
+            page = _json(response)
+            changes.extend(
+                change for item in page.get("items") or [] if (change := _own_change(item))
+            )
+            if page.get("nextPageToken"):
+                params["pageToken"] = str(page["nextPageToken"])
+                continue
+            token = page.get("nextSyncToken")
+            return ChangeBatch(changes=changes, sync_token=str(token) if token else None)
+        raise ProviderError("Google returned too many pages of changes.")
+
+    # --- push ----------------------------------------------------------------------
+
+    async def open_push_channel(
+        self, credentials: Credentials, address: str, token: str, channel_id: str
+    ) -> PushChannel:
+        """Watch the primary calendar; Google echoes ``token`` in X-Goog-Channel-Token."""
+        body = {"id": channel_id, "type": "web_hook", "address": address, "token": token}
+        response = await self._api(credentials, "POST", "calendars/primary/events/watch", json=body)
+        if response.status_code != 200:
+            _raise_for(response)
+        data = _json(response)
+        expiration = int(data["expiration"]) / 1000
+        return PushChannel(
+            channel_id=str(data["id"]),
+            resource_id=data.get("resourceId"),
+            expires_at=datetime.fromtimestamp(expiration, UTC),
+        )
+
+    async def close_push_channel(self, credentials: Credentials, channel: PushChannel) -> None:
+        """Stop a channel; one Google no longer knows (expired, stopped) is fine."""
+        body = {"id": channel.channel_id, "resourceId": channel.resource_id}
+        response = await self._api(credentials, "POST", "channels/stop", json=body)
+        if response.status_code not in (200, 204, 404):
+            _raise_for(response)
+
+    # --- plumbing --------------------------------------------------------------------
+
+    async def _api(
+        self,
+        credentials: Credentials,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        """One Calendar API call: refresh ahead of expiry, and once more on a 401."""
+        expires_at = float(credentials.secret.get("expires_at", 0))
+        if expires_at - _REFRESH_SKEW_SECONDS <= self._clock():
+            await self._refresh(credentials)
+        url = f"{self._settings.google_api_base.rstrip('/')}/{path}"
+
+        def send() -> Awaitable[httpx.Response]:
+            token = credentials.secret.get("access_token", "")
+            return self._http.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=self._settings.provider_timeout_seconds,
+            )
+
+        response = await self._send(send)
+        if response.status_code == 401:
+            await self._refresh(credentials)
+            response = await self._send(send)
+            if response.status_code == 401:
+                raise AuthExpired("Google no longer accepts Tandem's access; reconnect.")
+        return response
+
+    async def _refresh(self, credentials: Credentials) -> None:
+        refresh_token = credentials.secret.get("refresh_token")
+        if not refresh_token:
+            raise AuthExpired("No Google refresh token is stored; reconnect.")
+        response = await self._token_request(
+            {"grant_type": "refresh_token", "refresh_token": str(refresh_token)}
+        )
+        if response.status_code in (400, 401):
+            self._raise_if_client_refused(response)
+            raise AuthExpired("Google has expired or revoked the grant; reconnect.")
+        tokens = self._token_json(response)
+        secret = dict(credentials.secret)
+        secret["access_token"] = tokens["access_token"]
+        secret["expires_at"] = int(self._clock()) + int(tokens.get("expires_in", 3600))
+        if tokens.get("refresh_token"):
+            secret["refresh_token"] = tokens["refresh_token"]
+        if tokens.get("scope"):
+            secret["scope"] = tokens["scope"]
+        credentials.replace_secret(secret)
+
+    async def _token_request(self, form: dict[str, str]) -> httpx.Response:
+        secret = self._settings.google_client_secret
+        data = {
+            **form,
+            "client_id": self._client_id(),
+            "client_secret": secret.get_secret_value() if secret else "",
+        }
+        return await self._send(
+            lambda: self._http.post(
+                self._settings.google_token_url,
+                data=data,
+                headers={"Accept": "application/json"},
+                timeout=self._settings.provider_timeout_seconds,
+            )
+        )
+
+    def _token_json(self, response: httpx.Response) -> dict[str, Any]:
+        if response.status_code != 200:
+            raise ProviderError(f"Google's token endpoint failed (HTTP {response.status_code})")
+        tokens = _json(response)
+        if not tokens.get("access_token"):
+            raise ProviderError("Google's token endpoint returned no access token.")
+        return tokens
+
+    @staticmethod
+    def _raise_if_client_refused(response: httpx.Response) -> None:
+        if _oauth_error(response) in ("invalid_client", "unauthorized_client"):
+            raise ProviderError(
+                "Google refused Tandem's OAuth client; check google_client_id/secret."
+            )
+
+    async def _send(self, send: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+        return await send_with_retry(
+            send,
+            service="Google",
+            policy=self._retry,
+            is_rate_limited=_is_rate_limited,
+            sleep=self._sleep,
+        )
+
+    def _client_id(self) -> str:
+        if not self._settings.google_client_id:
+            raise ProviderError("Google is not configured (google_client_id is missing).")
+        return self._settings.google_client_id
+
+    def _email_from_id_token(self, id_token: Any) -> str:
+        """The ``email`` claim of the ID token from the token endpoint.
+
+        The token came straight from Google's token endpoint over TLS, which OpenID
+        Connect Core §3.1.3.7 accepts in place of checking its signature; the audience
+        and issuer are still checked.
+        """
+        claims = _jwt_claims(id_token)
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        email = claims.get("email")
+        if (
+            self._client_id() not in audiences
+            or claims.get("iss") not in _ISSUERS
+            or not isinstance(email, str)
+            or claims.get("email_verified") is False
+        ):
+            raise ProviderError("Google did not return a usable account email.")
+        return email.lower()
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _event_body(event: ExternalEvent) -> dict[str, Any]:
+    zone = ZoneInfo(event.time_zone)
+    return {
+        "summary": event.title,
+        "description": event.description,
+        "location": event.location or "",
+        "start": {
+            "dateTime": event.start.astimezone(zone).isoformat(),
+            "timeZone": event.time_zone,
+        },
+        "end": {"dateTime": event.end.astimezone(zone).isoformat(), "timeZone": event.time_zone},
+        "status": "confirmed",
+        "attendees": [
+            {
+                "email": attendee.email,
+                **({"displayName": attendee.name} if attendee.name else {}),
+                "responseStatus": _TO_GOOGLE_RESPONSE.get(attendee.response, "needsAction"),
+            }
+            for attendee in event.attendees
+        ],
+        "extendedProperties": {"private": {"tandem_uid": event.uid}},
+    }
+
+
+def _own_change(item: Any) -> EventChange | None:
+    """An ``EventChange`` for one of Tandem's meetings; ``None`` for anything else."""
+    if not isinstance(item, dict):
+        return None
+    event_id = str(item.get("id", ""))
+    if not _TANDEM_EVENT_ID.match(event_id):
+        return None
+    if item.get("status") == "cancelled":
+        return EventChange(provider_event_id=event_id, deleted=True)
+    uid = ((item.get("extendedProperties") or {}).get("private") or {}).get("tandem_uid")
+    if not isinstance(uid, str) or tandem_event_id(uid) != event_id:
+        return None
+    responses = {
+        str(a["email"]).lower(): _FROM_GOOGLE_RESPONSE.get(
+            str(a.get("responseStatus")), "needs_action"
+        )
+        for a in item.get("attendees") or []
+        if isinstance(a, dict) and a.get("email")
+    }
+    return EventChange(
+        provider_event_id=event_id,
+        deleted=False,
+        title=str(item.get("summary", "")),
+        description=str(item.get("description", "")),
+        start=_event_instant(item.get("start")),
+        end=_event_instant(item.get("end")),
+        attendee_responses=responses,
+    )
+
+
+def _event_instant(value: Any) -> datetime | None:
+    if not isinstance(value, dict):
+        return None
+    if "dateTime" in value:
+        moment = datetime.fromisoformat(str(value["dateTime"]))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo(str(value.get("timeZone") or "UTC")))
+        return moment.astimezone(UTC)
+    if "date" in value:
+        return datetime.fromisoformat(str(value["date"])).replace(tzinfo=UTC)
+    return None
+
+
+def _send_updates(send_invitations: bool) -> str:
+    return "all" if send_invitations else "none"
+
+
+def _is_rate_limited(response: httpx.Response) -> bool:
+    if response.status_code == 429:
+        return True
+    return response.status_code == 403 and _api_reason(response) in _RATE_LIMIT_REASONS
+
+
+def _raise_for(response: httpx.Response) -> None:
+    """Map an unexpected Calendar API answer to a typed error (status and reason only)."""
+    reason = _api_reason(response)
+    if response.status_code == 401 or (response.status_code == 403 and reason in _REAUTH_REASONS):
+        raise AuthExpired("Google refused Tandem's access to the calendar; reconnect.")
+    raise ProviderError(f"Google rejected the request (HTTP {response.status_code}, {reason}).")
+
+
+def _api_reason(response: httpx.Response) -> str:
+    try:
+        errors = response.json()["error"]["errors"]
+        return _safe(str(errors[0]["reason"]))
+    except (ValueError, KeyError, IndexError, TypeError):
+        return "unknown"
+
+
+def _oauth_error(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("error", ""))
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError:
+        raise ProviderError("Google returned a response that is not JSON.") from None
+    if not isinstance(data, dict):
+        raise ProviderError("Google returned an unexpected response.")
+    return data
+
+
+def _jwt_claims(token: Any) -> dict[str, Any]:
+    try:
+        payload = str(token).split(".")[1]
+        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        claims = json.loads(raw)
+    except (IndexError, ValueError, binascii.Error):
+        raise ProviderError("Google did not return a usable ID token.") from None
+    if not isinstance(claims, dict):
+        raise ProviderError("Google did not return a usable ID token.")
+    return claims
+
+
+def _safe(text: str | None) -> str:
+    """A provider-supplied code fit for a message (letters and underscores only)."""
+    return text if text and re.fullmatch(r"[A-Za-z_]{1,64}", text) else "unknown"
+
+
+def _require_aware(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("start and end must be timezone-aware")
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _period(period: Any) -> tuple[datetime, datetime]:
+    """A freeBusy ``{"start", "end"}`` pair as aware UTC datetimes."""
+    try:
+        start = datetime.fromisoformat(str(period["start"]))
+        end = datetime.fromisoformat(str(period["end"]))
+    except (KeyError, TypeError, ValueError):
+        raise ProviderError("Google returned a malformed busy period.") from None
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ProviderError("Google returned a busy period without a time zone.")
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def _spans(start: datetime, end: datetime, longest: timedelta) -> list[tuple[datetime, datetime]]:
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    spans = []
+    while start < end:
+        spans.append((start, min(end, start + longest)))
+        start += longest
+    return spans
+
+
+def _merge(intervals: list[BusyInterval]) -> list[BusyInterval]:
+    merged: list[BusyInterval] = []
+    for interval in sorted(intervals):
+        if merged and interval.start <= merged[-1].end:
+            last = merged[-1]
+            merged[-1] = BusyInterval(last.start, max(last.end, interval.end), last.kind)
+        else:
+            merged.append(interval)
+    return merged
