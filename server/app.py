@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,9 +19,11 @@ from starlette.staticfiles import StaticFiles
 
 from server.config import Settings
 from server.db import Database
-from server.pages import admin, auth, home, profile
+from server.pages import admin, auth, calendar, home, profile
 from server.pages.common import LoginRequired, render
+from server.providers.registry import ProviderRegistry
 from server.providers.secrets import SecretBox
+from server.services.calendar_deps import CalendarDeps
 from server.web.graphql_view import TandemGraphQL
 from server.web.guard import RequestGuard
 from server.web.state import AppServices
@@ -31,19 +34,37 @@ log = logging.getLogger("tandem")
 
 def build_services(settings: Settings) -> AppServices:
     """Everything a process shares. The caller closes it with ``close_services``."""
+    secrets = SecretBox.from_config(
+        settings.secret_keys.get_secret_value() if settings.secret_keys else None,
+        settings.data_dir,
+    )
+    verify: ssl.SSLContext | bool = True
+    if settings.microsoft_ca_bundle is not None:  # the local Microsoft emulator's test CA
+        verify = ssl.create_default_context()
+        verify.load_verify_locations(cafile=str(settings.microsoft_ca_bundle))
+    http = httpx.AsyncClient(
+        timeout=settings.provider_timeout_seconds, follow_redirects=False, verify=verify
+    )
+    registry = ProviderRegistry.build(settings, http)
     return AppServices(
         settings=settings,
         db=Database.from_url(settings.resolved_database_url),
-        secrets=SecretBox.from_config(
-            settings.secret_keys.get_secret_value() if settings.secret_keys else None,
-            settings.data_dir,
-        ),
-        http=httpx.AsyncClient(timeout=settings.provider_timeout_seconds, follow_redirects=False),
+        secrets=secrets,
+        http=http,
         templates=build_environment(),
+        registry=registry,
+        calendar=CalendarDeps(
+            registry=registry,
+            secrets=secrets,
+            base_url=settings.base_url,
+            horizon_days=settings.sync_horizon_days,
+            max_age_seconds=settings.sync_max_age_seconds,
+        ),
     )
 
 
 async def close_services(services: AppServices) -> None:
+    services.registry.close()
     await services.http.aclose()
     await services.db.dispose()
 
@@ -102,6 +123,10 @@ def routes(services: AppServices) -> list[Any]:
         Route("/profile/password", profile.change_password, methods=["POST"]),
         Route("/profile/tokens", profile.create_token, methods=["POST"]),
         Route("/profile/tokens/{token_id}/revoke", profile.revoke_token, methods=["POST"]),
+        Route("/calendar/connect/icloud", calendar.connect_icloud, methods=["POST"]),
+        Route("/calendar/connect/{provider}", calendar.connect, methods=["GET"]),
+        Route("/calendar/callback/{provider}", calendar.callback, methods=["GET"]),
+        Route("/calendar/disconnect", calendar.disconnect, methods=["POST"]),
         Route("/admin", admin.admin_home, methods=["GET"]),
         Route("/admin/act-as", admin.act_as, methods=["POST"]),
         Route("/admin/act-as/end", admin.end_acting, methods=["POST"]),

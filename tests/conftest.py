@@ -23,6 +23,8 @@ from server.models import metadata
 from server.services import accounts
 from server.web.state import AppServices
 
+pytest_plugins = ["tests.calendar_fixtures"]
+
 POSTGRES_URL = os.environ.get("TANDEM_TEST_POSTGRES_URL")
 TEST_PASSWORD = "correct horse battery"
 

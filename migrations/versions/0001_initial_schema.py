@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 18:57:24.963731
+Create Date: 2026-11-25
 """
 
 from collections.abc import Sequence
@@ -210,7 +210,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('state_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('user_id', sa.Uuid(), nullable=False),
-    sa.Column('session_id', sa.Uuid(), nullable=False),
+    sa.Column('session_id', sa.Uuid(), nullable=True),
+    sa.Column('redirect_uri', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
     sa.Column('provider', sa.Enum('google', 'microsoft', 'icloud', name='oauth_provider', native_enum=False, create_constraint=True, length=32), nullable=False),
     sa.Column('encrypted_flow', sa.LargeBinary(), nullable=False),
     sa.Column('created_at', server.models.base.UTCDateTime(timezone=True), nullable=False),

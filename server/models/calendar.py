@@ -47,7 +47,12 @@ class OAuthFlow(SQLModel, table=True):
     id: uuid.UUID = id_field()
     state_hash: str = Field(max_length=64, unique=True, index=True)
     user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True, ondelete="CASCADE")
-    session_id: uuid.UUID = Field(foreign_key="user_session.id", ondelete="CASCADE")
+    # The browser session that started the flow; None when an integrator started it through
+    # the API, in which case the callback must come from a browser signed in as the same user.
+    session_id: uuid.UUID | None = Field(
+        default=None, foreign_key="user_session.id", ondelete="CASCADE"
+    )
+    redirect_uri: str = Field(max_length=500)
     provider: ProviderName = Field(sa_type=enum_type(ProviderName, "oauth_provider"))
     encrypted_flow: bytes = Field(sa_type=LargeBinary)
     created_at: datetime = created_field()

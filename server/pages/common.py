@@ -19,7 +19,12 @@ NOTICES: dict[str, str] = {
     "acting_started": "You are now working on behalf of this participant.",
     "acting_ended": "You are back to your own account.",
     "calendar_connected": "Your calendar is connected.",
-    "calendar_disconnected": "Your calendar is disconnected.",
+    "calendar_disconnected": "Your calendar is disconnected. Tandem revoked its access and "
+    "deleted your busy times.",
+    "calendar_disconnected_icloud": "Your calendar is disconnected and Tandem deleted your "
+    "password and busy times. Apple offers no way for apps to revoke an app-specific "
+    "password: revoke it yourself at account.apple.com (Sign-In and Security, "
+    "App-Specific Passwords).",
     "settings_saved": "Program settings are saved.",
 }
 

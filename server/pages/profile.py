@@ -39,6 +39,11 @@ async def _page(request: Request, tab: str, **extra: Any) -> Response:
     return render(request, "pages/profile_edit.html", context, status_code=status)
 
 
+async def settings_page(request: Request, *, error: str, status_code: int) -> Response:
+    """The Settings tab showing an error (used by the calendar pages)."""
+    return await _page(request, "settings", error=error, status_code=status_code)
+
+
 async def edit(request: Request) -> Response:
     tab = request.query_params.get("tab", "profile")
     return await _page(request, tab if tab in TABS else "profile")

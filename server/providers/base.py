@@ -222,6 +222,7 @@ class CalendarProvider(Protocol):
         ...
 
 
+@runtime_checkable
 class OAuthProvider(CalendarProvider, Protocol):
     """Providers connected through an OAuth authorization-code flow (Google, Microsoft)."""
 
@@ -235,6 +236,7 @@ class OAuthProvider(CalendarProvider, Protocol):
         ...
 
 
+@runtime_checkable
 class PasswordProvider(CalendarProvider, Protocol):
     """Providers connected with a user name and an app-specific password (CalDAV)."""
 

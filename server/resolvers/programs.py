@@ -30,7 +30,9 @@ MAX_MEMBER_IDS = 50
 
 async def program(info: strawberry.Info[Context, None], id: strawberry.ID) -> Program | None:
     try:
-        row = await programs.get_visible_program(info.context.db, info.context.user, parse_id(id, "program"))
+        row = await programs.get_visible_program(
+            info.context.db, info.context.user, parse_id(id, "program")
+        )
     except NotFound:
         return None
     return Program.from_row(row)
@@ -66,7 +68,9 @@ async def add_program_member(
             ProgramRole(input.role.value),
         )
         member = await accounts.get_user(db, membership.user_id)
-        return ProgramMember(user=User.from_row(member), role=ProgramRoleEnum(membership.role.value))
+        return ProgramMember(
+            user=User.from_row(member), role=ProgramRoleEnum(membership.role.value)
+        )
 
     result, errors = await run_mutation(info, action)
     return AddProgramMemberPayload(member=result, errors=errors)
@@ -112,7 +116,10 @@ async def update_program_settings(
             two_way_sync_enabled=input.two_way_sync_enabled,
         )
         row = await programs.update_settings(
-            info.context.db, info.context.user, parse_id(input.program_id, "program", "programId"), change
+            info.context.db,
+            info.context.user,
+            parse_id(input.program_id, "program", "programId"),
+            change,
         )
         return Program.from_row(row)
 

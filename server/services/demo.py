@@ -66,8 +66,12 @@ async def seed(session: AsyncSession) -> list[DemoLogin]:
         ("nia.mentor@demo.tandem.test", "noah.mentee@demo.tandem.test"),
     ]
     for mentor, mentee in pairs:
-        await programs.add_member(session, admin, engineering.id, users[mentor].id, ProgramRole.MENTOR)
-        await programs.add_member(session, admin, engineering.id, users[mentee].id, ProgramRole.MENTEE)
+        await programs.add_member(
+            session, admin, engineering.id, users[mentor].id, ProgramRole.MENTOR
+        )
+        await programs.add_member(
+            session, admin, engineering.id, users[mentee].id, ProgramRole.MENTEE
+        )
         await mentoring.create_connection(
             session,
             admin,
@@ -78,7 +82,9 @@ async def seed(session: AsyncSession) -> list[DemoLogin]:
         )
     circle = [e for e, _n, _z, role in _PEOPLE if role.startswith("circle")]
     for email in circle:
-        await programs.add_member(session, admin, leadership.id, users[email].id, ProgramRole.PARTICIPANT)
+        await programs.add_member(
+            session, admin, leadership.id, users[email].id, ProgramRole.PARTICIPANT
+        )
     await mentoring.create_connection(
         session,
         admin,

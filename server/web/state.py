@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import httpx
 from jinja2 import Environment
 
 from server.config import Settings
 from server.db import Database
+from server.providers.registry import ProviderRegistry
 from server.providers.secrets import SecretBox
+from server.services.calendar_deps import CalendarDeps
 
 
 @dataclass
@@ -20,4 +21,5 @@ class AppServices:
     secrets: SecretBox
     http: httpx.AsyncClient
     templates: Environment
-    providers: dict[str, Any] = field(default_factory=dict)
+    registry: ProviderRegistry
+    calendar: CalendarDeps

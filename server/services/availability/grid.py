@@ -1,0 +1,56 @@
+"""The candidate-slot grid, in exact integer microseconds since the Unix epoch.
+
+Slot ``k`` is ``[origin + k*step, origin + k*step + duration)`` for ``0 <= k < count``.
+Working in integers (not floats or datetimes) keeps every boundary comparison exact:
+a busy block ending at 10:00 never touches a slot starting at 10:00.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime, exactly."""
+    return (moment - EPOCH) // MICROSECOND
+
+
+def from_us(us: int) -> datetime:
+    """The UTC datetime ``us`` microseconds after the epoch."""
+    return EPOCH + timedelta(microseconds=us)
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    origin: int
+    step: int
+    duration: int
+    count: int
+
+    @classmethod
+    def over(cls, start: datetime, end: datetime, duration: timedelta, step: timedelta) -> Grid:
+        """Every slot of ``duration`` starting on ``start + k*step`` that ends by ``end``."""
+        origin, stop = to_us(start), to_us(end)
+        step_us, duration_us = step // MICROSECOND, duration // MICROSECOND
+        room = stop - origin - duration_us
+        count = room // step_us + 1 if room >= 0 else 0
+        return cls(origin, step_us, duration_us, count)
+
+    def first_starting_at_or_after(self, moment_us: int) -> int:
+        """Index of the first slot starting at or after ``moment_us``, clipped to 0..count."""
+        return min(max(0, -((self.origin - moment_us) // self.step)), self.count)
+
+    def after_last_ending_by(self, moment_us: int) -> int:
+        """One past the index of the last slot ending at or before ``moment_us``, clipped."""
+        return min(max(0, (moment_us - self.duration - self.origin) // self.step + 1), self.count)
+
+    @property
+    def end(self) -> int:
+        """Where the last slot ends (the origin when there is none)."""
+        if self.count == 0:
+            return self.origin
+        return self.origin + (self.count - 1) * self.step + self.duration

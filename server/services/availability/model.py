@@ -1,0 +1,95 @@
+"""The values the availability engine takes and returns.
+
+They carry people (ids, display names, time zones) and times only: a busy interval is
+a start, an end and a kind, so nothing about anyone's events can leak into a slot or a
+reason.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from server.providers.base import BusyInterval
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """Someone whose time counts.
+
+    ``busy`` is ``None`` when the person has no connected (or readable) calendar: they
+    are then *unknown* at every time, never free. An ``optional`` participant never
+    blocks a slot; outside their own allowed hours they count as busy.
+    """
+
+    user_id: uuid.UUID
+    name: str
+    time_zone: str
+    busy: Sequence[BusyInterval] | None
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """Program rules, applied on each participant's own wall clock.
+
+    Invalid combinations raise ``ValueError`` here, so a bad setting fails where it is
+    read rather than deep inside a search.
+    """
+
+    allow_weekends: bool = False
+    earliest_hour: int = 8
+    latest_hour: int = 20
+    minimum_notice_minutes: int = 0
+    buffer_minutes: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.earliest_hour <= 23:
+            raise ValueError(f"earliest_hour must be 0..23, got {self.earliest_hour}")
+        if not 1 <= self.latest_hour <= 24:
+            raise ValueError(f"latest_hour must be 1..24, got {self.latest_hour}")
+        if self.earliest_hour >= self.latest_hour:
+            raise ValueError(
+                f"earliest_hour ({self.earliest_hour}) must be before "
+                f"latest_hour ({self.latest_hour})"
+            )
+        if self.minimum_notice_minutes < 0:
+            raise ValueError(
+                f"minimum_notice_minutes must be >= 0, got {self.minimum_notice_minutes}"
+            )
+        if self.buffer_minutes < 0:
+            raise ValueError(f"buffer_minutes must be >= 0, got {self.buffer_minutes}")
+
+
+class Mode(StrEnum):
+    """How qualifying slots are ordered: by time (pair) or by most people free (group)."""
+
+    PAIR = "pair"
+    GROUP = "group"
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One candidate meeting time ``[start, end)`` in UTC and where everyone stands.
+
+    Every participant appears in exactly one of ``free``, ``busy`` and ``unknown``, each
+    in the order participants were given. ``reason`` names people only.
+    """
+
+    start: datetime
+    end: datetime
+    free: tuple[uuid.UUID, ...]
+    busy: tuple[uuid.UUID, ...]
+    unknown: tuple[uuid.UUID, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityResult:
+    """The slots found; when there are none, ``empty_reason`` tells the user what to change."""
+
+    slots: list[Slot]
+    empty_reason: str | None

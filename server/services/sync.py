@@ -1,0 +1,211 @@
+"""Refreshing cached busy blocks from providers.
+
+Providers are called concurrently without holding a database session; results are then
+written in one transaction. One provider's outage never affects another's users: every
+connection's failure is recorded on that connection only. Transient failures (rate limits,
+outages, timeouts) keep the cached blocks and back off exponentially with full jitter,
+honouring ``Retry-After``; a lost grant marks the connection ``needs_reauth``; a calendar
+the provider could not read marks it ``error`` and its owner *unknown*, never free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
+from sqlmodel import col, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.models import BusyBlock, CalendarConnection, User
+from server.models.base import utcnow
+from server.models.enums import CalendarStatus
+from server.providers.base import (
+    AuthExpired,
+    BusyFetch,
+    Credentials,
+    InvalidCredentials,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+)
+from server.providers.secrets import SecretError
+from server.services.calendar_deps import CalendarDeps, load_credentials, secret_binding
+
+log = logging.getLogger("tandem.sync")
+
+BACKOFF_BASE_SECONDS = 30.0
+BACKOFF_CAP_SECONDS = 3600.0
+LOOKBEHIND = timedelta(days=1)
+PROVIDER_LABEL = {"google": "Google", "microsoft": "Microsoft", "icloud": "The CalDAV server"}
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutcome:
+    user_id: uuid.UUID
+    ok: bool
+    status: CalendarStatus
+    detail: str | None = None
+
+
+def backoff_delay(failures: int, retry_after: float | None = None) -> float:
+    """Full jitter, ``random(0, min(cap, base * 2**n))``; a provider's Retry-After wins."""
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(failures - 1, 0))
+    jittered = random.uniform(0, ceiling)
+    if retry_after is not None:
+        return max(retry_after, 0.0) + random.uniform(0, 1.0)
+    return jittered
+
+
+async def stale_user_ids(
+    db: AsyncSession, user_ids: Sequence[uuid.UUID] | None, max_age: timedelta
+) -> list[uuid.UUID]:
+    """Connected users whose cache is older than ``max_age`` and who are not backing off."""
+    now = utcnow()
+    query = select(CalendarConnection.user_id).where(
+        CalendarConnection.status != CalendarStatus.NEEDS_REAUTH,
+        CalendarConnection.status != CalendarStatus.DISCONNECTED,
+        or_(
+            col(CalendarConnection.last_synced_at).is_(None),
+            col(CalendarConnection.last_synced_at) < now - max_age,
+        ),
+        or_(
+            col(CalendarConnection.retry_after).is_(None),
+            col(CalendarConnection.retry_after) <= now,
+        ),
+    )
+    if user_ids is not None:
+        query = query.where(col(CalendarConnection.user_id).in_(list(user_ids)))
+    return list((await db.exec(query)).all())
+
+
+async def sync_users(
+    db: AsyncSession,
+    deps: CalendarDeps,
+    user_ids: Sequence[uuid.UUID],
+    *,
+    budget_seconds: float | None = None,
+) -> dict[uuid.UUID, SyncOutcome]:
+    """Fetch and store busy blocks for these users' connections (skipping users who must
+    reconnect). Calls that exceed ``budget_seconds`` are abandoned and count as outages."""
+    if not user_ids:
+        return {}
+    rows = (
+        await db.exec(
+            select(CalendarConnection, User.time_zone)
+            .join(User, col(User.id) == col(CalendarConnection.user_id))
+            .where(
+                col(CalendarConnection.user_id).in_(list(user_ids)),
+                CalendarConnection.status != CalendarStatus.NEEDS_REAUTH,
+                CalendarConnection.status != CalendarStatus.DISCONNECTED,
+            )
+        )
+    ).all()
+    now = utcnow()
+    start = now - LOOKBEHIND
+    end = now + timedelta(days=deps.horizon_days)
+    jobs: list[tuple[CalendarConnection, Credentials | None, asyncio.Task[BusyFetch] | None]] = []
+    for connection, zone in rows:
+        try:
+            credentials = load_credentials(deps.secrets, connection)
+        except SecretError:
+            jobs.append((connection, None, None))
+            continue
+        provider = deps.registry.get(connection.provider)
+        fetch = provider.fetch_busy(credentials, start, end, zone)
+        task = asyncio.ensure_future(
+            asyncio.wait_for(fetch, budget_seconds) if budget_seconds else fetch
+        )
+        jobs.append((connection, credentials, task))
+    tasks = [task for _c, _cr, task in jobs if task is not None]
+    if tasks:
+        await asyncio.wait(tasks)
+    outcomes: dict[uuid.UUID, SyncOutcome] = {}
+    for job in jobs:
+        outcome = await _apply(db, deps, *job, start, end, now)
+        outcomes[job[0].user_id] = outcome
+    await db.commit()
+    return outcomes
+
+
+async def _apply(
+    db: AsyncSession,
+    deps: CalendarDeps,
+    connection: CalendarConnection,
+    credentials: Credentials | None,
+    task: asyncio.Task[BusyFetch] | None,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> SyncOutcome:
+    label = PROVIDER_LABEL.get(connection.provider.value, "The provider")
+    if credentials is None or task is None:
+        return _fail(
+            connection,
+            CalendarStatus.ERROR,
+            "Tandem could not read the stored credentials. Please reconnect.",
+        )
+    if credentials.changed:
+        connection.encrypted_secret = deps.secrets.encrypt(
+            credentials.secret, binding=secret_binding(connection.user_id)
+        )
+    error = task.exception()
+    if error is None:
+        fetched = task.result()
+        await db.exec(delete(BusyBlock).where(col(BusyBlock.user_id) == connection.user_id))
+        if not fetched.readable:
+            return _fail(
+                connection,
+                CalendarStatus.ERROR,
+                f"{label} could not read your calendar, so your availability is unknown.",
+            )
+        for interval in fetched.intervals:
+            if interval.end > interval.start:
+                db.add(
+                    BusyBlock(
+                        user_id=connection.user_id,
+                        start_at=interval.start,
+                        end_at=interval.end,
+                        kind=interval.kind,
+                    )
+                )
+        connection.status = CalendarStatus.CONNECTED
+        connection.last_synced_at = now
+        connection.synced_from, connection.synced_until = start, end
+        connection.last_error = None
+        connection.failure_count = 0
+        connection.retry_after = None
+        db.add(connection)
+        return SyncOutcome(connection.user_id, True, CalendarStatus.CONNECTED)
+    if isinstance(error, AuthExpired | InvalidCredentials):
+        return _fail(
+            connection,
+            CalendarStatus.NEEDS_REAUTH,
+            f"{label} no longer accepts Tandem's access. Reconnect your calendar.",
+        )
+    if isinstance(error, RateLimited | ProviderUnavailable | TimeoutError | asyncio.TimeoutError):
+        connection.failure_count += 1
+        retry = error.retry_after if isinstance(error, RateLimited) else None
+        connection.retry_after = now + timedelta(
+            seconds=backoff_delay(connection.failure_count, retry)
+        )
+        connection.last_error = f"{label} did not answer; Tandem will retry."
+        db.add(connection)
+        log.info("sync deferred for user %s: %s", connection.user_id, type(error).__name__)
+        return SyncOutcome(connection.user_id, False, connection.status, connection.last_error)
+    if isinstance(error, ProviderError):
+        return _fail(connection, CalendarStatus.ERROR, f"{label} refused to share your busy times.")
+    raise error
+
+
+def _fail(connection: CalendarConnection, status: CalendarStatus, reason: str) -> SyncOutcome:
+    connection.status = status
+    connection.last_error = reason
+    connection.failure_count += 1
+    log.info("calendar of user %s is now %s", connection.user_id, status.value)
+    return SyncOutcome(connection.user_id, False, status, reason)

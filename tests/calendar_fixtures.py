@@ -1,0 +1,81 @@
+"""Real local calendar services for integration tests: the Google and Microsoft emulators
+and a Radicale CalDAV server, started once per test session on free loopback ports."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import pytest
+
+from emulators.google import RunningGoogle, start_google_emulator
+from emulators.microsoft import RunningMicrosoft, start_microsoft_emulator
+from emulators.radicale import RunningRadicale, start_radicale
+
+CALDAV_USER = "caluser"
+CALDAV_PASSWORD = "app-specific-pass"
+
+
+@pytest.fixture(scope="session")
+def google() -> Iterator[RunningGoogle]:
+    running = start_google_emulator(redirect_uris=["http://testserver/calendar/callback/google"])
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def microsoft(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningMicrosoft]:
+    running = start_microsoft_emulator(tmp_path_factory.mktemp("ms"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRadicale]:
+    running = start_radicale(
+        tmp_path_factory.mktemp("radicale"),
+        users={CALDAV_USER: CALDAV_PASSWORD, "other": "other-pass"},
+    )
+    yield running
+    running.stop()
+
+
+def provider_overrides(*running: Any) -> dict[str, Any]:
+    """Settings field values (not env names) pointing Tandem at the given emulators."""
+    values: dict[str, Any] = {"caldav_allow_private_hosts": True}
+    for item in running:
+        for env_name, value in item.settings_overrides().items():
+            values[env_name.removeprefix("TANDEM_").lower()] = value
+    return values
+
+
+_MS_REQUEST = re.compile(r"name='request' value='([^']+)'")
+
+
+async def microsoft_consent(
+    http: httpx.AsyncClient, authorization_url: str, email: str, *, accept: bool = True
+) -> dict[str, str]:
+    """Play the user on the Microsoft emulator's consent page."""
+    page = await http.get(authorization_url)
+    page.raise_for_status()
+    match = _MS_REQUEST.search(page.text)
+    assert match, "not a consent page"
+    answer = await http.post(
+        authorization_url.split("?", 1)[0],
+        data={
+            "request": html.unescape(match.group(1)),
+            "account": email,
+            "action": "accept" if accept else "cancel",
+        },
+    )
+    assert answer.status_code in (302, 303), answer.text
+    return dict(parse_qsl(urlsplit(answer.headers["location"]).query))
+
+
+def storage_dir(tmp_path: Path) -> Path:
+    return tmp_path / "caldav"

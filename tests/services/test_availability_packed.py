@@ -1,0 +1,69 @@
+"""Packed busy intervals: the same answers as plain ones, without datetimes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from server.providers.base import BusyInterval, BusyKind
+from server.services.availability import Mode, PackedBusy, Participant, Rules, find_slots
+
+
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
+
+
+INTERVALS = [
+    BusyInterval(utc(2026, 3, 2, 9), utc(2026, 3, 2, 10), BusyKind.TENTATIVE),
+    BusyInterval(utc(2026, 3, 2, 11, 15), utc(2026, 3, 2, 11, 45)),
+]
+
+
+def test_packing_keeps_times_and_kinds() -> None:
+    packed = PackedBusy.from_intervals(INTERVALS)
+    assert len(packed) == 2
+    assert list(packed) == INTERVALS
+    assert packed[1:][0] == INTERVALS[1]
+    assert packed.starts_us[0] == 1_772_442_000_000_000
+    assert repr(packed) == "PackedBusy(2 intervals)"  # times never shown
+
+
+def test_packed_arrays_are_read_only() -> None:
+    packed = PackedBusy([0], [60_000_000])
+    with pytest.raises(ValueError, match="read-only"):
+        packed.starts_us[0] = 5
+    assert packed[0].kind is BusyKind.BUSY
+
+
+def test_invalid_packs_raise() -> None:
+    with pytest.raises(ValueError, match="same length"):
+        PackedBusy([0, 1], [2])
+    with pytest.raises(ValueError, match="one entry per interval"):
+        PackedBusy([0], [1], [])
+    with pytest.raises(ValueError, match="aware"):
+        PackedBusy.from_intervals([BusyInterval(datetime(2026, 3, 2), datetime(2026, 3, 3))])
+
+
+def test_packed_and_plain_busy_give_the_same_slots() -> None:
+    def run(busy: list[BusyInterval] | PackedBusy) -> list[tuple[datetime, int, int]]:
+        people = [
+            Participant(uuid.UUID(int=1), "Ana", "Europe/London", busy),
+            Participant(uuid.UUID(int=2), "Ben", "America/New_York", INTERVALS, optional=True),
+        ]
+        result = find_slots(
+            people,
+            Rules(buffer_minutes=15),
+            start=utc(2026, 3, 2),
+            end=utc(2026, 3, 3),
+            duration=timedelta(minutes=30),
+            step=timedelta(minutes=15),
+            now=utc(2026, 3, 1),
+            mode=Mode.GROUP,
+        )
+        return [(slot.start, len(slot.free), len(slot.busy)) for slot in result.slots]
+
+    plain = run(INTERVALS)
+    assert plain
+    assert run(PackedBusy.from_intervals(INTERVALS)) == plain
