@@ -24,6 +24,7 @@ from server.pages.common import LoginRequired, render
 from server.providers.registry import ProviderRegistry
 from server.providers.secrets import SecretBox
 from server.services.calendar_deps import CalendarDeps
+from server.services.invites import mailer_from_settings
 from server.web.graphql_view import TandemGraphQL
 from server.web.guard import RequestGuard
 from server.web.state import AppServices
@@ -60,6 +61,7 @@ def build_services(settings: Settings) -> AppServices:
             horizon_days=settings.sync_horizon_days,
             max_age_seconds=settings.sync_max_age_seconds,
         ),
+        mailer=mailer_from_settings(settings),
     )
 
 

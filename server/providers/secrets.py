@@ -24,6 +24,7 @@ class SecretBox:
     def __init__(self, keys: list[str]) -> None:
         if not keys:
             raise SecretError("no encryption key configured")
+        self._primary = keys[0].encode()
         try:
             self._fernet = MultiFernet([Fernet(key.encode()) for key in keys])
         except (ValueError, TypeError) as exc:
@@ -41,6 +42,10 @@ class SecretBox:
             with os.fdopen(fd, "w") as out:
                 out.write(Fernet.generate_key().decode())
         return cls([key_file.read_text().strip()])
+
+    def master_key(self) -> bytes:
+        """The newest key's bytes, for deriving purpose-bound signing keys (HKDF)."""
+        return self._primary
 
     def encrypt(self, value: Any, *, binding: str) -> bytes:
         plaintext = json.dumps({"b": binding, "v": value}, separators=(",", ":"))

@@ -17,7 +17,8 @@ from strawberry.extensions import (
 from strawberry.permission import BasePermission
 from strawberry.schema.config import StrawberryConfig
 
-from server.resolvers import programs, users
+from server.resolvers import calendar, programs, users
+from server.schema.calendar import CalendarConnectionPayload, StartCalendarConnectionPayload
 from server.schema.permissions import IsAuthenticated
 from server.schema.programs import (
     AddProgramMemberPayload,
@@ -54,6 +55,15 @@ class Mutation:
     )
     update_program_settings: UpdateProgramSettingsPayload = strawberry.mutation(
         resolver=programs.update_program_settings, permission_classes=AUTH
+    )
+    start_calendar_connection: StartCalendarConnectionPayload = strawberry.mutation(
+        resolver=calendar.start_calendar_connection, permission_classes=AUTH
+    )
+    connect_caldav_calendar: CalendarConnectionPayload = strawberry.mutation(
+        resolver=calendar.connect_caldav_calendar, permission_classes=AUTH
+    )
+    disconnect_calendar: CalendarConnectionPayload = strawberry.mutation(
+        resolver=calendar.disconnect_calendar, permission_classes=AUTH
     )
 
 

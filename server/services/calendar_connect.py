@@ -315,6 +315,7 @@ __all__ = [
     "CalendarDeps",
     "ConnectRefused",
     "PermissionDenied",
+    "Viewer",
     "connect_with_password",
     "disconnect",
     "finish_oauth",

@@ -12,6 +12,7 @@ from server.db import Database
 from server.providers.registry import ProviderRegistry
 from server.providers.secrets import SecretBox
 from server.services.calendar_deps import CalendarDeps
+from server.services.invites import Mailer
 
 
 @dataclass
@@ -23,3 +24,4 @@ class AppServices:
     templates: Environment
     registry: ProviderRegistry
     calendar: CalendarDeps
+    mailer: Mailer

@@ -87,6 +87,12 @@ class SmtpMailer:
                     password = self._password.get_secret_value() if self._password else ""
                     await client.login(self._username, password)
                 await client.send_message(message)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = sorted({refusal.code for refusal in exc.recipients})
+            raise MailError(
+                f"{self._where}: recipients refused ({', '.join(map(str, codes))})",
+                permanent=all(code >= 500 for code in codes),
+            ) from None
         except aiosmtplib.SMTPResponseException as exc:
             raise MailError(
                 f"{self._where}: server answered {exc.code} ({type(exc).__name__})",

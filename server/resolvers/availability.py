@@ -1,0 +1,97 @@
+"""The ``availability`` query."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+import strawberry
+from graphql import GraphQLError
+
+from server.schema.availability import (
+    Availability,
+    AvailabilityInput,
+    AvailabilityParticipant,
+    AvailabilitySlot,
+    BusyBlock,
+    BusyKind,
+)
+from server.schema.common import parse_id
+from server.schema.context import Context
+from server.schema.users import CalendarStatus, User
+from server.services import availability_query
+from server.services.errors import DomainError
+
+MAX_IDS = availability_query.MAX_PARTICIPANTS
+
+
+def _ids(values: object) -> list[strawberry.ID]:
+    return [strawberry.ID(str(v)) for v in values]  # type: ignore[attr-defined]
+
+
+async def availability(
+    info: strawberry.Info[Context, None], input: AvailabilityInput
+) -> Availability:
+    """Common free time of the named people (only people the caller shares a connection
+    with, or administers). Busy blocks are times and kinds only. Invalid input is a
+    GraphQL error whose message says what to change (extensions: code, field)."""
+    ctx = info.context
+    try:
+        if len(input.participant_ids) + len(input.optional_participant_ids) > MAX_IDS:
+            raise availability_query.ValidationFailed(
+                f"Ask about at most {MAX_IDS} people.", field="participantIds"
+            )
+        request = availability_query.AvailabilityRequest(
+            participant_ids=[
+                parse_id(i, "participant", "participantIds") for i in input.participant_ids
+            ],
+            optional_participant_ids=[
+                parse_id(i, "participant", "optionalParticipantIds")
+                for i in input.optional_participant_ids
+            ],
+            start=input.start,
+            end=input.end,
+            duration_minutes=input.duration_minutes,
+            step_minutes=input.step_minutes,
+            minimum_free=input.minimum_free,
+            program_id=parse_id(input.program_id, "program", "programId")
+            if input.program_id
+            else None,
+        )
+        answer = await availability_query.find_availability(
+            ctx.db, ctx.services.calendar, ctx.user, request
+        )
+    except DomainError as exc:
+        raise GraphQLError(exc.message, extensions={"code": exc.code, "field": exc.field}) from exc
+    return Availability(
+        participants=[
+            AvailabilityParticipant(
+                user=User.from_row(p.user),
+                calendar_status=CalendarStatus(p.calendar_status),
+                optional=p.optional,
+                last_synced_at=p.last_synced_at,
+            )
+            for p in answer.participants
+        ],
+        busy=[
+            BusyBlock(
+                user_id=strawberry.ID(str(b.user_id)),
+                start=b.start.astimezone(UTC),
+                end=b.end.astimezone(UTC),
+                kind=BusyKind(b.kind.value),
+            )
+            for b in answer.busy
+        ],
+        slots=[
+            AvailabilitySlot(
+                start=s.start.astimezone(UTC),
+                end=s.end.astimezone(UTC),
+                free_user_ids=_ids(s.free),
+                busy_user_ids=_ids(s.busy),
+                unknown_user_ids=_ids(s.unknown),
+                reason=s.reason,
+            )
+            for s in answer.result.slots
+        ],
+        empty_reason=answer.result.empty_reason,
+        notes=answer.notes,
+    )

@@ -1,0 +1,67 @@
+"""The ``availability`` query's shapes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+import strawberry
+
+from server.schema.users import CalendarStatus, User
+
+
+@strawberry.enum
+class BusyKind(Enum):
+    BUSY = "busy"
+    TENTATIVE = "tentative"
+    OUT_OF_OFFICE = "out_of_office"
+    ALL_DAY = "all_day"
+
+
+@strawberry.input
+class AvailabilityInput:
+    participant_ids: list[strawberry.ID]
+    start: datetime
+    end: datetime
+    duration_minutes: int
+    step_minutes: int = 30
+    optional_participant_ids: list[strawberry.ID] = strawberry.field(default_factory=list)
+    minimum_free: int = 0
+    program_id: strawberry.ID | None = None
+
+
+@strawberry.type
+class AvailabilityParticipant:
+    user: User
+    calendar_status: CalendarStatus
+    optional: bool
+    last_synced_at: datetime | None
+
+
+@strawberry.type(description="A busy time: when and what kind, never what the event is.")
+class BusyBlock:
+    user_id: strawberry.ID
+    start: datetime
+    end: datetime
+    kind: BusyKind
+
+
+@strawberry.type
+class AvailabilitySlot:
+    start: datetime
+    end: datetime
+    free_user_ids: list[strawberry.ID]
+    busy_user_ids: list[strawberry.ID]
+    unknown_user_ids: list[strawberry.ID]
+    reason: str
+
+
+@strawberry.type
+class Availability:
+    participants: list[AvailabilityParticipant]
+    busy: list[BusyBlock]
+    slots: list[AvailabilitySlot]
+    empty_reason: str | None
+    notes: list[str] = strawberry.field(
+        description="Caveats, e.g. a calendar that could not be refreshed and how old its data is."
+    )
