@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -19,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from server.config import Settings
 from server.db import Database
+from server.jobs.runner import run_forever
 from server.pages import admin, auth, calendar, home, profile
 from server.pages.common import LoginRequired, render
 from server.providers.registry import ProviderRegistry
@@ -147,9 +150,19 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # The embedded default runs background jobs in-process; tests drive jobs directly.
+        jobs = (
+            asyncio.create_task(run_forever(shared))
+            if owned and settings.run_jobs_in_process and settings.env != "test"
+            else None
+        )
         try:
             yield
         finally:
+            if jobs is not None:
+                jobs.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await jobs
             if owned:
                 await close_services(shared)
 

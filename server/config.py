@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     sync_max_age_seconds: int = 900
     sync_horizon_days: int = 60
     provider_timeout_seconds: float = 10.0
+    run_jobs_in_process: bool = Field(
+        default=True,
+        description="Run background jobs inside `tandem serve`; turn off when `tandem worker` runs them.",
+    )
 
     session_max_age_seconds: int = 14 * 24 * 3600
     login_attempts_per_window: int = 10

@@ -79,3 +79,12 @@ async def microsoft_consent(
 
 def storage_dir(tmp_path: Path) -> Path:
     return tmp_path / "caldav"
+
+
+@pytest.fixture(autouse=True)
+def _clear_emulator_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Faults a test injected into a shared emulator must not leak into the next test."""
+    yield
+    for name in ("google", "microsoft"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).state.faults.clear()

@@ -17,7 +17,8 @@ from strawberry.extensions import (
 from strawberry.permission import BasePermission
 from strawberry.schema.config import StrawberryConfig
 
-from server.resolvers import calendar, programs, users
+from server.resolvers import availability, calendar, programs, users
+from server.schema.availability import Availability
 from server.schema.calendar import CalendarConnectionPayload, StartCalendarConnectionPayload
 from server.schema.permissions import IsAuthenticated
 from server.schema.programs import (
@@ -39,6 +40,9 @@ class Query:
     program: Program | None = strawberry.field(resolver=programs.program, permission_classes=AUTH)
     programs: list[Program] = strawberry.field(
         resolver=programs.all_programs, permission_classes=AUTH
+    )
+    availability: Availability = strawberry.field(
+        resolver=availability.availability, permission_classes=AUTH
     )
 
 

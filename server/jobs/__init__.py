@@ -1,0 +1,1 @@
+"""Background work: calendar sync, retries, poll deadlines and reminders."""

@@ -1,0 +1,48 @@
+"""The job loop shared by ``tandem worker`` and the in-process default.
+
+Each tick runs every job once; a job's failure is logged and never stops the others.
+Jobs are plain async functions of the process's services, so they run the same in one
+process with SQLite or on several workers against PostgreSQL (sync claims use leases).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from server.web.state import AppServices
+
+log = logging.getLogger("tandem.jobs")
+
+Job = Callable[[AppServices], Awaitable[None]]
+
+
+async def sync_stale_calendars(services: AppServices) -> None:
+    """Poll providers for calendars whose cache is older than SYNC_MAX_AGE_SECONDS (push is
+    not available for CalDAV, and push for Google/Microsoft is only a hint)."""
+    from server.services import sync
+
+    max_age = timedelta(seconds=services.settings.sync_max_age_seconds)
+    async with services.db.session() as db:
+        claimed = await sync.claim_stale(db, max_age)
+        if claimed:
+            await sync.sync_users(db, services.calendar, claimed, budget_seconds=60)
+
+
+JOBS: list[Job] = [sync_stale_calendars]
+
+
+async def run_once(services: AppServices, jobs: list[Job] | None = None) -> None:
+    for job in jobs or JOBS:
+        try:
+            await job(services)
+        except Exception:  # one job's bug must not stop the others
+            log.exception("job %s failed", getattr(job, "__name__", job))
+
+
+async def run_forever(services: AppServices, interval_seconds: float = 60.0) -> None:
+    while True:
+        await run_once(services)
+        await asyncio.sleep(interval_seconds)
