@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from emulators.google import RunningGoogle, consent
 from emulators.microsoft import RunningMicrosoft
@@ -134,7 +133,7 @@ async def test_event_details_never_leave_the_sync_boundary(
 
     ms_browser = httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(microsoft.ca_path)))
     try:
-        for provider, user_id in people.items():
+        for provider in people:
             web = await client()
             email = {
                 "google": "g@example.org",
@@ -209,7 +208,7 @@ async def test_event_details_never_leave_the_sync_boundary(
 
     async with svc.db.engine.connect() as conn:
         for table in metadata.sorted_tables:
-            rows = (await conn.execute(text(f'SELECT * FROM "{table.name}"'))).all()
+            rows = (await conn.execute(table.select())).all()
             seen.append(repr(rows))
     db_path = Path(sqlite_url.split("///", 1)[1])
     raw = b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
