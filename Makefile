@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint bench install clean
+.PHONY: run demo test lint bench schema install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy server emulators
+
+schema: $(STAMP)
+	$(BIN)/python -m server.schema.export
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.availability

@@ -1,0 +1,242 @@
+"""The ``availability`` query and the calendar mutations, through the API."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from emulators.google import RunningGoogle
+from emulators.radicale import RunningRadicale
+from server.app import build_services, close_services, create_app
+from server.models import BusyBlock, CalendarConnection
+from server.models.base import utcnow
+from server.models.enums import BusyKind, CalendarStatus, ConnectionKind, ProgramRole, ProviderName
+from server.services import accounts, mentoring, programs
+from server.web.state import AppServices
+from tests.calendar_fixtures import CALDAV_PASSWORD, CALDAV_USER, provider_overrides
+from tests.conftest import create_user, gql, make_settings
+from tests.schema.test_graphql_programs import token_for
+
+AVAILABILITY = """
+query A($input: AvailabilityInput!) {
+  availability(input: $input) {
+    participants { user { id } calendarStatus }
+    busy { userId start end kind }
+    slots { start end freeUserIds busyUserIds unknownUserIds reason }
+    emptyReason
+  }
+}"""
+
+
+def monday(weeks_ahead: int = 1) -> datetime:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today + timedelta(days=7 * weeks_ahead - today.weekday())
+
+
+async def _pair(services: AppServices, *, connected: tuple[bool, bool]) -> dict[str, Any]:
+    admin = await create_user(services, f"a{uuid.uuid4().hex[:6]}@example.org", global_admin=True)
+    mentor = await create_user(
+        services, f"m{uuid.uuid4().hex[:6]}@example.org", name="Maya", time_zone="UTC"
+    )
+    mentee = await create_user(
+        services, f"e{uuid.uuid4().hex[:6]}@example.org", name="Kim", time_zone="UTC"
+    )
+    stranger = await create_user(services, f"s{uuid.uuid4().hex[:6]}@example.org", name="Stan")
+    async with services.db.session() as db:
+        root = await accounts.get_user(db, admin)
+        program = await programs.create_program(db, root, f"P{uuid.uuid4().hex[:4]}")
+        await programs.add_member(db, root, program.id, mentor, ProgramRole.MENTOR)
+        await programs.add_member(db, root, program.id, mentee, ProgramRole.MENTEE)
+        await mentoring.create_connection(
+            db,
+            root,
+            program_id=program.id,
+            member_ids=[mentor, mentee],
+            kind=ConnectionKind.PAIR,
+            name=None,
+        )
+        for user_id, on in zip((mentor, mentee), connected, strict=True):
+            if on:
+                db.add(
+                    CalendarConnection(
+                        user_id=user_id,
+                        provider=ProviderName.GOOGLE,
+                        status=CalendarStatus.CONNECTED,
+                        label="Google",
+                        account_email="x@y.z",
+                        last_synced_at=utcnow(),
+                    )
+                )
+        await db.commit()
+    return {"mentor": mentor, "mentee": mentee, "stranger": stranger, "program": program.id}
+
+
+async def test_pair_slots_skip_busy_and_flag_unknown_partner(
+    client: httpx.AsyncClient, services: AppServices
+) -> None:
+    p = await _pair(services, connected=(True, False))
+    day = monday()
+    async with services.db.session() as db:
+        db.add(
+            BusyBlock(
+                user_id=p["mentor"],
+                start_at=day + timedelta(hours=9),
+                end_at=day + timedelta(hours=10),
+                kind=BusyKind.TENTATIVE,
+            )
+        )
+        await db.commit()
+    token = await token_for(services, p["mentor"])
+    body = await gql(
+        client,
+        AVAILABILITY,
+        {
+            "input": {
+                "participantIds": [str(p["mentor"]), str(p["mentee"])],
+                "start": (day + timedelta(hours=8)).isoformat(),
+                "end": (day + timedelta(hours=12)).isoformat(),
+                "durationMinutes": 60,
+                "stepMinutes": 60,
+                "programId": str(p["program"]),
+            }
+        },
+        token=token,
+    )
+    answer = body["data"]["availability"]
+    statuses = {x["user"]["id"]: x["calendarStatus"] for x in answer["participants"]}
+    assert statuses == {str(p["mentor"]): "CONNECTED", str(p["mentee"]): "NOT_CONNECTED"}
+    assert answer["busy"] == [
+        {
+            "userId": str(p["mentor"]),
+            "start": (day + timedelta(hours=9)).isoformat(),
+            "end": (day + timedelta(hours=10)).isoformat(),
+            "kind": "TENTATIVE",
+        }
+    ]
+    starts = [s["start"] for s in answer["slots"]]
+    assert starts == [(day + timedelta(hours=h)).isoformat() for h in (8, 10, 11)]
+    for slot in answer["slots"]:
+        assert slot["unknownUserIds"] == [str(p["mentee"])]
+        assert slot["freeUserIds"] == [str(p["mentor"])]
+        assert "Kim has no calendar connected" in slot["reason"]
+
+
+async def test_strangers_and_bad_windows_get_clear_errors(
+    client: httpx.AsyncClient, services: AppServices
+) -> None:
+    p = await _pair(services, connected=(True, True))
+    token = await token_for(services, p["stranger"])
+    day = monday()
+    base = {"participantIds": [str(p["mentor"])], "start": day.isoformat(), "durationMinutes": 30}
+    hidden = await gql(
+        client,
+        AVAILABILITY,
+        {"input": {**base, "end": (day + timedelta(days=1)).isoformat()}},
+        token=token,
+        allow_errors=True,
+    )
+    assert hidden["errors"][0]["message"] == "Participant not found."
+    mine = await token_for(services, p["mentor"])
+    too_long = await gql(
+        client,
+        AVAILABILITY,
+        {"input": {**base, "end": (day + timedelta(days=91)).isoformat()}},
+        token=mine,
+        allow_errors=True,
+    )
+    assert too_long["errors"][0]["message"] == "Ask for at most 90 days at a time."
+    tiny_step = await gql(
+        client,
+        AVAILABILITY,
+        {"input": {**base, "end": (day + timedelta(days=1)).isoformat(), "stepMinutes": 1}},
+        token=mine,
+        allow_errors=True,
+    )
+    assert "step" in tiny_step["errors"][0]["message"]
+
+
+async def test_empty_answer_explains_weekends(
+    client: httpx.AsyncClient, services: AppServices
+) -> None:
+    p = await _pair(services, connected=(True, True))
+    saturday = monday() + timedelta(days=5)
+    token = await token_for(services, p["mentor"])
+    body = await gql(
+        client,
+        AVAILABILITY,
+        {
+            "input": {
+                "participantIds": [str(p["mentor"]), str(p["mentee"])],
+                "start": saturday.isoformat(),
+                "end": (saturday + timedelta(days=2)).isoformat(),
+                "durationMinutes": 30,
+                "programId": str(p["program"]),
+            }
+        },
+        token=token,
+    )
+    answer = body["data"]["availability"]
+    assert answer["slots"] == []
+    assert "weekend" in answer["emptyReason"].lower()
+
+
+START = "mutation S($p: CalendarProvider!) { startCalendarConnection(provider: $p) { authorizationUrl errors { code message } } }"
+CALDAV = """mutation C($u: String!, $p: String!, $s: String) {
+  connectCaldavCalendar(username: $u, appPassword: $p, serverUrl: $s) { calendar { provider status } errors { field code message } }
+}"""
+DISCONNECT = "mutation { disconnectCalendar { calendar { status } errors { code message } } }"
+
+
+@pytest.fixture
+async def cal_client(
+    tmp_path: Path, sqlite_url: str, google: RunningGoogle
+) -> AsyncIterator[tuple[httpx.AsyncClient, AppServices]]:
+    svc = build_services(make_settings(tmp_path, sqlite_url, **provider_overrides(google)))
+    app = create_app(services=svc)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as c:
+        yield c, svc
+    await close_services(svc)
+
+
+async def test_calendar_mutations(
+    cal_client: tuple[httpx.AsyncClient, AppServices], radicale: RunningRadicale
+) -> None:
+    client, svc = cal_client
+    user = await create_user(svc, "api@example.org")
+    token = await token_for(svc, user)
+    started = await gql(client, START, {"p": "GOOGLE"}, token=token)
+    url = started["data"]["startCalendarConnection"]["authorizationUrl"]
+    assert "code_challenge=" in url and "state=" in url and "access_type=offline" in url
+    wrong = await gql(
+        client, CALDAV, {"u": CALDAV_USER, "p": "definitely-wrong", "s": radicale.url}, token=token
+    )
+    payload = wrong["data"]["connectCaldavCalendar"]
+    assert payload["calendar"] is None and payload["errors"][0]["field"] == "app_password"
+    assert "definitely-wrong" not in str(wrong)
+    radicale.make_calendar(CALDAV_USER, CALDAV_PASSWORD, "api-cal")
+    ok = await gql(
+        client, CALDAV, {"u": CALDAV_USER, "p": CALDAV_PASSWORD, "s": radicale.url}, token=token
+    )
+    assert ok["data"]["connectCaldavCalendar"] == {
+        "calendar": {"provider": "ICLOUD", "status": "CONNECTED"},
+        "errors": [],
+    }
+    assert CALDAV_PASSWORD not in str(ok)
+    me = await gql(client, "{ me { calendar { provider status lastSyncedAt } } }", token=token)
+    assert (
+        me["data"]["me"]["calendar"]["status"] == "CONNECTED"
+        and me["data"]["me"]["calendar"]["lastSyncedAt"]
+    )
+    gone = await gql(client, DISCONNECT, token=token)
+    assert gone["data"]["disconnectCalendar"] == {
+        "calendar": {"status": "NOT_CONNECTED"},
+        "errors": [],
+    }
