@@ -8,11 +8,14 @@ never does.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
+import httpx
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.responses import Response
@@ -125,3 +128,31 @@ def start_microsoft_emulator(tmpdir: Path, state: MicrosoftState | None = None) 
     ca_path, tls = make_test_ca(tmpdir)
     server = BackgroundServer(create_microsoft_emulator(state), tls=tls).start()
     return RunningMicrosoft(state=state, server=server, ca_path=ca_path)
+
+
+_CONSENT_REQUEST = re.compile(r"name='request' value='([^']+)'")
+
+
+async def consent(
+    http: httpx.AsyncClient, authorization_url: str, email: str, *, accept: bool = True
+) -> dict[str, str]:
+    """Play the user on the consent page: pick ``email``, click Accept or Cancel.
+
+    Returns the query parameters of the redirect back to the app.
+    """
+    page = await http.get(authorization_url)
+    page.raise_for_status()
+    match = _CONSENT_REQUEST.search(page.text)
+    if match is None:
+        raise ValueError("not a consent page")
+    answer = await http.post(
+        authorization_url.split("?", 1)[0],
+        data={
+            "request": html.unescape(match.group(1)),
+            "account": email,
+            "action": "accept" if accept else "cancel",
+        },
+    )
+    if answer.status_code not in (302, 303):
+        raise ValueError(f"consent refused with HTTP {answer.status_code}")
+    return dict(parse_qsl(urlsplit(answer.headers["location"]).query))

@@ -3,18 +3,15 @@ and a Radicale CalDAV server, started once per test session on free loopback por
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
-import httpx
 import pytest
 
 from emulators.google import RunningGoogle, start_google_emulator
 from emulators.microsoft import RunningMicrosoft, start_microsoft_emulator
+from emulators.microsoft import consent as ms_consent
 from emulators.radicale import RunningRadicale, start_radicale
 
 CALDAV_USER = "caluser"
@@ -54,27 +51,7 @@ def provider_overrides(*running: Any) -> dict[str, Any]:
     return values
 
 
-_MS_REQUEST = re.compile(r"name='request' value='([^']+)'")
-
-
-async def microsoft_consent(
-    http: httpx.AsyncClient, authorization_url: str, email: str, *, accept: bool = True
-) -> dict[str, str]:
-    """Play the user on the Microsoft emulator's consent page."""
-    page = await http.get(authorization_url)
-    page.raise_for_status()
-    match = _MS_REQUEST.search(page.text)
-    assert match, "not a consent page"
-    answer = await http.post(
-        authorization_url.split("?", 1)[0],
-        data={
-            "request": html.unescape(match.group(1)),
-            "account": email,
-            "action": "accept" if accept else "cancel",
-        },
-    )
-    assert answer.status_code in (302, 303), answer.text
-    return dict(parse_qsl(urlsplit(answer.headers["location"]).query))
+microsoft_consent = ms_consent
 
 
 def storage_dir(tmp_path: Path) -> Path:

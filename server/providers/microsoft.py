@@ -25,6 +25,7 @@ import json
 import re
 import ssl
 import threading
+import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -206,9 +207,14 @@ class MicrosoftProvider:
 
     def begin_authorization(self, redirect_uri: str) -> AuthorizationStart:
         """Start msal's auth-code flow. The first call blocks for OIDC discovery."""
-        flow = self._app(None).initiate_auth_code_flow(
-            list(GRAPH_SCOPES), redirect_uri=redirect_uri
-        )
+        with warnings.catch_warnings():
+            # msal recommends response_mode=form_post; Tandem's callback is a GET on purpose:
+            # a cross-site POST would not carry the SameSite=Lax session cookie that binds the
+            # callback to the browser session that started the flow.
+            warnings.filterwarnings("ignore", message=".*response_mode='form_post'.*")
+            flow = self._app(None).initiate_auth_code_flow(
+                list(GRAPH_SCOPES), redirect_uri=redirect_uri
+            )
         return AuthorizationStart(url=str(flow["auth_uri"]), state=str(flow["state"]), flow=flow)
 
     async def finish_authorization(

@@ -19,7 +19,7 @@ class DemoLogin:
     role: str
 
 
-_PEOPLE = [
+PEOPLE = [
     ("admin@demo.tandem.test", "Ada Admin", "Europe/London", "global admin, operator"),
     ("coordinator@demo.tandem.test", "Cora Coordinator", "America/New_York", "program admin"),
     ("maya.mentor@demo.tandem.test", "Maya Mentor", "America/New_York", "mentor"),
@@ -37,14 +37,14 @@ _PEOPLE = [
 
 async def seed(session: AsyncSession) -> list[DemoLogin]:
     """Create the demo data once; later runs leave it as it is."""
-    logins = [DemoLogin(email, role) for email, _n, _z, role in _PEOPLE]
-    if await accounts.get_by_email(session, _PEOPLE[0][0]) is not None:
+    logins = [DemoLogin(email, role) for email, _n, _z, role in PEOPLE]
+    if await accounts.get_by_email(session, PEOPLE[0][0]) is not None:
         return logins
     org = await programs.organization(session)
     org.name = "Demo Mentoring Org"
     org.group_polls_enabled = True
     users: dict[str, User] = {}
-    for email, name, zone, role in _PEOPLE:
+    for email, name, zone, role in PEOPLE:
         users[email] = await accounts.create_user(
             session,
             email=email,
@@ -55,7 +55,7 @@ async def seed(session: AsyncSession) -> list[DemoLogin]:
             operator=role.startswith("global"),
             profile_completed=True,
         )
-    admin = users[_PEOPLE[0][0]]
+    admin = users[PEOPLE[0][0]]
     engineering = await programs.create_program(session, admin, "Engineering Mentorship")
     leadership = await programs.create_program(session, admin, "Leadership Circle")
     coordinator = users["coordinator@demo.tandem.test"]
@@ -80,7 +80,7 @@ async def seed(session: AsyncSession) -> list[DemoLogin]:
             kind=ConnectionKind.PAIR,
             name=None,
         )
-    circle = [e for e, _n, _z, role in _PEOPLE if role.startswith("circle")]
+    circle = [e for e, _n, _z, role in PEOPLE if role.startswith("circle")]
     for email in circle:
         await programs.add_member(
             session, admin, leadership.id, users[email].id, ProgramRole.PARTICIPANT
