@@ -19,7 +19,7 @@ async def login_form(request: Request) -> Response:
     return render(
         request,
         "pages/login.html",
-        {"email": "", "next_path": safe_next(request.query_params.get("next")), "admin_nav": False},
+        {"email": "", "next_path": safe_next(request.query_params.get("next"))},
     )
 
 

@@ -21,12 +21,18 @@ async def home(request: Request) -> Response:
         connections = await mentoring.connections_for(db, current.user)
         members = await mentoring.members_by_connection(db, [c.id for c in connections])
         calendar = await calendars.connection_for(db, current.user.id)
+    program_names = {p.id: p.name for p in my_programs}
     pairs: list[dict[str, Any]] = []
     groups: list[dict[str, Any]] = []
     for connection in connections:
         people = members[connection.id]
         others = [user.name for user, _role in people if user.id != current.user.id]
-        item = {"connection": connection, "others": others, "count": len(people)}
+        item = {
+            "connection": connection,
+            "others": others,
+            "count": len(people),
+            "program_name": program_names.get(connection.program_id, ""),
+        }
         (pairs if connection.kind == ConnectionKind.PAIR else groups).append(item)
     return render(
         request,

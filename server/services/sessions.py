@@ -38,6 +38,7 @@ class Viewer:
     actor: User
     session_id: uuid.UUID | None = None
     acting_reason: str | None = None
+    actor_is_admin: bool = False  # global admin or admin of some program: shows the Admin link
 
     @property
     def acting_on_behalf(self) -> bool:
@@ -82,7 +83,14 @@ async def viewer_for(session: AsyncSession, row: UserSession) -> Viewer | None:
         target = await session.get(User, row.acting_for_user_id)
         if target is not None:
             user = target
-    return Viewer(user=user, actor=actor, session_id=row.id, acting_reason=row.acting_reason)
+    is_admin = actor.is_global_admin or bool(await access.admin_program_ids(session, actor))
+    return Viewer(
+        user=user,
+        actor=actor,
+        session_id=row.id,
+        acting_reason=row.acting_reason,
+        actor_is_admin=is_admin,
+    )
 
 
 async def end_session(session: AsyncSession, session_id: uuid.UUID) -> None:
