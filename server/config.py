@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         description="Allow CalDAV server URLs on loopback or private networks (demo and tests).",
     )
 
+    push_notifications: bool | None = Field(
+        default=None,
+        description="Ask Google and Microsoft to push calendar changes to /webhooks/*; "
+        "default: on when BASE_URL is https (the providers call only HTTPS endpoints).",
+    )
     sync_max_age_seconds: int = 900
     sync_horizon_days: int = 60
     provider_timeout_seconds: float = 10.0
@@ -87,6 +92,12 @@ class Settings(BaseSettings):
         if self.graphiql is not None:
             return self.graphiql
         return self.env != "production"
+
+    @property
+    def push_enabled(self) -> bool:
+        if self.push_notifications is not None:
+            return self.push_notifications
+        return self.base_url.startswith("https://")
 
     @property
     def secure_cookies(self) -> bool:

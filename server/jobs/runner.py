@@ -31,7 +31,15 @@ async def sync_stale_calendars(services: AppServices) -> None:
             await sync.sync_users(db, services.calendar, claimed, budget_seconds=60)
 
 
-JOBS: list[Job] = [sync_stale_calendars]
+async def renew_push_channels(services: AppServices) -> None:
+    """Google channels and Graph subscriptions expire within days: replace them early."""
+    from server.services import push
+
+    async with services.db.session() as db:
+        await push.renew_expiring(db, services.calendar)
+
+
+JOBS: list[Job] = [sync_stale_calendars, renew_push_channels]
 
 
 async def run_once(services: AppServices, jobs: list[Job] | None = None) -> None:

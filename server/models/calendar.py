@@ -37,6 +37,8 @@ class CalendarConnection(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     failure_count: int = 0
     retry_after: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Set by a push notification: the next job tick resyncs, however fresh the cache.
+    sync_requested: bool = False
 
 
 class OAuthFlow(SQLModel, table=True):
@@ -71,3 +73,22 @@ class BusyBlock(SQLModel, table=True):
     start_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     end_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     kind: BusyKind = Field(sa_type=enum_type(BusyKind, "busy_kind"))
+
+
+class PushSubscription(SQLModel, table=True):
+    """A provider push channel (Google watch channel, Graph subscription) for one user.
+
+    Notifications carry no data: they only mark the calendar for a resync. The secret the
+    provider echoes back (Google's channel token, Graph's clientState) is kept as a hash.
+    """
+
+    __tablename__ = "push_subscription"
+
+    id: uuid.UUID = id_field()
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True, ondelete="CASCADE")
+    provider: ProviderName = Field(sa_type=enum_type(ProviderName, "push_provider"))
+    channel_id: str = Field(max_length=200, unique=True, index=True)
+    resource_id: str | None = Field(default=None, max_length=500)
+    secret_hash: str = Field(max_length=64)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_at: datetime = created_field()

@@ -29,13 +29,14 @@ from server.models.enums import CalendarStatus, ProviderName
 from server.providers.base import (
     AuthorizationDeclined,
     ConnectedAccount,
+    Credentials,
     InvalidCredentials,
     ProviderError,
     ProviderUnavailable,
     RateLimited,
 )
 from server.providers.secrets import SecretError
-from server.services import audit, programs, sync
+from server.services import audit, programs, push, sync
 from server.services.calendar_deps import CalendarDeps, load_credentials, secret_binding
 from server.services.errors import DomainError, PermissionDenied, ValidationFailed
 from server.services.sessions import Viewer
@@ -236,6 +237,7 @@ async def _store(
         await db.exec(select(CalendarConnection).where(CalendarConnection.user_id == user.id))
     ).first()
     if old is not None:
+        await push.close_channels(db, deps, user.id, _credentials_or_none(deps, old))
         await _revoke_quietly(deps, old, user.id)
         await db.delete(old)
         await db.flush()
@@ -261,6 +263,9 @@ async def _store(
     )
     await db.commit()
     await sync.sync_users(db, deps, [user.id], budget_seconds=INITIAL_SYNC_BUDGET_SECONDS)
+    if deps.push_enabled:
+        await push.open_channel(db, deps, user.id, provider_name, account.credentials)
+        await db.commit()
     await db.refresh(connection)
     return connection
 
@@ -277,6 +282,7 @@ async def disconnect(db: AsyncSession, deps: CalendarDeps, viewer: Viewer) -> Pr
     if connection is None:
         await db.commit()
         return None
+    await push.close_channels(db, deps, user.id, _credentials_or_none(deps, connection))
     await _revoke_quietly(deps, connection, user.id)
     await db.delete(connection)
     audit.record(
@@ -288,6 +294,13 @@ async def disconnect(db: AsyncSession, deps: CalendarDeps, viewer: Viewer) -> Pr
     )
     await db.commit()
     return connection.provider
+
+
+def _credentials_or_none(deps: CalendarDeps, connection: CalendarConnection) -> Credentials | None:
+    try:
+        return load_credentials(deps.secrets, connection)
+    except SecretError:
+        return None
 
 
 async def _revoke_quietly(

@@ -19,6 +19,7 @@ class CalendarDeps:
     base_url: str
     horizon_days: int = 60
     max_age_seconds: int = 900
+    push_enabled: bool = False
 
     def redirect_uri(self, provider: ProviderName) -> str:
         return f"{self.base_url.rstrip('/')}/calendar/callback/{provider.value}"

@@ -73,6 +73,7 @@ async def stale_user_ids(
         or_(
             col(CalendarConnection.last_synced_at).is_(None),
             col(CalendarConnection.last_synced_at) < now - max_age,
+            col(CalendarConnection.sync_requested).is_(True),
         ),
         or_(
             col(CalendarConnection.retry_after).is_(None),
@@ -180,6 +181,7 @@ async def _apply(
         connection.last_error = None
         connection.failure_count = 0
         connection.retry_after = None
+        connection.sync_requested = False
         db.add(connection)
         return SyncOutcome(connection.user_id, True, CalendarStatus.CONNECTED)
     if isinstance(error, AuthExpired | InvalidCredentials):

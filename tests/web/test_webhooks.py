@@ -1,0 +1,167 @@
+"""Push notifications: authentic ones mark a calendar for resync (coalesced); forged,
+replayed-with-wrong-secret or unknown ones are acknowledged and change nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from emulators.google import RunningGoogle, send_push_notifications
+from emulators.microsoft import RunningMicrosoft
+from server.app import build_services, close_services, create_app
+from server.jobs.runner import run_once
+from server.models import BusyBlock, CalendarConnection, PushSubscription
+from server.models.enums import ProviderName
+from server.web.state import AppServices
+from tests.calendar_fixtures import provider_overrides
+from tests.conftest import create_user, make_settings
+from tests.services.test_sync import connect_google, connect_microsoft
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def svc(
+    tmp_path: Path, sqlite_url: str, google: RunningGoogle, microsoft: RunningMicrosoft
+) -> AsyncIterator[AppServices]:
+    services = build_services(
+        make_settings(tmp_path, sqlite_url, push_notifications=True, **provider_overrides(google, microsoft))
+    )
+    yield services
+    await close_services(services)
+
+
+@pytest.fixture
+async def web(svc: AppServices) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(services=svc)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+        yield c
+
+
+def _at(days: int, hour: int) -> datetime:
+    return (datetime.now(UTC) + timedelta(days=days)).replace(hour=hour, minute=0, second=0, microsecond=0)
+
+
+async def _requested(svc: AppServices, user_id: uuid.UUID) -> bool:
+    async with svc.db.session() as db:
+        row = (await db.exec(select(CalendarConnection).where(CalendarConnection.user_id == user_id))).one()
+        return row.sync_requested
+
+
+async def test_google_push_marks_resync_and_job_syncs(
+    svc: AppServices, web: httpx.AsyncClient, google: RunningGoogle
+) -> None:
+    user = await create_user(svc, "push@example.org")
+    google.state.add_account("push@gmail.test")
+    before_connect = len(google.state.requests_to("freeBusy"))
+    await connect_google(svc, user, "push@gmail.test")
+    per_sync = len(google.state.requests_to("freeBusy")) - before_connect
+    async with svc.db.session() as db:
+        channel = (await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))).one()
+    assert channel.provider == ProviderName.GOOGLE
+    assert await send_push_notifications(google.state, web, "push@gmail.test", "sync") == [200]
+    assert await _requested(svc, user) is False  # the channel's hello is a no-op
+    google.state.add_event("push@gmail.test", {"summary": "x", "start": {"dateTime": _at(2, 9).isoformat()}, "end": {"dateTime": _at(2, 10).isoformat()}})
+    for _ in range(5):  # a burst is coalesced into one resync
+        assert await send_push_notifications(google.state, web, "push@gmail.test") == [200]
+    assert await _requested(svc, user) is True
+    calls = len(google.state.requests_to("freeBusy"))
+    await run_once(svc)
+    assert per_sync >= 1
+    assert len(google.state.requests_to("freeBusy")) == calls + per_sync  # one resync
+    assert await _requested(svc, user) is False
+    async with svc.db.session() as db:
+        blocks = (await db.exec(select(BusyBlock).where(BusyBlock.user_id == user))).all()
+    assert [(b.start_at, b.end_at) for b in blocks] == [(_at(2, 9), _at(2, 10))]
+
+
+async def test_forged_google_notifications_change_nothing(
+    svc: AppServices, web: httpx.AsyncClient, google: RunningGoogle
+) -> None:
+    user = await create_user(svc, "forge@example.org")
+    other = await create_user(svc, "forge2@example.org")
+    google.state.add_account("forge@gmail.test")
+    google.state.add_account("forge2@gmail.test")
+    await connect_google(svc, user, "forge@gmail.test")
+    await connect_google(svc, other, "forge2@gmail.test")
+    async with svc.db.session() as db:
+        mine = (await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))).one()
+    theirs_token = next(c.token for c in google.state.channels.values() if c.email == "forge2@gmail.test")
+    cases = [
+        {"X-Goog-Channel-ID": str(uuid.uuid4()), "X-Goog-Channel-Token": "x", "X-Goog-Resource-State": "exists"},
+        {"X-Goog-Channel-ID": mine.channel_id, "X-Goog-Channel-Token": "wrong", "X-Goog-Resource-ID": mine.resource_id or "", "X-Goog-Resource-State": "exists"},
+        {"X-Goog-Channel-ID": mine.channel_id, "X-Goog-Channel-Token": theirs_token or "", "X-Goog-Resource-ID": mine.resource_id or "", "X-Goog-Resource-State": "exists"},
+        {"X-Goog-Channel-ID": mine.channel_id, "X-Goog-Resource-State": "exists"},
+    ]
+    for headers in cases:
+        response = await web.post("/webhooks/google", headers=headers)
+        assert response.status_code == 200
+    assert await _requested(svc, user) is False and await _requested(svc, other) is False
+
+
+async def test_microsoft_handshake_and_client_state(
+    svc: AppServices, web: httpx.AsyncClient, microsoft: RunningMicrosoft
+) -> None:
+    echo = await web.post("/webhooks/microsoft", params={"validationToken": "<script>x</script> token"})
+    assert echo.status_code == 200
+    assert echo.text == "<script>x</script> token"
+    assert echo.headers["content-type"].startswith("text/plain")
+    assert echo.headers["x-content-type-options"] == "nosniff"
+    assert (await web.post("/webhooks/microsoft", params={"validationToken": "x" * 5000})).status_code == 400
+    user = await create_user(svc, "graph@example.org")
+    microsoft.state.add_account("graph@contoso.test")
+    await connect_microsoft(svc, user, "graph@contoso.test", microsoft.ca_path)
+    async with svc.db.session() as db:
+        sub = (await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))).one()
+    client_state = microsoft.state.subscriptions[sub.channel_id]["clientState"]
+    wrong = {"value": [{"subscriptionId": sub.channel_id, "clientState": "guess", "changeType": "updated"}]}
+    assert (await web.post("/webhooks/microsoft", json=wrong)).status_code == 202
+    assert await _requested(svc, user) is False
+    right = {"value": [{"subscriptionId": sub.channel_id, "clientState": client_state, "changeType": "updated"}]}
+    assert (await web.post("/webhooks/microsoft", json=right)).status_code == 202
+    assert await _requested(svc, user) is True
+
+
+async def test_disconnect_stops_channels_and_later_pushes_are_ignored(
+    svc: AppServices, web: httpx.AsyncClient, google: RunningGoogle
+) -> None:
+    from server.services import accounts, calendar_connect
+    from server.services.sessions import Viewer
+
+    user = await create_user(svc, "stop@example.org")
+    google.state.add_account("stop@gmail.test")
+    await connect_google(svc, user, "stop@gmail.test")
+    channel = next(c for c in google.state.channels.values() if c.email == "stop@gmail.test")
+    async with svc.db.session() as db:
+        me = await accounts.get_user(db, user)
+        await calendar_connect.disconnect(db, svc.calendar, Viewer(user=me, actor=me))
+    assert channel.channel_id not in google.state.channels  # channels.stop was called
+    headers = {"X-Goog-Channel-ID": channel.channel_id, "X-Goog-Channel-Token": channel.token or "",
+               "X-Goog-Resource-ID": channel.resource_id, "X-Goog-Resource-State": "exists"}
+    assert (await web.post("/webhooks/google", headers=headers)).status_code == 200
+    async with svc.db.session() as db:
+        assert (await db.exec(select(PushSubscription))).all() == []
+
+
+async def test_expiring_channels_are_replaced(svc: AppServices, google: RunningGoogle) -> None:
+    user = await create_user(svc, "renew@example.org")
+    google.state.add_account("renew@gmail.test")
+    await connect_google(svc, user, "renew@gmail.test")
+    async with svc.db.session() as db:
+        row = (await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))).one()
+        old_id = row.channel_id
+        row.expires_at = datetime.now(UTC) + timedelta(hours=1)
+        db.add(row)
+        await db.commit()
+    await run_once(svc)
+    async with svc.db.session() as db:
+        rows = (await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))).all()
+    assert len(rows) == 1 and rows[0].channel_id != old_id
+    assert old_id not in google.state.channels
+
