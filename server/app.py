@@ -22,12 +22,17 @@ from starlette.staticfiles import StaticFiles
 from server.config import Settings
 from server.db import Database
 from server.jobs.runner import run_forever
-from server.pages import admin, auth, calendar, home, profile
+from server.pages import admin, auth, calendar, home, profile, program_settings, schedule
+from server.pages import groups as group_pages
+from server.pages import meeting_activity as meeting_activity_pages
+from server.pages import meetings as meeting_pages
+from server.pages import polls as poll_pages
 from server.pages.common import LoginRequired, render
 from server.providers.registry import ProviderRegistry
 from server.providers.secrets import SecretBox
 from server.services.calendar_deps import CalendarDeps
 from server.services.invites import mailer_from_settings
+from server.web import webhooks
 from server.web.graphql_view import TandemGraphQL
 from server.web.guard import RequestGuard
 from server.web.state import AppServices
@@ -63,6 +68,7 @@ def build_services(settings: Settings) -> AppServices:
             base_url=settings.base_url,
             horizon_days=settings.sync_horizon_days,
             max_age_seconds=settings.sync_max_age_seconds,
+            push_enabled=settings.push_enabled,
         ),
         mailer=mailer_from_settings(settings),
     )
@@ -118,6 +124,8 @@ def routes(services: AppServices) -> list[Any]:
     return [
         Route("/", home.home),
         Route("/healthz", healthz),
+        Route("/webhooks/google", webhooks.google, methods=["POST"]),
+        Route("/webhooks/microsoft", webhooks.microsoft, methods=["POST"]),
         Route("/login", auth.login_form, methods=["GET"]),
         Route("/login", auth.login, methods=["POST"]),
         Route("/logout", auth.logout, methods=["POST"]),
@@ -135,6 +143,44 @@ def routes(services: AppServices) -> list[Any]:
         Route("/admin", admin.admin_home, methods=["GET"]),
         Route("/admin/act-as", admin.act_as, methods=["POST"]),
         Route("/admin/act-as/end", admin.end_acting, methods=["POST"]),
+        Route(
+            "/admin/programs/{program_id}/settings",
+            program_settings.settings_page,
+            methods=["GET"],
+        ),
+        Route(
+            "/admin/programs/{program_id}/settings",
+            program_settings.save_settings,
+            methods=["POST"],
+        ),
+        Route("/connections/{connection_id}/schedule", schedule.schedule, methods=["GET"]),
+        Route("/groups/{group_id}", group_pages.group_page, methods=["GET"]),
+        Route("/groups/{group_id}/polls/new", poll_pages.new_poll, methods=["GET"]),
+        Route("/groups/{group_id}/polls/new", poll_pages.create_poll, methods=["POST"]),
+        Route("/polls/{poll_id}", poll_pages.poll_page, methods=["GET"]),
+        Route("/polls/{poll_id}/tally", poll_pages.tally, methods=["GET"]),
+        Route("/polls/{poll_id}/answers", poll_pages.answer, methods=["POST"]),
+        Route("/polls/{poll_id}/comments", poll_pages.comment, methods=["POST"]),
+        Route("/polls/{poll_id}/finalize", poll_pages.finalize, methods=["POST"]),
+        Route(
+            "/connections/{connection_id}/meetings/new", meeting_pages.new_meeting, methods=["GET"]
+        ),
+        Route(
+            "/connections/{connection_id}/meetings", meeting_pages.create_meeting, methods=["POST"]
+        ),
+        Route("/meetings", meeting_pages.my_meetings, methods=["GET"]),
+        Route("/meetings/{meeting_id}", meeting_pages.meeting_detail, methods=["GET"]),
+        Route("/meetings/{meeting_id}/edit", meeting_pages.edit_meeting, methods=["GET"]),
+        Route("/meetings/{meeting_id}/edit", meeting_pages.save_meeting, methods=["POST"]),
+        Route("/meetings/{meeting_id}/cancel", meeting_pages.cancel_meeting, methods=["POST"]),
+        Route("/meetings/{meeting_id}/respond", meeting_pages.respond, methods=["POST"]),
+        Route("/rsvp/{token}", meeting_pages.rsvp_page, methods=["GET"]),
+        Route("/rsvp/{token}", meeting_pages.rsvp_confirm, methods=["POST"]),
+        Route(
+            "/admin/programs/{program_id}/activity",
+            meeting_activity_pages.activity,
+            methods=["GET"],
+        ),
         Route("/graphql", TandemGraphQL(services), methods=["GET", "POST"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

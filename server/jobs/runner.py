@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+from server.jobs.polls import poll_deadlines
 from server.web.state import AppServices
 
 log = logging.getLogger("tandem.jobs")
@@ -39,7 +40,21 @@ async def renew_push_channels(services: AppServices) -> None:
         await push.renew_expiring(db, services.calendar)
 
 
-JOBS: list[Job] = [sync_stale_calendars, renew_push_channels]
+async def retry_meeting_calendar_writes(services: AppServices) -> None:
+    """A provider failure never loses a meeting: its calendar write is retried here."""
+    from server.services.meeting_delivery import retry_pending_calendar_writes
+    from server.web.meeting_deps import meeting_deps
+
+    async with services.db.session() as db:
+        await retry_pending_calendar_writes(db, meeting_deps(services))
+
+
+JOBS: list[Job] = [
+    sync_stale_calendars,
+    renew_push_channels,
+    retry_meeting_calendar_writes,
+    poll_deadlines,
+]
 
 
 async def run_once(services: AppServices, jobs: list[Job] | None = None) -> None:

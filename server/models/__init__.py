@@ -3,9 +3,9 @@
 from sqlmodel import SQLModel
 
 from server.models.audit import AuditEvent
-from server.models.calendar import BusyBlock, CalendarConnection, OAuthFlow
+from server.models.calendar import BusyBlock, CalendarConnection, OAuthFlow, PushSubscription
 from server.models.integration import OrganizationIntegration
-from server.models.meeting import Meeting, MeetingAttendee
+from server.models.meeting import Meeting, MeetingAttendee, UsedRsvpLink
 from server.models.mentoring import ConnectionMember, MentoringConnection
 from server.models.organization import Organization, Program, ProgramMembership
 from server.models.poll import Poll, PollAnswer, PollComment, PollInvitee, PollSlot
@@ -33,6 +33,8 @@ __all__ = [
     "PollSlot",
     "Program",
     "ProgramMembership",
+    "PushSubscription",
+    "UsedRsvpLink",
     "User",
     "UserSession",
     "metadata",

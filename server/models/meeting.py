@@ -18,6 +18,7 @@ class Meeting(SQLModel, table=True):
         CheckConstraint("end_at > start_at", name="order"),
         CheckConstraint("sequence >= 0", name="sequence"),
         Index("ix_meeting_owner_start", "owner_id", "start_at"),
+        Index("ix_meeting_calendar_retry", "calendar_sync_state", "calendar_retry_at"),
     )
 
     id: uuid.UUID = id_field()
@@ -38,13 +39,25 @@ class Meeting(SQLModel, table=True):
     )
     provider_event_id: str | None = Field(default=None, max_length=1024)
     calendar_sync_state: str = Field(default="none", max_length=16)  # none|pending|synced|failed
+    # Which provider holds ``provider_event_id`` (the owner may switch calendars later).
+    calendar_provider: str | None = Field(default=None, max_length=16)
+    calendar_attempts: int = 0
+    calendar_retry_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    calendar_error: str | None = Field(default=None, max_length=300)
+    # Who emails the attendees: "tandem" (iCalendar mail with signed links) or "provider"
+    # (Microsoft Graph, which always mails attendees of events it creates). Fixed per meeting
+    # once invitations went out, so attendees never receive two versions.
+    invitations_by: str = Field(default="tandem", max_length=16)
     created_at: datetime = created_field()
     updated_at: datetime = created_field()
 
 
 class MeetingAttendee(SQLModel, table=True):
     __tablename__ = "meeting_attendee"
-    __table_args__ = (UniqueConstraint("meeting_id", "email", name="uq_meeting_attendee"),)
+    __table_args__ = (
+        UniqueConstraint("meeting_id", "email", name="uq_meeting_attendee"),
+        Index("ix_meeting_attendee_user", "user_id"),
+    )
 
     id: uuid.UUID = id_field()
     meeting_id: uuid.UUID = Field(foreign_key="meeting.id", index=True, ondelete="CASCADE")
@@ -58,3 +71,14 @@ class MeetingAttendee(SQLModel, table=True):
         sa_type=enum_type(AttendeeResponse, "attendee_response"),
     )
     responded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class UsedRsvpLink(SQLModel, table=True):
+    """RSVP links already honoured, by SHA-256 of the token: each link works once."""
+
+    __tablename__ = "used_rsvp_link"
+
+    id: uuid.UUID = id_field()
+    token_hash: str = Field(max_length=64, unique=True)
+    meeting_id: uuid.UUID = Field(foreign_key="meeting.id", index=True, ondelete="CASCADE")
+    used_at: datetime = created_field()

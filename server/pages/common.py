@@ -26,6 +26,14 @@ NOTICES: dict[str, str] = {
     "password: revoke it yourself at account.apple.com (Sign-In and Security, "
     "App-Specific Passwords).",
     "settings_saved": "Program settings are saved.",
+    "meeting_scheduled": "The meeting is booked and the invitations are on their way.",
+    "meeting_updated": "The meeting is changed and everyone was sent the update.",
+    "meeting_cancelled": "The meeting is cancelled and everyone was told.",
+    "answer_saved": "Your answer is saved.",
+    "poll_created": "Your poll is created and the invitees were emailed a link.",
+    "poll_answered": "Your answers are saved. You can change them until the poll closes.",
+    "comment_added": "Your comment is posted.",
+    "poll_finalized": "The poll is finalized and the meeting is scheduled.",
 }
 
 

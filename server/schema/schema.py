@@ -18,9 +18,25 @@ from strawberry.permission import BasePermission
 from strawberry.schema.config import StrawberryConfig
 
 from server.resolvers import availability, calendar, programs, users
+from server.resolvers import meetings as meeting_resolvers
+from server.resolvers import polls as poll_resolvers
 from server.schema.availability import Availability
 from server.schema.calendar import CalendarConnectionPayload, StartCalendarConnectionPayload
+from server.schema.meetings import (
+    CancelMeetingPayload,
+    Meeting,
+    RespondToMeetingPayload,
+    ScheduleMeetingPayload,
+    UpdateMeetingPayload,
+)
 from server.schema.permissions import IsAuthenticated
+from server.schema.polls import (
+    AddPollCommentPayload,
+    AnswerPollPayload,
+    CreatePollPayload,
+    FinalizePollPayload,
+    Poll,
+)
 from server.schema.programs import (
     AddProgramMemberPayload,
     CreateMentoringConnectionPayload,
@@ -44,6 +60,14 @@ class Query:
     availability: Availability = strawberry.field(
         resolver=availability.availability, permission_classes=AUTH
     )
+    meeting: Meeting | None = strawberry.field(
+        resolver=meeting_resolvers.meeting, permission_classes=AUTH
+    )
+    meetings: list[Meeting] = strawberry.field(
+        resolver=meeting_resolvers.all_meetings, permission_classes=AUTH
+    )
+    poll: Poll | None = strawberry.field(resolver=poll_resolvers.poll, permission_classes=AUTH)
+    polls: list[Poll] = strawberry.field(resolver=poll_resolvers.all_polls, permission_classes=AUTH)
 
 
 @strawberry.type
@@ -68,6 +92,30 @@ class Mutation:
     )
     disconnect_calendar: CalendarConnectionPayload = strawberry.mutation(
         resolver=calendar.disconnect_calendar, permission_classes=AUTH
+    )
+    schedule_meeting: ScheduleMeetingPayload = strawberry.mutation(
+        resolver=meeting_resolvers.schedule_meeting, permission_classes=AUTH
+    )
+    update_meeting: UpdateMeetingPayload = strawberry.mutation(
+        resolver=meeting_resolvers.update_meeting, permission_classes=AUTH
+    )
+    cancel_meeting: CancelMeetingPayload = strawberry.mutation(
+        resolver=meeting_resolvers.cancel_meeting, permission_classes=AUTH
+    )
+    respond_to_meeting: RespondToMeetingPayload = strawberry.mutation(
+        resolver=meeting_resolvers.respond_to_meeting, permission_classes=AUTH
+    )
+    create_poll: CreatePollPayload = strawberry.mutation(
+        resolver=poll_resolvers.create_poll, permission_classes=AUTH
+    )
+    answer_poll: AnswerPollPayload = strawberry.mutation(
+        resolver=poll_resolvers.answer_poll, permission_classes=AUTH
+    )
+    add_poll_comment: AddPollCommentPayload = strawberry.mutation(
+        resolver=poll_resolvers.add_poll_comment, permission_classes=AUTH
+    )
+    finalize_poll: FinalizePollPayload = strawberry.mutation(
+        resolver=poll_resolvers.finalize_poll, permission_classes=AUTH
     )
 
 

@@ -32,6 +32,7 @@ from server.services.availability import (
 )
 from server.services.calendar_deps import CalendarDeps
 from server.services.errors import NotFound, ValidationFailed
+from server.services.meeting_busy import meeting_busy
 
 __all__ = ["AvailabilityRequest", "NotFound", "ValidationFailed", "find_availability"]
 
@@ -134,7 +135,11 @@ async def find_availability(
     *,
     now: datetime | None = None,
     refresh_budget: float = REFRESH_BUDGET_SECONDS,
+    refresh: bool = True,
+    ignore_meeting_id: uuid.UUID | None = None,
 ) -> AvailabilityAnswer:
+    """``refresh=False`` answers from the cache only (booking re-checks must not call
+    providers or commit); ``ignore_meeting_id`` leaves out a Tandem meeting being moved."""
     _validate(request)
     now = now or utcnow()
     ids = [*request.participant_ids, *request.optional_participant_ids]
@@ -154,7 +159,7 @@ async def find_availability(
         minimum_notice_minutes=settings.minimum_notice_hours * 60,
         buffer_minutes=settings.buffer_minutes,
     )
-    notes = await _refresh(db, deps, ids, now, refresh_budget)
+    notes = await _refresh(db, deps, ids, now, refresh_budget) if refresh else []
     users = {u.id: u for u in (await db.exec(select(User).where(col(User.id).in_(ids)))).all()}
     connections = {
         c.user_id: c
@@ -179,6 +184,12 @@ async def find_availability(
     by_user: dict[uuid.UUID, list[BusyInterval]] = defaultdict(list)
     for row in rows:
         by_user[row.user_id].append(BusyInterval(row.start_at, row.end_at, row.kind))
+    # Tandem's own scheduled meetings are busy time too, even before a calendar sync.
+    booked = await meeting_busy(
+        db, ids, request.start - margin, request.end + margin, ignore_meeting_id=ignore_meeting_id
+    )
+    for user_id, meeting_intervals in booked.items():
+        by_user[user_id] = sorted([*by_user[user_id], *meeting_intervals])
     optional = set(request.optional_participant_ids)
     states: list[ParticipantState] = []
     participants: list[Participant] = []

@@ -31,7 +31,9 @@ async def svc(
     tmp_path: Path, sqlite_url: str, google: RunningGoogle, microsoft: RunningMicrosoft
 ) -> AsyncIterator[AppServices]:
     services = build_services(
-        make_settings(tmp_path, sqlite_url, push_notifications=True, **provider_overrides(google, microsoft))
+        make_settings(
+            tmp_path, sqlite_url, push_notifications=True, **provider_overrides(google, microsoft)
+        )
     )
     yield services
     await close_services(services)
@@ -40,17 +42,23 @@ async def svc(
 @pytest.fixture
 async def web(svc: AppServices) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(services=svc)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as c:
         yield c
 
 
 def _at(days: int, hour: int) -> datetime:
-    return (datetime.now(UTC) + timedelta(days=days)).replace(hour=hour, minute=0, second=0, microsecond=0)
+    return (datetime.now(UTC) + timedelta(days=days)).replace(
+        hour=hour, minute=0, second=0, microsecond=0
+    )
 
 
 async def _requested(svc: AppServices, user_id: uuid.UUID) -> bool:
     async with svc.db.session() as db:
-        row = (await db.exec(select(CalendarConnection).where(CalendarConnection.user_id == user_id))).one()
+        row = (
+            await db.exec(select(CalendarConnection).where(CalendarConnection.user_id == user_id))
+        ).one()
         return row.sync_requested
 
 
@@ -63,11 +71,20 @@ async def test_google_push_marks_resync_and_job_syncs(
     await connect_google(svc, user, "push@gmail.test")
     per_sync = len(google.state.requests_to("freeBusy")) - before_connect
     async with svc.db.session() as db:
-        channel = (await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))).one()
+        channel = (
+            await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))
+        ).one()
     assert channel.provider == ProviderName.GOOGLE
     assert await send_push_notifications(google.state, web, "push@gmail.test", "sync") == [200]
     assert await _requested(svc, user) is False  # the channel's hello is a no-op
-    google.state.add_event("push@gmail.test", {"summary": "x", "start": {"dateTime": _at(2, 9).isoformat()}, "end": {"dateTime": _at(2, 10).isoformat()}})
+    google.state.add_event(
+        "push@gmail.test",
+        {
+            "summary": "x",
+            "start": {"dateTime": _at(2, 9).isoformat()},
+            "end": {"dateTime": _at(2, 10).isoformat()},
+        },
+    )
     for _ in range(5):  # a burst is coalesced into one resync
         assert await send_push_notifications(google.state, web, "push@gmail.test") == [200]
     assert await _requested(svc, user) is True
@@ -91,12 +108,30 @@ async def test_forged_google_notifications_change_nothing(
     await connect_google(svc, user, "forge@gmail.test")
     await connect_google(svc, other, "forge2@gmail.test")
     async with svc.db.session() as db:
-        mine = (await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))).one()
-    theirs_token = next(c.token for c in google.state.channels.values() if c.email == "forge2@gmail.test")
+        mine = (
+            await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))
+        ).one()
+    theirs_token = next(
+        c.token for c in google.state.channels.values() if c.email == "forge2@gmail.test"
+    )
     cases = [
-        {"X-Goog-Channel-ID": str(uuid.uuid4()), "X-Goog-Channel-Token": "x", "X-Goog-Resource-State": "exists"},
-        {"X-Goog-Channel-ID": mine.channel_id, "X-Goog-Channel-Token": "wrong", "X-Goog-Resource-ID": mine.resource_id or "", "X-Goog-Resource-State": "exists"},
-        {"X-Goog-Channel-ID": mine.channel_id, "X-Goog-Channel-Token": theirs_token or "", "X-Goog-Resource-ID": mine.resource_id or "", "X-Goog-Resource-State": "exists"},
+        {
+            "X-Goog-Channel-ID": str(uuid.uuid4()),
+            "X-Goog-Channel-Token": "x",
+            "X-Goog-Resource-State": "exists",
+        },
+        {
+            "X-Goog-Channel-ID": mine.channel_id,
+            "X-Goog-Channel-Token": "wrong",
+            "X-Goog-Resource-ID": mine.resource_id or "",
+            "X-Goog-Resource-State": "exists",
+        },
+        {
+            "X-Goog-Channel-ID": mine.channel_id,
+            "X-Goog-Channel-Token": theirs_token or "",
+            "X-Goog-Resource-ID": mine.resource_id or "",
+            "X-Goog-Resource-State": "exists",
+        },
         {"X-Goog-Channel-ID": mine.channel_id, "X-Goog-Resource-State": "exists"},
     ]
     for headers in cases:
@@ -108,22 +143,36 @@ async def test_forged_google_notifications_change_nothing(
 async def test_microsoft_handshake_and_client_state(
     svc: AppServices, web: httpx.AsyncClient, microsoft: RunningMicrosoft
 ) -> None:
-    echo = await web.post("/webhooks/microsoft", params={"validationToken": "<script>x</script> token"})
+    echo = await web.post(
+        "/webhooks/microsoft", params={"validationToken": "<script>x</script> token"}
+    )
     assert echo.status_code == 200
     assert echo.text == "<script>x</script> token"
     assert echo.headers["content-type"].startswith("text/plain")
     assert echo.headers["x-content-type-options"] == "nosniff"
-    assert (await web.post("/webhooks/microsoft", params={"validationToken": "x" * 5000})).status_code == 400
+    assert (
+        await web.post("/webhooks/microsoft", params={"validationToken": "x" * 5000})
+    ).status_code == 400
     user = await create_user(svc, "graph@example.org")
     microsoft.state.add_account("graph@contoso.test")
     await connect_microsoft(svc, user, "graph@contoso.test", microsoft.ca_path)
     async with svc.db.session() as db:
-        sub = (await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))).one()
+        sub = (
+            await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))
+        ).one()
     client_state = microsoft.state.subscriptions[sub.channel_id]["clientState"]
-    wrong = {"value": [{"subscriptionId": sub.channel_id, "clientState": "guess", "changeType": "updated"}]}
+    wrong = {
+        "value": [
+            {"subscriptionId": sub.channel_id, "clientState": "guess", "changeType": "updated"}
+        ]
+    }
     assert (await web.post("/webhooks/microsoft", json=wrong)).status_code == 202
     assert await _requested(svc, user) is False
-    right = {"value": [{"subscriptionId": sub.channel_id, "clientState": client_state, "changeType": "updated"}]}
+    right = {
+        "value": [
+            {"subscriptionId": sub.channel_id, "clientState": client_state, "changeType": "updated"}
+        ]
+    }
     assert (await web.post("/webhooks/microsoft", json=right)).status_code == 202
     assert await _requested(svc, user) is True
 
@@ -142,8 +191,12 @@ async def test_disconnect_stops_channels_and_later_pushes_are_ignored(
         me = await accounts.get_user(db, user)
         await calendar_connect.disconnect(db, svc.calendar, Viewer(user=me, actor=me))
     assert channel.channel_id not in google.state.channels  # channels.stop was called
-    headers = {"X-Goog-Channel-ID": channel.channel_id, "X-Goog-Channel-Token": channel.token or "",
-               "X-Goog-Resource-ID": channel.resource_id, "X-Goog-Resource-State": "exists"}
+    headers = {
+        "X-Goog-Channel-ID": channel.channel_id,
+        "X-Goog-Channel-Token": channel.token or "",
+        "X-Goog-Resource-ID": channel.resource_id,
+        "X-Goog-Resource-State": "exists",
+    }
     assert (await web.post("/webhooks/google", headers=headers)).status_code == 200
     async with svc.db.session() as db:
         assert (await db.exec(select(PushSubscription))).all() == []
@@ -154,14 +207,17 @@ async def test_expiring_channels_are_replaced(svc: AppServices, google: RunningG
     google.state.add_account("renew@gmail.test")
     await connect_google(svc, user, "renew@gmail.test")
     async with svc.db.session() as db:
-        row = (await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))).one()
+        row = (
+            await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))
+        ).one()
         old_id = row.channel_id
         row.expires_at = datetime.now(UTC) + timedelta(hours=1)
         db.add(row)
         await db.commit()
     await run_once(svc)
     async with svc.db.session() as db:
-        rows = (await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))).all()
+        rows = (
+            await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))
+        ).all()
     assert len(rows) == 1 and rows[0].channel_id != old_id
     assert old_id not in google.state.channels
-

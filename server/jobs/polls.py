@@ -1,0 +1,20 @@
+"""Poll deadlines and reminders, for the job loop (``server.jobs.runner.JOBS``)."""
+
+from __future__ import annotations
+
+from server.models.base import utcnow
+from server.web.poll_deps import poll_deps
+from server.web.state import AppServices
+
+
+async def poll_deadlines(services: AppServices) -> None:
+    """Close polls past their deadline (telling organizers to pick), then remind invitees
+    who have not answered a day before a deadline. Safe to run on several workers."""
+    from server.services import polls
+
+    deps = poll_deps(services)
+    now = utcnow()
+    async with services.db.session() as db:
+        await polls.close_due_polls(db, deps, now)
+    async with services.db.session() as db:
+        await polls.send_due_reminders(db, deps, now)

@@ -1,0 +1,129 @@
+"""The pair scheduling page: a week of common free time, in the viewer's time zone.
+
+The same handler answers the full page and, for htmx requests (previous/next week,
+meeting length), only the week partial. Members of the connection and the program's
+administrators may open it; everyone else gets the same 404 as for a missing id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.models.base import utcnow
+from server.models.enums import ConnectionKind
+from server.pages.common import is_htmx, render, services, viewer
+from server.services import availability_query, mentoring, week_view
+from server.services.errors import DomainError
+
+DEFAULT_DURATION = 30
+# The answer depends on these request headers (see ``_wants_fragment``) and the session.
+VARY = "HX-Request, HX-Request-Type, HX-History-Restore-Request, Cookie"
+
+
+def _wants_fragment(request: Request) -> bool:
+    """htmx swaps of the week region; history restores and full-page targets get the page."""
+    return (
+        is_htmx(request)
+        and request.headers.get("hx-history-restore-request") != "true"
+        and request.headers.get("hx-request-type", "partial") != "full"
+    )
+
+
+def _connection_id(request: Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.path_params["connection_id"])
+    except ValueError:
+        raise HTTPException(404) from None
+
+
+def _duration(raw: str | None) -> int:
+    try:
+        value = int(raw or DEFAULT_DURATION)
+    except ValueError:
+        return DEFAULT_DURATION
+    return value if value in week_view.DURATIONS else DEFAULT_DURATION
+
+
+def _monday(raw: str | None, zone: str, now: datetime) -> date:
+    """The Monday of the asked week (any day of it will do); this week when absent or odd."""
+    today = now.astimezone(ZoneInfo(zone)).date()
+    try:
+        asked = date.fromisoformat(raw) if raw else today
+    except ValueError:
+        asked = today
+    if not 2000 <= asked.year <= 2100:
+        asked = today
+    return week_view.monday_of(asked)
+
+
+async def schedule(request: Request) -> Response:
+    current = viewer(request)
+    user = current.user
+    svc = services(request)
+    connection_id = _connection_id(request)
+    now = utcnow()
+    zone = user.time_zone
+    monday = _monday(request.query_params.get("week"), zone, now)
+    duration = _duration(request.query_params.get("duration"))
+    async with svc.db.session() as db:
+        try:
+            connection = await mentoring.get_visible_connection(db, user, connection_id)
+        except DomainError:
+            raise HTTPException(404) from None
+        if connection.kind == ConnectionKind.GROUP:
+            page = render(request, "pages/schedule.html", {"connection": connection, "group": True})
+            page.headers["Vary"] = VARY
+            return page
+        members = (await mentoring.members_by_connection(db, [connection.id]))[connection.id]
+        start, end = week_view.week_window(monday, zone)
+        step = week_view.step_for(duration)
+        try:
+            answer = await availability_query.find_availability(
+                db,
+                svc.calendar,
+                user,
+                availability_query.AvailabilityRequest(
+                    participant_ids=[member.id for member, _role in members],
+                    start=start,
+                    end=end,
+                    duration_minutes=duration,
+                    step_minutes=step,
+                    program_id=connection.program_id,
+                ),
+                now=now,
+            )
+        except DomainError:
+            raise HTTPException(404) from None
+        await db.commit()  # an on-demand refresh may have stored fresh busy times
+    week = week_view.build_week(
+        answer,
+        viewer_id=user.id,
+        viewer_zone=zone,
+        monday=monday,
+        duration_minutes=duration,
+        now=now,
+        step_minutes=step,
+    )
+    context: dict[str, Any] = {
+        "connection": connection,
+        "group": False,
+        "week": week,
+        "viewer_person": next((p for p in week.people if p.is_viewer), None),
+        "others": [p for p in week.people if not p.is_viewer],
+        "notes": answer.notes,
+        "empty_reason": answer.result.empty_reason,
+        "durations": week_view.DURATIONS,
+        "base_path": f"/connections/{connection.id}/schedule",
+        "this_monday": _monday(None, zone, now),
+    }
+    template = "partials/schedule_week.html" if _wants_fragment(request) else "pages/schedule.html"
+    response = render(request, template, context)
+    response.headers["Vary"] = VARY
+    return response

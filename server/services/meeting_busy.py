@@ -1,0 +1,54 @@
+"""Tandem's own meetings as busy time for their attendees.
+
+Kept apart from ``meetings`` so the availability query can use it without importing the
+booking rules (which themselves use the availability query).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.models import Meeting, MeetingAttendee
+from server.models.enums import AttendeeResponse, BusyKind, MeetingStatus
+from server.providers.base import BusyInterval
+
+
+async def meeting_busy(
+    db: AsyncSession,
+    user_ids: Sequence[uuid.UUID],
+    start: datetime,
+    end: datetime,
+    *,
+    ignore_meeting_id: uuid.UUID | None = None,
+) -> dict[uuid.UUID, list[BusyInterval]]:
+    """Scheduled meetings overlapping ``[start, end)`` per attendee, as ``busy`` intervals.
+
+    A declined meeting does not block its decliner; a cancelled one blocks nobody.
+    ``ignore_meeting_id`` leaves out a meeting being moved, so it does not clash with itself.
+    """
+    if not user_ids:
+        return {}
+    query = (
+        select(MeetingAttendee.user_id, Meeting.start_at, Meeting.end_at)
+        .join(Meeting, col(Meeting.id) == col(MeetingAttendee.meeting_id))
+        .where(
+            col(MeetingAttendee.user_id).in_(list(user_ids)),
+            MeetingAttendee.response != AttendeeResponse.DECLINED,
+            Meeting.status == MeetingStatus.SCHEDULED,
+            col(Meeting.start_at) < end,
+            col(Meeting.end_at) > start,
+        )
+    )
+    if ignore_meeting_id is not None:
+        query = query.where(Meeting.id != ignore_meeting_id)
+    found: dict[uuid.UUID, list[BusyInterval]] = defaultdict(list)
+    for user_id, meeting_start, meeting_end in (await db.exec(query)).all():
+        if user_id is not None:
+            found[user_id].append(BusyInterval(meeting_start, meeting_end, BusyKind.BUSY))
+    return dict(found)

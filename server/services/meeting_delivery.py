@@ -1,0 +1,401 @@
+"""Getting a meeting out of Tandem: the event in the owner's calendar and the emails.
+
+Who sends the invitations is decided per provider, so attendees never get two:
+
+- Google: Tandem emails (iCalendar with signed RSVP links) and writes the owner's event
+  with ``sendUpdates=none``.
+- Microsoft: Graph always emails the attendees of an event it creates, so Tandem sends
+  nothing itself. If Graph could not be reached when the meeting was booked, Tandem
+  emails instead and, from then on, writes the owner's event *without* attendees, so
+  Graph has nobody to email.
+- CalDAV (iCloud and others): servers do not schedule for Tandem, so Tandem emails.
+- No calendar, or calendar sync off for the program: Tandem emails.
+
+The meeting row is always committed before a provider is called; a provider that fails
+leaves ``calendar_sync_state = "pending"`` and the job loop retries with backoff
+(:func:`retry_pending_calendar_writes`). Provider calls never run inside a database lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlmodel import col, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.models import CalendarConnection, Meeting, MeetingAttendee, User
+from server.models.base import utcnow
+from server.models.enums import CalendarStatus, MeetingStatus, ProviderName
+from server.providers.base import (
+    AuthExpired,
+    CalendarProvider,
+    Credentials,
+    EventAttendee,
+    ExternalEvent,
+    InvalidCredentials,
+    ProviderUnavailable,
+    RateLimited,
+)
+from server.providers.secrets import SecretError
+from server.services import programs
+from server.services.calendar_deps import CalendarDeps, load_credentials, secret_binding
+from server.services.invites import (
+    Invitation,
+    InviteKind,
+    Mailer,
+    MailError,
+    Person,
+    invitation_message,
+    rsvp_links,
+)
+
+log = logging.getLogger("tandem.meetings")
+
+INVITES_BY_TANDEM = "tandem"
+INVITES_BY_PROVIDER = "provider"
+
+STATE_NONE = "none"
+STATE_PENDING = "pending"
+STATE_SYNCED = "synced"
+STATE_FAILED = "failed"
+
+MAX_ATTEMPTS = 8
+RETRY_BASE_SECONDS = 60.0
+RETRY_CAP_SECONDS = 6 * 3600.0
+CLAIM_LEASE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingDeps:
+    """What the meetings service needs from the process (see ``server.web.meeting_deps``).
+
+    ``rsvp_key`` is ``derive_key(master, "rsvp")``; ``base_url`` makes absolute RSVP links.
+    """
+
+    calendar: CalendarDeps
+    mailer: Mailer
+    rsvp_key: bytes
+    base_url: str
+    mail_from: str
+
+
+def provider_sends_invitations(provider: ProviderName) -> bool:
+    """Whether writing a meeting with attendees into this provider emails them anyway."""
+    return provider == ProviderName.MICROSOFT
+
+
+async def plan_calendar_write(
+    db: AsyncSession, meeting: Meeting, program_id: uuid.UUID | None
+) -> None:
+    """Mark a new meeting for the owner's calendar when the program syncs and the owner has
+    a connected calendar; pick who sends invitations. Call before the first commit."""
+    meeting.calendar_sync_state = STATE_NONE
+    meeting.invitations_by = INVITES_BY_TANDEM
+    if not (await programs.settings_for(db, program_id)).two_way_sync_enabled:
+        return
+    connection = await _connection(db, meeting.owner_id)
+    if connection is None or connection.status != CalendarStatus.CONNECTED:
+        return
+    meeting.calendar_provider = connection.provider.value
+    meeting.calendar_sync_state = STATE_PENDING
+    if provider_sends_invitations(connection.provider):
+        meeting.invitations_by = INVITES_BY_PROVIDER
+
+
+def mark_for_calendar(meeting: Meeting) -> None:
+    """A change the owner's calendar must follow (update, cancel, a response to mirror)."""
+    if meeting.calendar_provider is not None and meeting.calendar_sync_state != STATE_NONE:
+        meeting.calendar_sync_state = STATE_PENDING
+        meeting.calendar_attempts = 0
+        meeting.calendar_retry_at = None
+
+
+async def deliver(db: AsyncSession, deps: MeetingDeps, meeting: Meeting, kind: InviteKind) -> None:
+    """After a committed change: write the owner's calendar, then email if Tandem invites.
+
+    Commits the calendar outcome. Never raises for provider or mail failures.
+    """
+    first_try_by_provider = meeting.invitations_by == INVITES_BY_PROVIDER
+    if meeting.calendar_sync_state == STATE_PENDING:
+        await write_owner_calendar(db, deps.calendar, meeting)
+        if first_try_by_provider and meeting.provider_event_id is None and kind == "request":
+            # Graph never got the meeting, so it invited nobody: Tandem does, for good.
+            meeting.invitations_by = INVITES_BY_TANDEM
+        db.add(meeting)
+        await db.commit()
+    if meeting.invitations_by == INVITES_BY_TANDEM:
+        await send_invitations(db, deps, meeting, kind)
+
+
+async def send_invitations(
+    db: AsyncSession, deps: MeetingDeps, meeting: Meeting, kind: InviteKind
+) -> int:
+    """Email every attendee but the owner; returns how many messages went out.
+
+    A refused message is logged (address withheld) and skipped: the meeting stands and the
+    other attendees still hear of it.
+    """
+    owner = await db.get(User, meeting.owner_id)
+    assert owner is not None
+    attendees = await _attendees(db, meeting.id)
+    zones = await _zones(db, [a.user_id for a in attendees if a.user_id is not None])
+    invite = invitation_for(meeting, owner, attendees, zones)
+    sent = 0
+    for attendee in attendees:
+        if attendee.user_id == owner.id or attendee.email.casefold() == owner.email.casefold():
+            continue
+        person = Person(
+            name=attendee.name,
+            email=attendee.email,
+            time_zone=zones.get(attendee.user_id) if attendee.user_id else None,
+        )
+        links = (
+            {}
+            if kind == "cancel"
+            else rsvp_links(
+                deps.rsvp_key,
+                deps.base_url,
+                meeting.id,
+                attendee.email,
+                meeting.end_at,
+                meeting.sequence,
+            )
+        )
+        message = invitation_message(invite, person, links, kind, deps.mail_from)
+        try:
+            await deps.mailer.send(message)
+        except MailError as exc:
+            log.warning("invitation for meeting %s not delivered: %s", meeting.id, exc)
+            continue
+        sent += 1
+    return sent
+
+
+def invitation_for(
+    meeting: Meeting,
+    owner: User,
+    attendees: Sequence[MeetingAttendee],
+    zones: dict[uuid.UUID, str],
+) -> Invitation:
+    return Invitation(
+        uid=meeting.ical_uid,
+        sequence=meeting.sequence,
+        title=meeting.title,
+        description=meeting.description,
+        location=meeting.location,
+        start=meeting.start_at,
+        end=meeting.end_at,
+        time_zone=meeting.time_zone,
+        organizer=Person(name=owner.name, email=owner.email, time_zone=owner.time_zone),
+        attendees=[
+            Person(
+                name=a.name,
+                email=a.email,
+                time_zone=zones.get(a.user_id) if a.user_id else None,
+            )
+            for a in attendees
+        ],
+        meeting_id=meeting.id,
+    )
+
+
+async def write_owner_calendar(db: AsyncSession, deps: CalendarDeps, meeting: Meeting) -> None:
+    """Bring the owner's calendar in line with the meeting (create, update or delete) and
+    record the outcome on the row. Does not commit."""
+    now = utcnow()
+    connection = await _connection(db, meeting.owner_id)
+    if (
+        connection is None
+        or meeting.calendar_provider is None
+        or connection.provider.value != meeting.calendar_provider
+        or connection.status == CalendarStatus.DISCONNECTED
+    ):
+        _failed(meeting, "The organizer's calendar is no longer connected.")
+        return
+    if meeting.status == MeetingStatus.CANCELLED and meeting.provider_event_id is None:
+        _synced(meeting)
+        return
+    try:
+        credentials = load_credentials(deps.secrets, connection)
+    except SecretError:
+        _failed(meeting, "Tandem could not open the organizer's calendar credentials.")
+        return
+    provider = deps.registry.get(connection.provider)
+    try:
+        await _apply(provider, credentials, meeting, await _event(db, meeting, connection))
+    except (AuthExpired, InvalidCredentials):
+        _retry_later(meeting, now, "The organizer must reconnect their calendar.")
+    except (RateLimited, ProviderUnavailable, TimeoutError):
+        _retry_later(meeting, now, "The organizer's calendar did not answer; Tandem will retry.")
+    except Exception as exc:  # a provider bug must not lose the meeting or its emails
+        log.warning("calendar write for meeting %s failed: %s", meeting.id, type(exc).__name__)
+        _retry_later(
+            meeting, now, "The organizer's calendar refused the meeting; Tandem will retry."
+        )
+    else:
+        _synced(meeting)
+    finally:
+        if credentials.changed:
+            connection.encrypted_secret = deps.secrets.encrypt(
+                credentials.secret, binding=secret_binding(connection.user_id)
+            )
+            db.add(connection)
+    db.add(meeting)
+
+
+async def retry_pending_calendar_writes(
+    db: AsyncSession, deps: MeetingDeps, *, limit: int = 50
+) -> int:
+    """Retry owner-calendar writes that are due; returns how many were attempted.
+
+    Each meeting is claimed with a conditional UPDATE (a short lease on
+    ``calendar_retry_at``), so several workers never write the same meeting at once.
+    Provider writes are idempotent (Google ids and Graph ``transactionId`` come from the
+    UID, CalDAV PUTs to the UID's URL), so a retry after a lost answer does not duplicate.
+    """
+    now = utcnow()
+    due = (
+        await db.exec(
+            select(Meeting.id)
+            .where(
+                Meeting.calendar_sync_state == STATE_PENDING,
+                or_(
+                    col(Meeting.calendar_retry_at).is_(None),
+                    col(Meeting.calendar_retry_at) <= now,
+                ),
+            )
+            .order_by(col(Meeting.updated_at))
+            .limit(limit)
+        )
+    ).all()
+    attempted = 0
+    for meeting_id in due:
+        claim = await db.exec(
+            update(Meeting)
+            .where(
+                col(Meeting.id) == meeting_id,
+                col(Meeting.calendar_sync_state) == STATE_PENDING,
+                or_(
+                    col(Meeting.calendar_retry_at).is_(None),
+                    col(Meeting.calendar_retry_at) <= now,
+                ),
+            )
+            .values(calendar_retry_at=now + CLAIM_LEASE)
+        )
+        await db.commit()
+        if claim.rowcount != 1:
+            continue
+        meeting = await db.get(Meeting, meeting_id, populate_existing=True)
+        if meeting is None:
+            continue
+        was_created = meeting.provider_event_id is not None
+        await write_owner_calendar(db, deps.calendar, meeting)
+        await db.commit()
+        attempted += 1
+        log.info(
+            "calendar write for meeting %s: %s (%s)",
+            meeting.id,
+            meeting.calendar_sync_state,
+            "update" if was_created else "create",
+        )
+    return attempted
+
+
+async def _apply(
+    provider: CalendarProvider, credentials: Credentials, meeting: Meeting, event: ExternalEvent
+) -> None:
+    send = meeting.invitations_by == INVITES_BY_PROVIDER
+    if meeting.status == MeetingStatus.CANCELLED:
+        assert meeting.provider_event_id is not None
+        await provider.delete_event(credentials, meeting.provider_event_id, send_invitations=send)
+    elif meeting.provider_event_id is None:
+        meeting.provider_event_id = await provider.create_event(
+            credentials, event, send_invitations=send
+        )
+    else:
+        await provider.update_event(
+            credentials, meeting.provider_event_id, event, send_invitations=send
+        )
+
+
+async def _event(
+    db: AsyncSession, meeting: Meeting, connection: CalendarConnection
+) -> ExternalEvent:
+    """The owner's copy. Attendees are left out only where listing them would make the
+    provider email people Tandem already invited (Microsoft, after a fallback)."""
+    listed = not (
+        connection.provider == ProviderName.MICROSOFT
+        and meeting.invitations_by == INVITES_BY_TANDEM
+    )
+    attendees = await _attendees(db, meeting.id) if listed else []
+    return ExternalEvent(
+        uid=meeting.ical_uid,
+        title=meeting.title,
+        description=meeting.description,
+        location=meeting.location,
+        start=meeting.start_at,
+        end=meeting.end_at,
+        time_zone=meeting.time_zone,
+        organizer_email=connection.account_email,
+        attendees=[
+            EventAttendee(email=a.email, name=a.name, response=a.response.value)
+            for a in attendees
+            if a.user_id != meeting.owner_id
+        ],
+        sequence=meeting.sequence,
+    )
+
+
+def _synced(meeting: Meeting) -> None:
+    meeting.calendar_sync_state = STATE_SYNCED
+    meeting.calendar_attempts = 0
+    meeting.calendar_retry_at = None
+    meeting.calendar_error = None
+
+
+def _failed(meeting: Meeting, reason: str) -> None:
+    meeting.calendar_sync_state = STATE_FAILED
+    meeting.calendar_retry_at = None
+    meeting.calendar_error = reason
+
+
+def _retry_later(meeting: Meeting, now: datetime, reason: str) -> None:
+    meeting.calendar_attempts += 1
+    if meeting.calendar_attempts >= MAX_ATTEMPTS:
+        _failed(meeting, reason.replace("; Tandem will retry", ""))
+        return
+    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** (meeting.calendar_attempts - 1))
+    meeting.calendar_sync_state = STATE_PENDING
+    meeting.calendar_retry_at = now + timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+    meeting.calendar_error = reason
+
+
+async def _connection(db: AsyncSession, user_id: uuid.UUID) -> CalendarConnection | None:
+    return (
+        await db.exec(select(CalendarConnection).where(CalendarConnection.user_id == user_id))
+    ).first()
+
+
+async def _attendees(db: AsyncSession, meeting_id: uuid.UUID) -> list[MeetingAttendee]:
+    return list(
+        (
+            await db.exec(
+                select(MeetingAttendee)
+                .where(MeetingAttendee.meeting_id == meeting_id)
+                .order_by(col(MeetingAttendee.name))
+            )
+        ).all()
+    )
+
+
+async def _zones(db: AsyncSession, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not user_ids:
+        return {}
+    rows = await db.exec(select(User.id, User.time_zone).where(col(User.id).in_(list(user_ids))))
+    return dict(rows.all())

@@ -1,0 +1,97 @@
+"""Slot suggestions for a new poll: times ranked by how many invitees are free.
+
+Built on the availability service (so stale calendars are refreshed within its budget
+and the program's hours, weekends, notice and buffer rules apply). The organizer is the
+one required participant: a slot the organizer is busy in is never suggested. Every
+other member is optional, so nobody else's calendar removes a slot; it only ranks it
+lower and names them as unavailable. Members without a connected calendar are
+"unknown", never counted free.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.models import User
+from server.services import availability_query
+from server.services.availability import Mode
+from server.services.calendar_deps import CalendarDeps
+from server.services.errors import ValidationFailed
+from server.services.polls import OrganizedGroup
+
+MAX_RANGE_DAYS = 31
+MAX_SUGGESTIONS = 20
+STEP_MINUTES = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    start: datetime
+    end: datetime
+    free: tuple[uuid.UUID, ...]
+    unavailable: tuple[uuid.UUID, ...]
+    unknown: tuple[uuid.UUID, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestions:
+    slots: list[Suggestion]
+    empty_reason: str | None
+    notes: list[str]
+
+
+def local_range(first: date, last: date, zone: str) -> tuple[datetime, datetime]:
+    """``[first 00:00, the day after last 00:00)`` on the viewer's wall clock, as UTC."""
+    if last < first:
+        raise ValidationFailed("The last day must not be before the first.", field="to")
+    if (last - first).days + 1 > MAX_RANGE_DAYS:
+        raise ValidationFailed(f"Look at most {MAX_RANGE_DAYS} days at a time.", field="to")
+    tz = ZoneInfo(zone)
+    start = datetime.combine(first, time.min, tz)
+    end = datetime.combine(last + timedelta(days=1), time.min, tz)
+    return start, end
+
+
+async def suggest(
+    db: AsyncSession,
+    deps: CalendarDeps,
+    viewer: User,
+    organized: OrganizedGroup,
+    *,
+    start: datetime,
+    end: datetime,
+    duration_minutes: int,
+    now: datetime | None = None,
+    limit: int = MAX_SUGGESTIONS,
+) -> Suggestions:
+    """Up to ``limit`` slots in ``[start, end)``, most invitees free first, ties earlier.
+
+    ``organized`` comes from ``polls.organized_group`` (which checked the organizer and
+    the operator switch).
+    """
+    others = [m.id for m in organized.members if m.id != viewer.id]
+    answer = await availability_query.find_availability(
+        db,
+        deps,
+        viewer,
+        availability_query.AvailabilityRequest(
+            participant_ids=[viewer.id],
+            optional_participant_ids=others,
+            start=start,
+            end=end,
+            duration_minutes=duration_minutes,
+            step_minutes=STEP_MINUTES,
+            minimum_free=0,
+            program_id=organized.group.program_id,
+            mode=Mode.GROUP,
+            limit=limit,
+        ),
+        now=now,
+    )
+    slots = [Suggestion(s.start, s.end, s.free, s.busy, s.unknown) for s in answer.result.slots]
+    return Suggestions(slots, answer.result.empty_reason, answer.notes)

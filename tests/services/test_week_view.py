@@ -1,0 +1,317 @@
+"""The week grid of the pair scheduling page: zones, rules shading, busy, DST weeks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from server.models import User
+from server.models.enums import BusyKind
+from server.providers.base import BusyInterval
+from server.services.availability import Participant, Rules, find_slots
+from server.services.availability_query import AvailabilityAnswer, ParticipantState, UserBusy
+from server.services.week_view import (
+    CellState,
+    WeekView,
+    build_week,
+    monday_of,
+    step_for,
+    week_window,
+)
+
+PARIS = "Europe/Paris"
+NEW_YORK = "America/New_York"
+LONG_AGO = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def _user(name: str, zone: str) -> User:
+    return User(id=uuid.uuid4(), email=f"{name.lower()}@example.org", name=name, time_zone=zone)
+
+
+def _answer(
+    people: Sequence[tuple[User, list[tuple[datetime, datetime]] | None]],
+    rules: Rules,
+    monday: date,
+    zone: str,
+    *,
+    duration: int = 30,
+    now: datetime = LONG_AGO,
+) -> AvailabilityAnswer:
+    """What ``find_availability`` answers, built from the engine without a database."""
+    start, end = week_window(monday, zone)
+    participants = [
+        Participant(
+            user.id,
+            user.name,
+            user.time_zone,
+            None if busy is None else [BusyInterval(s, e, BusyKind.BUSY) for s, e in busy],
+        )
+        for user, busy in people
+    ]
+    result = find_slots(
+        participants,
+        rules,
+        start=start,
+        end=end,
+        duration=timedelta(minutes=duration),
+        step=timedelta(minutes=step_for(duration)),
+        now=now,
+    )
+    states = [
+        ParticipantState(user, False, "not_connected", None)
+        if busy is None
+        else ParticipantState(user, False, "connected", now)
+        for user, busy in people
+    ]
+    blocks = [
+        UserBusy(user.id, s, e, BusyKind.BUSY) for user, busy in people for s, e in (busy or [])
+    ]
+    return AvailabilityAnswer(states, blocks, result, rules)
+
+
+def _cell(week: WeekView, day: int, clock: str) -> tuple[CellState, str, str]:
+    row = next(r for r in week.rows if r.time == clock)
+    cell = row.cells[day]
+    return cell.state, cell.detail, cell.label
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+ANA = _user("Ana", PARIS)
+MAYA = _user("Maya", NEW_YORK)
+NOV_11 = date(2024, 11, 11)  # a Monday, no clock change in either zone that week
+
+
+def test_monday_of_and_step() -> None:
+    assert monday_of(date(2024, 11, 17)) == NOV_11
+    assert monday_of(NOV_11) == NOV_11
+    assert step_for(15) == 15
+    assert [step_for(m) for m in (30, 45, 60, 90)] == [30, 30, 30, 30]
+
+
+def test_viewer_week_with_partner_in_another_zone() -> None:
+    # Maya is busy Tue 10:00-11:00 in New York, which is 16:00-17:00 in Paris.
+    maya_busy = [(_utc("2024-11-12T15:00"), _utc("2024-11-12T16:00"))]
+    answer = _answer([(ANA, []), (MAYA, maya_busy)], Rules(), NOV_11, PARIS)
+    week = build_week(
+        answer,
+        viewer_id=ANA.id,
+        viewer_zone=PARIS,
+        monday=NOV_11,
+        duration_minutes=30,
+        now=LONG_AGO,
+    )
+
+    assert [d.heading for d in week.days] == [
+        "Mon 11 Nov",
+        "Tue 12 Nov",
+        "Wed 13 Nov",
+        "Thu 14 Nov",
+        "Fri 15 Nov",
+        "Sat 16 Nov",
+        "Sun 17 Nov",
+    ]
+    assert week.heading == "Week of Monday 11 November 2024"
+    # Rows run through Ana's own meeting hours; Maya's limits are shaded inside them.
+    assert (week.rows[0].time, week.rows[-1].time) == ("08:00", "19:30")
+    state, detail, _ = _cell(week, 1, "10:00")  # 04:00 in New York
+    assert (state, detail) == (CellState.OUTSIDE_RULES, "for Maya")
+    state, detail, label = _cell(week, 1, "15:00")
+    assert state == CellState.FREE_SLOT
+    assert label == "Book Tue 12 Nov 15:00-15:30"
+    cell = next(r for r in week.rows if r.time == "15:00").cells[1]
+    assert cell.book_start == "2024-11-12T14:00:00Z"
+    for clock in ("16:00", "16:30"):
+        state, detail, _ = _cell(week, 1, clock)
+        assert (state, detail) == (CellState.UNAVAILABLE, "Maya is busy")
+    assert _cell(week, 1, "17:00")[0] == CellState.FREE_SLOT
+    assert week.slot_count == len(answer.result.slots)
+    booked = {c.book_start for r in week.rows for c in r.cells if c.state == CellState.FREE_SLOT}
+    assert len(booked) == len(answer.result.slots)
+
+
+def test_same_answer_seen_from_the_partner_zone() -> None:
+    ana_busy = [(_utc("2024-11-12T14:00"), _utc("2024-11-12T14:30"))]  # 15:00 Paris, 09:00 NY
+    answer = _answer([(ANA, ana_busy), (MAYA, [])], Rules(), NOV_11, NEW_YORK)
+    week = build_week(
+        answer,
+        viewer_id=MAYA.id,
+        viewer_zone=NEW_YORK,
+        monday=NOV_11,
+        duration_minutes=30,
+        now=LONG_AGO,
+    )
+    # Maya's own hours, in New York time; Ana's Paris evening ends at 14:00 here.
+    assert (week.rows[0].time, week.rows[-1].time) == ("08:00", "19:30")
+    assert _cell(week, 1, "09:00")[:2] == (CellState.UNAVAILABLE, "Ana is busy")
+    state, _detail, label = _cell(week, 1, "09:30")
+    assert (state, label) == (CellState.FREE_SLOT, "Book Tue 12 Nov 09:30-10:00")
+    assert _cell(week, 1, "14:00")[:2] == (CellState.OUTSIDE_RULES, "for Ana")
+    assert _cell(week, 5, "09:00")[:2] == (CellState.OUTSIDE_RULES, "for you and Ana")
+
+
+def test_administrator_outside_the_pair_sees_every_hour_anyone_may_meet() -> None:
+    admin = _user("Root", "UTC")
+    lou = _user("Lou", "Asia/Tokyo")  # 08:00-20:00 Tokyo is 23:00-11:00 UTC
+    answer = _answer([(ANA, []), (lou, [])], Rules(), NOV_11, "UTC")
+    week = build_week(
+        answer,
+        viewer_id=admin.id,
+        viewer_zone="UTC",
+        monday=NOV_11,
+        duration_minutes=30,
+        now=LONG_AGO,
+    )
+    assert not any(p.is_viewer for p in week.people)
+    # Ana 07:00-19:00 UTC, Lou 23:00-11:00 UTC: only 19:00-23:00 UTC is nobody's.
+    times = [r.time for r in week.rows]
+    assert (times[0], times[-1]) == ("00:00", "23:30")
+    assert _cell(week, 1, "20:00")[:2] == (CellState.OUTSIDE_RULES, "for Ana and Lou")
+    assert _cell(week, 1, "08:00")[0] == CellState.FREE_SLOT
+
+
+def test_viewer_busy_is_named_you() -> None:
+    ana_busy = [(_utc("2024-11-13T14:00"), _utc("2024-11-13T15:00"))]
+    maya_busy = [(_utc("2024-11-13T14:30"), _utc("2024-11-13T15:00"))]
+    answer = _answer([(ANA, ana_busy), (MAYA, maya_busy)], Rules(), NOV_11, PARIS)
+    week = build_week(
+        answer,
+        viewer_id=ANA.id,
+        viewer_zone=PARIS,
+        monday=NOV_11,
+        duration_minutes=30,
+        now=LONG_AGO,
+    )
+    assert _cell(week, 2, "15:00")[:2] == (CellState.UNAVAILABLE, "you are busy")
+    assert _cell(week, 2, "15:30")[:2] == (CellState.UNAVAILABLE, "you and Maya are busy")
+
+
+@pytest.mark.parametrize("weekends", [False, True])
+def test_weekend_shading_follows_the_rule(weekends: bool) -> None:
+    answer = _answer([(ANA, []), (MAYA, [])], Rules(allow_weekends=weekends), NOV_11, PARIS)
+    week = build_week(
+        answer,
+        viewer_id=ANA.id,
+        viewer_zone=PARIS,
+        monday=NOV_11,
+        duration_minutes=30,
+        now=LONG_AGO,
+    )
+    saturday = [row.cells[5].state for row in week.rows]
+    sunday_detail = _cell(week, 6, "15:00")[1]
+    if weekends:
+        assert _cell(week, 5, "15:00")[0] == CellState.FREE_SLOT
+    else:
+        assert set(saturday) == {CellState.OUTSIDE_RULES}
+        assert sunday_detail == "for you and Maya"
+    assert _cell(week, 4, "15:00")[0] == CellState.FREE_SLOT  # Friday either way
+
+
+def test_unknown_partner_is_never_painted_busy_and_slots_stay_bookable() -> None:
+    answer = _answer([(ANA, []), (MAYA, None)], Rules(), NOV_11, PARIS)
+    week = build_week(
+        answer,
+        viewer_id=ANA.id,
+        viewer_zone=PARIS,
+        monday=NOV_11,
+        duration_minutes=30,
+        now=LONG_AGO,
+    )
+    maya = next(p for p in week.people if not p.is_viewer)
+    assert (maya.known, maya.calendar_status) == (False, "not_connected")
+    states = {c.state for r in week.rows for c in r.cells}
+    assert CellState.UNAVAILABLE not in states
+    assert _cell(week, 0, "15:00")[0] == CellState.FREE_SLOT
+
+
+def test_long_meetings_that_do_not_fit_and_past_cells() -> None:
+    maya_busy = [(_utc("2024-11-12T15:00"), _utc("2024-11-12T16:00"))]  # 16:00-17:00 Paris
+    now = _utc("2024-11-12T13:10")  # Tue 14:10 in Paris
+    answer = _answer([(ANA, []), (MAYA, maya_busy)], Rules(), NOV_11, PARIS, duration=60, now=now)
+    week = build_week(
+        answer, viewer_id=ANA.id, viewer_zone=PARIS, monday=NOV_11, duration_minutes=60, now=now
+    )
+    assert _cell(week, 0, "15:00")[0] == CellState.PAST
+    assert _cell(week, 1, "14:00")[0] == CellState.PAST  # started ten minutes ago
+    assert _cell(week, 1, "14:30")[0] == CellState.FREE_SLOT
+    assert _cell(week, 1, "15:00")[0] == CellState.FREE_SLOT  # ends as Maya's block starts
+    assert _cell(week, 1, "15:30")[:2] == (
+        CellState.NO_FIT,
+        "a 60-minute meeting does not fit here",
+    )
+    assert _cell(week, 2, "19:30")[0] == CellState.NO_FIT  # would end after 20:00
+    assert _cell(week, 2, "19:00")[2] == "Book Wed 13 Nov 19:00-20:00"
+
+
+def test_minimum_notice_marks_cells_too_soon() -> None:
+    now = _utc("2024-11-12T08:00")  # Tue 09:00 in Paris
+    rules = Rules(minimum_notice_minutes=24 * 60)
+    answer = _answer([(ANA, []), (MAYA, [])], rules, NOV_11, PARIS, now=now)
+    week = build_week(
+        answer, viewer_id=ANA.id, viewer_zone=PARIS, monday=NOV_11, duration_minutes=30, now=now
+    )
+    assert _cell(week, 1, "16:00")[:2] == (CellState.PAST, "more notice is needed")
+    assert _cell(week, 2, "15:00")[0] == CellState.FREE_SLOT
+
+
+def test_spring_forward_week_keeps_wall_clock_rows() -> None:
+    monday = date(2024, 3, 25)  # Paris skips 02:00-03:00 on Sunday 31 March
+    start, end = week_window(monday, PARIS)
+    assert (start, end) == (_utc("2024-03-24T23:00"), _utc("2024-03-31T22:00"))
+    rules = Rules(allow_weekends=True, earliest_hour=0, latest_hour=24)
+    answer = _answer([(ANA, []), (_user("Lou", PARIS), [])], rules, monday, PARIS)
+    week = build_week(
+        answer,
+        viewer_id=ANA.id,
+        viewer_zone=PARIS,
+        monday=monday,
+        duration_minutes=30,
+        now=LONG_AGO,
+    )
+    assert len(week.rows) == 48
+    assert _cell(week, 6, "02:00")[0] == CellState.SKIPPED
+    assert _cell(week, 6, "02:30")[0] == CellState.SKIPPED
+    assert _cell(week, 5, "02:00")[0] == CellState.FREE_SLOT  # Saturday is an ordinary day
+    sat, sun = (next(r for r in week.rows if r.time == "10:00").cells[i] for i in (5, 6))
+    assert sat.book_start == "2024-03-30T09:00:00Z"  # CET
+    assert sun.book_start == "2024-03-31T08:00:00Z"  # CEST
+    assert week.slot_count == 7 * 48 - 2  # every wall-clock half hour but Sunday 02:xx
+    booked = [c for r in week.rows for c in r.cells if c.state == CellState.FREE_SLOT]
+    assert len(booked) == week.slot_count
+
+
+def test_fall_back_week_cell_covers_both_occurrences_of_the_repeated_hour() -> None:
+    monday = date(2024, 10, 21)  # Paris repeats 02:00-03:00 on Sunday 27 October
+    rules = Rules(allow_weekends=True, earliest_hour=0, latest_hour=24)
+    # Busy during the second 02:00-02:30 only (01:00-01:30 UTC, after the change).
+    ana_busy = [(_utc("2024-10-27T01:00"), _utc("2024-10-27T01:30"))]
+    answer = _answer([(ANA, ana_busy), (_user("Lou", PARIS), [])], rules, monday, PARIS)
+    week = build_week(
+        answer,
+        viewer_id=ANA.id,
+        viewer_zone=PARIS,
+        monday=monday,
+        duration_minutes=30,
+        now=LONG_AGO,
+    )
+    assert _cell(week, 6, "02:00")[:2] == (CellState.UNAVAILABLE, "you are busy")
+    assert _cell(week, 6, "02:30")[0] == CellState.FREE_SLOT
+    assert _cell(week, 5, "02:00")[0] == CellState.FREE_SLOT
+
+
+def test_build_week_refuses_a_day_that_is_not_monday() -> None:
+    answer = _answer([(ANA, []), (MAYA, [])], Rules(), NOV_11, PARIS)
+    with pytest.raises(ValueError, match="not a Monday"):
+        build_week(
+            answer,
+            viewer_id=ANA.id,
+            viewer_zone=PARIS,
+            monday=date(2024, 11, 12),
+            duration_minutes=30,
+            now=LONG_AGO,
+        )
