@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulators.faults import Fault, FaultInjection
+
 GOOGLE_SCOPE_PREFIX = "https://www.googleapis.com/auth/"
 SHORT_SCOPES = {
     "email": "https://www.googleapis.com/auth/userinfo.email",
@@ -126,15 +128,6 @@ class Channel:
     messages_sent: int = 0
 
 
-@dataclass
-class Fault:
-    path_substring: str
-    status: int
-    body: Any
-    headers: dict[str, str]
-    remaining: int
-
-
 @dataclass(frozen=True)
 class RecordedRequest:
     """What tests may assert on: never parameter *values*, except ``sendUpdates``."""
@@ -152,7 +145,7 @@ class PageCursor:
     snapshot: int
 
 
-class GoogleState:
+class GoogleState(FaultInjection):
     """Everything the emulator knows; mutate it from tests to seed data and faults."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
@@ -207,28 +200,6 @@ class GoogleState:
             return event_id
 
     # --- faults --------------------------------------------------------------------
-
-    def fail_next(
-        self,
-        path_substring: str,
-        status: int,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        times: int = 1,
-    ) -> None:
-        """The next ``times`` requests whose path contains ``path_substring`` fail."""
-        with self.lock:
-            self.faults.append(Fault(path_substring, status, body, dict(headers or {}), times))
-
-    def take_fault(self, path: str) -> Fault | None:
-        with self.lock:
-            for fault in self.faults:
-                if fault.path_substring in path and fault.remaining > 0:
-                    fault.remaining -= 1
-                    if fault.remaining == 0:
-                        self.faults.remove(fault)
-                    return fault
-            return None
 
     def expire_access_tokens(self) -> None:
         with self.lock:

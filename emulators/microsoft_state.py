@@ -18,6 +18,8 @@ from datetime import time as dtime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from emulators.faults import Fault, FaultInjection
+
 CONSUMER_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 """The tenant every personal Microsoft account (Outlook.com, Hotmail) signs in from."""
 
@@ -71,15 +73,6 @@ class Account:
     schedule_error: str | None = None
 
 
-@dataclass
-class Fault:
-    path_substring: str
-    status: int
-    body: Any
-    headers: dict[str, str]
-    remaining: int
-
-
 @dataclass(frozen=True)
 class RecordedRequest:
     method: str
@@ -126,7 +119,7 @@ def _as_utc(value: datetime | date, zone: str, *, all_day: bool) -> datetime:
     return value.astimezone(UTC)
 
 
-class MicrosoftState:
+class MicrosoftState(FaultInjection):
     """Everything the emulator knows; safe to seed and inspect from any thread."""
 
     def __init__(
@@ -272,28 +265,6 @@ class MicrosoftState:
             self.account(email).schedule_error = message
 
     # -- fault injection -------------------------------------------------------------------
-    def fail_next(
-        self,
-        path_substring: str,
-        status: int,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-        times: int = 1,
-    ) -> None:
-        """Answer the next ``times`` requests whose path contains ``path_substring``."""
-        with self.lock:
-            self.faults.append(Fault(path_substring, status, body, dict(headers or {}), times))
-
-    def take_fault(self, path: str) -> Fault | None:
-        with self.lock:
-            for fault in self.faults:
-                if fault.path_substring in path and fault.remaining > 0:
-                    fault.remaining -= 1
-                    if fault.remaining == 0:
-                        self.faults.remove(fault)
-                    return fault
-            return None
-
     def expire_access_tokens(self) -> None:
         """Every access token issued so far is now expired (Graph answers 401)."""
         with self.lock:
