@@ -100,6 +100,31 @@ def cmd_token_create(args: argparse.Namespace) -> None:
     print(asyncio.run(_with_db(settings, create)))
 
 
+def cmd_secrets_rotate(args: argparse.Namespace) -> None:
+    from server.providers.secrets import SecretBox, SecretError
+    from server.services.key_rotation import rotate_all
+
+    settings = _settings()
+    try:
+        box = SecretBox.from_config(
+            settings.secret_keys.get_secret_value() if settings.secret_keys else None,
+            settings.data_dir,
+        )
+    except SecretError as exc:
+        raise CommandError(str(exc)) from exc
+
+    async def rotate(session: Any) -> int:
+        try:
+            return await rotate_all(session, box)
+        except SecretError as exc:
+            raise CommandError(
+                "a stored secret opens with none of the configured keys; keep the old key in "
+                "TANDEM_SECRET_KEYS (after the new one) until rotation is done"
+            ) from exc
+
+    print(f"re-encrypted {asyncio.run(_with_db(settings, rotate))} secrets with the newest key")
+
+
 def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
@@ -156,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--global-admin", action="store_true")
     create.add_argument("--operator", action="store_true")
     create.set_defaults(func=cmd_user_create)
+
+    secrets_cmd = sub.add_parser("secrets", help="manage encryption of stored secrets")
+    secrets_cmd.add_subparsers(dest="action", required=True).add_parser(
+        "rotate", help="re-encrypt every stored secret with the newest key"
+    ).set_defaults(func=cmd_secrets_rotate)
 
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(
         dest="action", required=True

@@ -95,3 +95,19 @@ def test_unreachable_database(tmp_path: Path) -> None:
         run(tmp_path, "migrate", database_url="postgresql+asyncpg://nobody@127.0.0.1:1/none")
     )
     assert "cannot reach the database" in line
+
+
+def test_secrets_rotate(tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    env = {**os.environ, "TANDEM_SECRET_KEYS": f"{new},{old}"}
+    os_env_backup = dict(os.environ)
+    try:
+        os.environ.update(env)
+        result = run(tmp_path, "secrets", "rotate")
+    finally:
+        os.environ.clear()
+        os.environ.update(os_env_backup)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "re-encrypted 0 secrets with the newest key"

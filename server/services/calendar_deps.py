@@ -37,3 +37,15 @@ def load_credentials(secrets: SecretBox, connection: CalendarConnection) -> Cred
         connection.encrypted_secret, binding=secret_binding(connection.user_id)
     )
     return Credentials(provider=connection.provider, secret=secret)
+
+
+def save_refreshed_credentials(
+    secrets: SecretBox, connection: CalendarConnection, credentials: Credentials
+) -> None:
+    """Persist tokens a provider refreshed during a call (Microsoft rotates refresh tokens:
+    losing the new one would lose the grant). A no-op when nothing changed."""
+    if credentials.changed:
+        connection.encrypted_secret = secrets.encrypt(
+            credentials.secret, binding=secret_binding(connection.user_id)
+        )
+        credentials.changed = False

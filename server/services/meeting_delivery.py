@@ -44,7 +44,11 @@ from server.providers.base import (
 )
 from server.providers.secrets import SecretError
 from server.services import programs
-from server.services.calendar_deps import CalendarDeps, load_credentials, secret_binding
+from server.services.calendar_deps import (
+    CalendarDeps,
+    load_credentials,
+    save_refreshed_credentials,
+)
 from server.services.invites import (
     Invitation,
     InviteKind,
@@ -241,11 +245,8 @@ async def write_owner_calendar(db: AsyncSession, deps: CalendarDeps, meeting: Me
     else:
         _synced(meeting)
     finally:
-        if credentials.changed:
-            connection.encrypted_secret = deps.secrets.encrypt(
-                credentials.secret, binding=secret_binding(connection.user_id)
-            )
-            db.add(connection)
+        save_refreshed_credentials(deps.secrets, connection, credentials)
+        db.add(connection)
     db.add(meeting)
 
 

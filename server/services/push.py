@@ -30,7 +30,11 @@ from server.providers.base import Credentials, ProviderError, PushChannel
 from server.providers.google import GoogleProvider
 from server.providers.microsoft import MicrosoftProvider
 from server.providers.secrets import SecretError
-from server.services.calendar_deps import CalendarDeps, load_credentials, secret_binding
+from server.services.calendar_deps import (
+    CalendarDeps,
+    load_credentials,
+    save_refreshed_credentials,
+)
 
 log = logging.getLogger("tandem.push")
 
@@ -209,9 +213,6 @@ async def renew_expiring(db: AsyncSession, deps: CalendarDeps, now: datetime | N
         await db.delete(row)
         if await open_channel(db, deps, row.user_id, row.provider, credentials) is not None:
             renewed += 1
-        if credentials.changed:
-            connection.encrypted_secret = deps.secrets.encrypt(
-                credentials.secret, binding=secret_binding(connection.user_id)
-            )
+        save_refreshed_credentials(deps.secrets, connection, credentials)
     await db.commit()
     return renewed

@@ -35,7 +35,11 @@ from server.providers.base import (
     RateLimited,
 )
 from server.providers.secrets import SecretError
-from server.services.calendar_deps import CalendarDeps, load_credentials, secret_binding
+from server.services.calendar_deps import (
+    CalendarDeps,
+    load_credentials,
+    save_refreshed_credentials,
+)
 
 log = logging.getLogger("tandem.sync")
 
@@ -151,10 +155,7 @@ async def _apply(
             CalendarStatus.ERROR,
             "Tandem could not read the stored credentials. Please reconnect.",
         )
-    if credentials.changed:
-        connection.encrypted_secret = deps.secrets.encrypt(
-            credentials.secret, binding=secret_binding(connection.user_id)
-        )
+    save_refreshed_credentials(deps.secrets, connection, credentials)
     error = task.exception()
     if error is None:
         fetched = task.result()

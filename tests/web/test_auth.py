@@ -198,3 +198,53 @@ async def test_next_parameter_cannot_redirect_off_site(
         },
     )
     assert response.headers["location"] == "/"
+
+
+async def test_https_deployments_use_host_prefixed_secure_cookies(tmp_path, sqlite_url) -> None:
+    from server.app import build_services, close_services, create_app
+    from tests.conftest import make_settings
+
+    services = build_services(
+        make_settings(tmp_path, sqlite_url, base_url="https://tandem.example")
+    )
+    try:
+        await create_user(services, "tls@example.org")
+        app = create_app(services=services)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="https://tandem.example"
+        ) as c:
+            page = await c.get("/login")
+            assert "Secure" in page.headers["set-cookie"]
+            assert page.headers["strict-transport-security"].startswith("max-age=")
+            response = await c.post(
+                "/login",
+                data={
+                    "email": "tls@example.org",
+                    "password": TEST_PASSWORD,
+                    "csrf_token": csrf_from(page.text),
+                },
+            )
+            cookie = response.headers["set-cookie"]
+            assert cookie.startswith("__Host-tandem_session=")
+            assert "Secure" in cookie and "HttpOnly" in cookie and "Path=/" in cookie
+    finally:
+        await close_services(services)
+
+
+async def test_graphiql_only_outside_production(tmp_path, sqlite_url) -> None:
+    from server.app import build_services, close_services, create_app
+    from tests.conftest import make_settings
+
+    for env, expected in (("development", 200), ("production", 404)):
+        services = build_services(make_settings(tmp_path / env, sqlite_url, env=env))
+        try:
+            app = create_app(services=services)
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+            ) as c:
+                response = await c.get("/graphql", headers={"Accept": "text/html"})
+            assert response.status_code == expected, env
+            if expected == 200:
+                assert "graphiql" in response.text.lower()
+        finally:
+            await close_services(services)
