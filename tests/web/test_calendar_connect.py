@@ -396,3 +396,53 @@ async def test_admin_working_on_behalf_cannot_connect_or_disconnect(
     disconnect = await web.post("/calendar/disconnect", data={"csrf_token": csrf})
     assert disconnect.status_code == 403
     assert urlsplit(str(disconnect.url)).path == "/calendar/disconnect"
+
+
+@pytest.mark.parametrize(
+    ("status", "sentence"),
+    [
+        (CalendarStatus.NEEDS_REAUTH, "Your Google calendar needs to be reconnected."),
+        (CalendarStatus.ERROR, "Tandem could not read your Google calendar."),
+    ],
+)
+async def test_broken_connections_ask_to_reconnect_and_admins_see_status_only(
+    web: httpx.AsyncClient, cal_services: AppServices, status: CalendarStatus, sentence: str
+) -> None:
+    from server.models.enums import ProviderName
+    from server.services import accounts, api_tokens
+
+    user = await create_user(cal_services, f"broken-{status.value}@example.org")
+    admin = await create_user(cal_services, f"admin-{status.value}@example.org", global_admin=True)
+    async with cal_services.db.session() as db:
+        db.add(
+            CalendarConnection(
+                user_id=user,
+                provider=ProviderName.GOOGLE,
+                status=status,
+                label="Google",
+                account_email="b@gmail.test",
+                last_error="Google no longer accepts Tandem's access.",
+            )
+        )
+        admin_row = await accounts.get_user(db, admin)
+        token, _ = await api_tokens.create_token(db, admin_row, "t")
+        await db.commit()
+    await login(web, f"broken-{status.value}@example.org")
+    page = await web.get("/profile/edit?tab=settings")
+    assert sentence in page.text
+    assert "Reconnect with Google" in page.text
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(services=cal_services)),
+        base_url="http://testserver",
+    ) as api:
+        response = await api.post(
+            "/graphql",
+            json={
+                "query": "query U($id: ID!) { user(id: $id) { calendar { status provider connectedAt } } }",
+                "variables": {"id": str(user)},
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    calendar = response.json()["data"]["user"]["calendar"]
+    assert calendar["status"] == status.name and calendar["provider"] == "GOOGLE"
+    assert "accepts" not in response.text  # the human reason stays on the user's own page
