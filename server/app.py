@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -34,7 +34,7 @@ from server.services.calendar_deps import CalendarDeps
 from server.services.invites import mailer_from_settings
 from server.web import webhooks
 from server.web.graphql_view import TandemGraphQL
-from server.web.guard import RequestGuard
+from server.web.guard import BodyTooLarge, RequestGuard
 from server.web.state import AppServices
 from server.web.templating import STATIC_DIR, build_environment
 
@@ -89,6 +89,10 @@ async def _login_required(request: Request, exc: Exception) -> Response:
     if request.headers.get("hx-request") == "true":
         return Response(status_code=204, headers={"HX-Redirect": "/login"})
     return RedirectResponse(f"/login?next={exc.next_path}", status_code=303)
+
+
+async def _body_too_large(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse("Request body too large.", status_code=413)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -217,6 +221,7 @@ def create_app(
         middleware=[Middleware(RequestGuard, services=shared)],
         exception_handlers={
             LoginRequired: _login_required,
+            BodyTooLarge: _body_too_large,
             HTTPException: _http_error,
             500: _server_error,
         },

@@ -49,7 +49,20 @@ async def retry_meeting_calendar_writes(services: AppServices) -> None:
         await retry_pending_calendar_writes(db, meeting_deps(services))
 
 
+async def pull_meeting_changes(services: AppServices) -> None:
+    """Two-way sync: owners' edits to Tandem's meetings in their own calendars, and
+    attendees' answers there, flow back. Runs before ``sync_stale_calendars`` so a push
+    notification's ``sync_requested`` is still set when it looks."""
+    from server.services.meeting_sync import sync_meeting_changes
+    from server.web.meeting_deps import meeting_deps
+
+    max_age = timedelta(seconds=services.settings.sync_max_age_seconds)
+    async with services.db.session() as db:
+        await sync_meeting_changes(db, meeting_deps(services), max_age=max_age)
+
+
 JOBS: list[Job] = [
+    pull_meeting_changes,
     sync_stale_calendars,
     renew_push_channels,
     retry_meeting_calendar_writes,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Index, LargeBinary
+from sqlalchemy import CheckConstraint, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 from server.models.base import UTCDateTime, created_field, enum_type, id_field
@@ -39,6 +39,12 @@ class CalendarConnection(SQLModel, table=True):
     retry_after: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Set by a push notification: the next job tick resyncs, however fresh the cache.
     sync_requested: bool = False
+    # Two-way sync of Tandem's own meetings (``services.meeting_sync``): the provider's
+    # change token, the end of the window its last full listing covered (Graph's delta
+    # only follows that window, so it is renewed before running short) and the last read.
+    changes_token: str | None = Field(default=None, sa_type=Text)
+    changes_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    changes_read_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class OAuthFlow(SQLModel, table=True):

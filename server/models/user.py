@@ -43,6 +43,7 @@ class UserSession(SQLModel, table=True):
         default=None, foreign_key="user_account.id", ondelete="SET NULL"
     )
     acting_reason: str | None = Field(default=None, max_length=500)
+    acting_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
     csrf_token: str = Field(max_length=64)
     created_at: datetime = created_field()
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

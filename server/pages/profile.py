@@ -120,6 +120,13 @@ async def create_token(request: Request) -> Response:
 
 async def revoke_token(request: Request) -> Response:
     current = viewer(request)
+    if current.acting_on_behalf:
+        return await _page(
+            request,
+            "settings",
+            error="Only the user can revoke their own API tokens.",
+            status_code=403,
+        )
     try:
         token_id = uuid.UUID(request.path_params["token_id"])
     except ValueError:

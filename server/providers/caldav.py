@@ -275,6 +275,9 @@ class CalDAVProvider:
         )
         if not self._allow_private:
             install_address_hooks(client.session)
+            # niquests does not run pre_send hooks on redirect hops, so a public server
+            # could bounce a request to a private address: follow no redirects at all.
+            client.session.max_redirects = 0
         try:
             async with asyncio.timeout(self._timeout * 4):
                 yield client
@@ -286,6 +289,10 @@ class CalDAVProvider:
                 raise on_401(message) from None
             raise ProviderUnavailable(
                 f"The calendar server refused access (HTTP {exc.status})."
+            ) from None
+        except niquests.exceptions.TooManyRedirects:
+            raise ProviderUnavailable(
+                "The calendar server redirected Tandem elsewhere; use the final server URL."
             ) from None
         except caldav_error.RateLimitError as exc:
             raise RateLimited(

@@ -32,3 +32,16 @@ class IsSelf(BasePermission):
     ) -> bool:
         viewer = info.context.viewer
         return viewer is not None and not viewer.acting_on_behalf
+
+
+class NotActingOnBehalf(BasePermission):
+    """Administration happens as oneself: while working on behalf of a participant, an
+    admin cannot provision programs, members or connections in their name."""
+
+    message = "End working on behalf before changing programs, members or connections."
+
+    def has_permission(
+        self, source: Any, info: strawberry.Info[Context, None], **kwargs: Any
+    ) -> bool:
+        viewer = info.context.viewer
+        return viewer is not None and not viewer.acting_on_behalf

@@ -7,7 +7,9 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql.validation.rules.max_introspection_depth_rule import MaxIntrospectionDepthRule
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -29,7 +31,7 @@ from server.schema.meetings import (
     ScheduleMeetingPayload,
     UpdateMeetingPayload,
 )
-from server.schema.permissions import IsAuthenticated
+from server.schema.permissions import IsAuthenticated, NotActingOnBehalf
 from server.schema.polls import (
     AddPollCommentPayload,
     AnswerPollPayload,
@@ -47,6 +49,7 @@ from server.schema.programs import (
 from server.schema.users import User
 
 AUTH: list[type[BasePermission]] = [IsAuthenticated]
+ADMIN_AS_SELF: list[type[BasePermission]] = [IsAuthenticated, NotActingOnBehalf]
 
 
 @strawberry.type
@@ -73,16 +76,16 @@ class Query:
 @strawberry.type
 class Mutation:
     create_program: CreateProgramPayload = strawberry.mutation(
-        resolver=programs.create_program, permission_classes=AUTH
+        resolver=programs.create_program, permission_classes=ADMIN_AS_SELF
     )
     add_program_member: AddProgramMemberPayload = strawberry.mutation(
-        resolver=programs.add_program_member, permission_classes=AUTH
+        resolver=programs.add_program_member, permission_classes=ADMIN_AS_SELF
     )
     create_mentoring_connection: CreateMentoringConnectionPayload = strawberry.mutation(
-        resolver=programs.create_mentoring_connection, permission_classes=AUTH
+        resolver=programs.create_mentoring_connection, permission_classes=ADMIN_AS_SELF
     )
     update_program_settings: UpdateProgramSettingsPayload = strawberry.mutation(
-        resolver=programs.update_program_settings, permission_classes=AUTH
+        resolver=programs.update_program_settings, permission_classes=ADMIN_AS_SELF
     )
     start_calendar_connection: StartCalendarConnectionPayload = strawberry.mutation(
         resolver=calendar.start_calendar_connection, permission_classes=AUTH
@@ -142,6 +145,9 @@ def _should_mask(error: GraphQLError) -> bool:
 
 EXTENSIONS: list[Any] = [
     IntrospectionForSignedInOnly,
+    # The schema has no cycles, so ordinary fields stay shallow; introspection types nest
+    # without end (ofType { ofType { ... } }), which this rule bounds.
+    lambda: AddValidationRules([MaxIntrospectionDepthRule]),
     lambda: QueryDepthLimiter(max_depth=10),
     lambda: MaxAliasesLimiter(max_alias_count=30),
     lambda: MaxTokensLimiter(max_token_count=4000),

@@ -89,9 +89,12 @@ async def can_see_user(session: AsyncSession, viewer: User, target_id: uuid.UUID
 
 
 async def can_act_for(session: AsyncSession, admin: User, target: User) -> bool:
-    """Admins may work on behalf of participants of programs they administer; never of
-    another global admin or an operator."""
-    if target.is_global_admin or target.is_operator:
+    """Admins may work on behalf of participants of programs they administer; never of a
+    global admin, an operator, an inactive account, or anyone who administers a program
+    (acting as them would lend their admin rights)."""
+    if target.is_global_admin or target.is_operator or not target.is_active:
+        return False
+    if await admin_program_ids(session, target):
         return False
     if admin.is_global_admin:
         return True

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from datetime import timedelta
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,6 +17,7 @@ from server.services import audit
 from server.services.errors import NotFound
 from server.services.validation import clean_name
 
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 TOKEN_PREFIX = "tdm_"  # noqa: S105 - a public prefix, not a secret
 
 
@@ -57,7 +59,9 @@ async def user_for_token(session: AsyncSession, raw: str) -> User | None:
     user = await session.get(User, token.user_id)
     if user is None or not user.is_active:
         return None
-    token.last_used_at = utcnow()
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        token.last_used_at = now  # at most one write a minute per token, not one per call
     return user
 
 

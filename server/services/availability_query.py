@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.models import BusyBlock, CalendarConnection, User
+from server.models import BusyBlock, CalendarConnection, Meeting, User
 from server.models.base import utcnow
 from server.models.enums import BusyKind, CalendarStatus
 from server.providers.base import BusyInterval
@@ -181,8 +181,13 @@ async def find_availability(
             .order_by(col(BusyBlock.start_at))
         )
     ).all()
+    # A meeting being moved is already in its attendees' calendars (two-way sync, accepted
+    # invitations): the busy block at exactly its old time is that meeting, not a clash.
+    moving = await db.get(Meeting, ignore_meeting_id) if ignore_meeting_id else None
     by_user: dict[uuid.UUID, list[BusyInterval]] = defaultdict(list)
     for row in rows:
+        if moving is not None and (row.start_at, row.end_at) == (moving.start_at, moving.end_at):
+            continue
         by_user[row.user_id].append(BusyInterval(row.start_at, row.end_at, row.kind))
     # Tandem's own scheduled meetings are busy time too, even before a calendar sync.
     booked = await meeting_busy(

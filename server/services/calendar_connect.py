@@ -18,10 +18,10 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from starlette.concurrency import run_in_threadpool
 
 from server.models import BusyBlock, CalendarConnection, OAuthFlow, User
 from server.models.base import utcnow
@@ -104,7 +104,7 @@ async def start_oauth(
         )
     redirect_uri = deps.redirect_uri(provider_name)
     try:
-        start = await run_in_threadpool(provider.begin_authorization, redirect_uri)
+        start = await anyio.to_thread.run_sync(provider.begin_authorization, redirect_uri)
     except ProviderError as exc:
         raise ValidationFailed(
             f"{PROVIDER_NAMES[provider_name]} sign-in is unavailable: {exc}"

@@ -120,13 +120,22 @@ def mark_for_calendar(meeting: Meeting) -> None:
         meeting.calendar_retry_at = None
 
 
-async def deliver(db: AsyncSession, deps: MeetingDeps, meeting: Meeting, kind: InviteKind) -> None:
+async def deliver(
+    db: AsyncSession,
+    deps: MeetingDeps,
+    meeting: Meeting,
+    kind: InviteKind,
+    *,
+    write_calendar: bool = True,
+) -> None:
     """After a committed change: write the owner's calendar, then email if Tandem invites.
 
-    Commits the calendar outcome. Never raises for provider or mail failures.
+    ``write_calendar=False`` when the change came from the owner's calendar itself
+    (two-way sync): writing it back would only echo it. Commits the calendar outcome.
+    Never raises for provider or mail failures.
     """
     first_try_by_provider = meeting.invitations_by == INVITES_BY_PROVIDER
-    if meeting.calendar_sync_state == STATE_PENDING:
+    if write_calendar and meeting.calendar_sync_state == STATE_PENDING:
         await write_owner_calendar(db, deps.calendar, meeting)
         if first_try_by_provider and meeting.provider_event_id is None and kind == "request":
             # Graph never got the meeting, so it invited nobody: Tandem does, for good.

@@ -213,6 +213,8 @@ async def schedule_meeting(
     await _lock_time_of(db, [p.id for p in people])
     if check_availability:
         await _ensure_free(db, deps, owner, people, connection, start, end)
+    else:  # e.g. a finalized poll: calendars were asked already, but never double-book
+        await _ensure_no_clash(db, owner, people, start, end)
     meeting = Meeting(
         connection_id=connection.id,
         owner_id=owner.id,
@@ -497,16 +499,7 @@ async def _ensure_free(
 ) -> None:
     """Refuse a time outside the program's rules, when someone is busy, or when someone
     already has a Tandem meeting then (even people whose calendar is not connected)."""
-    clashes = await _overlapping_attendees(db, [p.id for p in people], start, end, ignore)
-    if clashes:
-        who = (
-            "you already have"
-            if any(c.id == owner.id for c in clashes)
-            else f"{clashes[0].name} already has"
-        )
-        raise Conflict(
-            f"That time is taken: {who} a meeting then. Pick another time.", field="start"
-        )
+    await _ensure_no_clash(db, owner, people, start, end, ignore=ignore)
     minutes = int((end - start).total_seconds() // 60)
     answer = await find_availability(
         db,
@@ -528,6 +521,27 @@ async def _ensure_free(
     if not answer.result.slots or answer.result.slots[0].start != start:
         reason = answer.result.empty_reason or "someone is busy then."
         raise Conflict(f"That time is no longer available: {reason}", field="start")
+
+
+async def _ensure_no_clash(
+    db: AsyncSession,
+    owner: User,
+    people: Sequence[User],
+    start: datetime,
+    end: datetime,
+    *,
+    ignore: uuid.UUID | None = None,
+) -> None:
+    clashes = await _overlapping_attendees(db, [p.id for p in people], start, end, ignore)
+    if clashes:
+        who = (
+            "you already have"
+            if any(c.id == owner.id for c in clashes)
+            else f"{clashes[0].name} already has"
+        )
+        raise Conflict(
+            f"That time is taken: {who} a meeting then. Pick another time.", field="start"
+        )
 
 
 async def _overlapping_attendees(

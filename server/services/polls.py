@@ -237,7 +237,11 @@ def _check_slots(starts: Sequence[datetime], now: datetime) -> list[datetime]:
             raise ValidationFailed("Each slot start needs a time zone offset.", field="slots")
         if start <= now:
             raise ValidationFailed("Every slot must start in the future.", field="slots")
-    cleaned = sorted({s.replace(second=0, microsecond=0) for s in starts})
+        if start.second or start.microsecond or start.minute % 5:
+            raise ValidationFailed(
+                "Slots start on a multiple of 5 minutes (like 10:00 or 10:05).", field="slots"
+            )
+    cleaned = sorted(set(starts))
     if len(cleaned) != len(starts):
         raise ValidationFailed("Each slot may be proposed only once.", field="slots")
     return cleaned
@@ -264,9 +268,10 @@ async def create_poll(
     now = now or utcnow()
     organized = await organized_group(db, viewer, group_id)
     clean_title = clean_name(title, field="title", what="Title")
-    if not MIN_DURATION <= duration_minutes <= MAX_DURATION:
+    if not MIN_DURATION <= duration_minutes <= MAX_DURATION or duration_minutes % 5:
         raise ValidationFailed(
-            "Meetings last between 5 minutes and 8 hours.", field="durationMinutes"
+            "Meetings last between 5 minutes and 8 hours, in steps of 5 minutes.",
+            field="durationMinutes",
         )
     starts = _check_slots(slot_starts, now)
     if deadline is not None:

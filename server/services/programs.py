@@ -151,6 +151,12 @@ async def add_member(
     user = await session.get(User, user_id)
     if user is None:
         raise NotFound("user", field="userId")
+    if not actor.is_global_admin:
+        # A program admin may onboard people who are in no program yet, or people from
+        # their own programs, never pull in members of programs they do not run.
+        theirs = await access.member_program_ids(session, user.id)
+        if theirs and not theirs & await access.admin_program_ids(session, actor):
+            raise NotFound("user", field="userId")
     existing = await session.exec(
         select(ProgramMembership).where(
             ProgramMembership.program_id == program.id,

@@ -10,7 +10,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete
 from sqlmodel import col, select
@@ -20,6 +20,9 @@ from server.models import User, UserSession
 from server.models.base import utcnow
 from server.services import access, audit
 from server.services.errors import NotFound, PermissionDenied, ValidationFailed
+
+ACTING_LIFETIME = timedelta(minutes=30)
+"""Working on behalf ends by itself after this long; the admin can start again."""
 
 
 def token_hash(raw: str) -> str:
@@ -39,6 +42,7 @@ class Viewer:
     session_id: uuid.UUID | None = None
     acting_reason: str | None = None
     actor_is_admin: bool = False  # global admin or admin of some program: shows the Admin link
+    acting_until: datetime | None = None
 
     @property
     def acting_on_behalf(self) -> bool:
@@ -81,7 +85,20 @@ async def viewer_for(session: AsyncSession, row: UserSession) -> Viewer | None:
     user = actor
     if row.acting_for_user_id is not None:
         target = await session.get(User, row.acting_for_user_id)
-        if target is not None:
+        expired = row.acting_since is None or row.acting_since + ACTING_LIFETIME <= utcnow()
+        if expired or target is None or not await access.can_act_for(session, actor, target):
+            audit.record(
+                session,
+                "act_on_behalf.expired",
+                actor_id=actor.id,
+                subject_id=row.acting_for_user_id,
+            )
+            row.acting_for_user_id = None
+            row.acting_reason = None
+            row.acting_since = None
+            session.add(row)
+            await session.commit()
+        else:
             user = target
     is_admin = actor.is_global_admin or bool(await access.admin_program_ids(session, actor))
     return Viewer(
@@ -90,6 +107,9 @@ async def viewer_for(session: AsyncSession, row: UserSession) -> Viewer | None:
         session_id=row.id,
         acting_reason=row.acting_reason,
         actor_is_admin=is_admin,
+        acting_until=row.acting_since + ACTING_LIFETIME
+        if row.acting_since and user.id != actor.id
+        else None,
     )
 
 
@@ -122,6 +142,7 @@ async def start_acting(
         raise PermissionDenied("Your session has ended.")
     row.acting_for_user_id = target.id
     row.acting_reason = reason[:500]
+    row.acting_since = utcnow()
     audit.record(
         session,
         "act_on_behalf.started",
@@ -139,6 +160,7 @@ async def stop_acting(session: AsyncSession, viewer: Viewer) -> None:
     if row is not None:
         row.acting_for_user_id = None
         row.acting_reason = None
+        row.acting_since = None
     audit.record(
         session, "act_on_behalf.ended", actor_id=viewer.actor.id, subject_id=viewer.user.id
     )

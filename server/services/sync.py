@@ -203,7 +203,10 @@ async def _apply(
         return SyncOutcome(connection.user_id, False, connection.status, connection.last_error)
     if isinstance(error, ProviderError):
         return _fail(connection, CalendarStatus.ERROR, f"{label} refused to share your busy times.")
-    raise error
+    # Anything else (a malformed answer, a parser bug) must not roll back the other
+    # connections of this batch: record it on this connection only, without details.
+    log.warning("sync of user %s failed: %s", connection.user_id, type(error).__name__)
+    return _fail(connection, CalendarStatus.ERROR, f"{label} sent an answer Tandem could not read.")
 
 
 def _fail(connection: CalendarConnection, status: CalendarStatus, reason: str) -> SyncOutcome:

@@ -80,7 +80,8 @@ class RequestGuard:
                 user = await api_tokens.user_for_token(db, bearer)
                 if user is not None:
                     viewer = sessions.Viewer(user=user, actor=user)
-                    await db.commit()
+                    if db.dirty:
+                        await db.commit()
             else:
                 raw = _cookie(headers, self.cookie_name)
                 if raw:
@@ -152,7 +153,27 @@ class RequestGuard:
                     out.append("Set-Cookie", f"{ANON_CSRF_COOKIE}={new_anon_token}; {flags}")
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, _capped(receive, MAX_BODY_BYTES), send_with_headers)
+
+
+class BodyTooLarge(Exception):
+    """A chunked body grew past the cap; the connection is answered 413 by the server."""
+
+
+def _capped(receive: Receive, limit: int) -> Receive:
+    """Count body bytes as they arrive: a chunked body declares no length up front."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge
+        return message
+
+    return wrapped
 
 
 def _bearer_token(headers: Headers) -> str | None:

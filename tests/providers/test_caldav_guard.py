@@ -93,3 +93,44 @@ async def test_without_the_hook_the_same_request_goes_through(
     finally:
         await client.close()
     assert response.status == 207
+
+
+async def test_redirects_are_not_followed_when_private_hosts_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """niquests skips pre_send hooks on redirect hops, so a public server answering 307
+    towards an internal address must not be followed at all."""
+    from starlette.responses import RedirectResponse
+
+    from server.config import Settings
+    from server.providers import caldav as caldav_module
+    from server.providers.base import ProviderUnavailable
+    from server.providers.caldav import CalDAVProvider
+
+    reached: list[str] = []
+
+    async def internal(request: Request) -> Response:
+        reached.append(request.method)
+        return Response(status_code=207)
+
+    with BackgroundServer(
+        Starlette(routes=[Route("/{p:path}", internal, methods=["PROPFIND", "GET", "REPORT"])])
+    ) as target:
+
+        async def bounce(request: Request) -> Response:
+            return RedirectResponse(f"{target.url}/admin", status_code=307)
+
+        with BackgroundServer(
+            Starlette(routes=[Route("/{p:path}", bounce, methods=["PROPFIND", "GET", "REPORT"])])
+        ) as public:
+            # Pretend loopback is public so only the redirect rule is under test.
+            monkeypatch.setattr(caldav_module, "install_address_hooks", lambda session: None)
+            provider = CalDAVProvider(
+                Settings(caldav_allow_private_hosts=False, provider_timeout_seconds=5)
+            )
+            with pytest.raises(ProviderUnavailable, match="redirected"):
+                async with provider._session(
+                    public.url + "/", "u", "p", on_401=ProviderUnavailable
+                ) as client:
+                    await client.propfind(public.url + "/", props=["{DAV:}resourcetype"])
+    assert reached == []

@@ -56,6 +56,9 @@ async def test_depth_and_alias_limits(client: httpx.AsyncClient, services: AppSe
     assert circular["errors"]
     ok = await gql(client, deep, token=token)
     assert ok["data"] == {"programs": []}
+    too_deep = "{ __schema { types { " + "fields { type { " * 6 + "name" + " } }" * 6 + " } } }"
+    refused = await gql(client, too_deep, token=token, allow_errors=True)
+    assert "introspection depth" in refused["errors"][0]["message"].lower()
 
 
 async def test_token_limit(client: httpx.AsyncClient, services: AppServices) -> None:

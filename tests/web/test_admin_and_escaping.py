@@ -170,3 +170,83 @@ async def test_tokens_created_and_revoked_on_settings_page(
     )
     await api.aclose()
     assert denied.json()["data"] is None
+
+
+async def test_working_on_behalf_ends_by_itself(
+    client: httpx.AsyncClient, services: AppServices
+) -> None:
+    from datetime import timedelta
+
+    from server.models import UserSession
+    from server.models.base import utcnow
+
+    mentee = await create_user(services, "ward2@example.org", name="Walt")
+    await _program_with(services, "coord5@example.org", [mentee])
+    await login(client, "coord5@example.org")
+    page = await client.get("/admin")
+    await client.post(
+        "/admin/act-as",
+        data={"user_id": str(mentee), "reason": "setup", "csrf_token": csrf_from(page.text)},
+    )
+    home = await client.get("/")
+    assert "This ends by itself at" in home.text
+    async with services.db.session() as db:
+        for row in (await db.exec(select(UserSession))).all():
+            if row.acting_since is not None:
+                row.acting_since = utcnow() - timedelta(minutes=31)
+                db.add(row)
+        await db.commit()
+    later = await client.get("/")
+    assert "working on behalf" not in later.text
+    assert "Welcome, Coordinator" in later.text
+    async with services.db.session() as db:
+        actions = [e.action for e in (await db.exec(select(AuditEvent))).all()]
+    assert "act_on_behalf.expired" in actions
+
+
+async def test_cannot_borrow_another_programs_admin_rights(
+    client: httpx.AsyncClient, services: AppServices
+) -> None:
+    """A program admin must not act as someone who administers another program, nor
+    provision anything while acting, nor pull members of other programs into theirs."""
+    from tests.conftest import gql
+
+    other_admin = await create_user(services, "padmin@example.org", name="Pat")
+    mentee = await create_user(services, "plainmentee@example.org", name="Pia")
+    program_a = await _program_with(services, "coordA@example.org", [other_admin, mentee])
+    root_id = await create_user(services, "root-b@example.org", global_admin=True)
+    outsider = await create_user(services, "inb@example.org")
+    async with services.db.session() as db:
+        root = await accounts.get_user(db, root_id)
+        program_b = await programs.create_program(db, root, "Program B")
+        await programs.add_member(db, root, program_b.id, other_admin, ProgramRole.ADMIN)
+        await programs.add_member(db, root, program_b.id, outsider, ProgramRole.MENTEE)
+        await db.commit()
+    csrf = await login(client, "coordA@example.org")
+    page = await client.get("/admin")
+    refused = await client.post(
+        "/admin/act-as",
+        data={"user_id": str(other_admin), "reason": "x", "csrf_token": csrf_from(page.text)},
+    )
+    assert refused.status_code == 404
+    poach = await gql(
+        client,
+        "mutation M($p: ID!, $u: ID!) { addProgramMember(input: {programId: $p, userId: $u, role: MENTEE}) { member { role } errors { code } } }",
+        {"p": str(program_a), "u": str(outsider)},
+        csrf=csrf,
+    )
+    assert poach["data"]["addProgramMember"] == {"member": None, "errors": [{"code": "NOT_FOUND"}]}
+    acted = await client.post(
+        "/admin/act-as",
+        data={"user_id": str(mentee), "reason": "help", "csrf_token": csrf_from(page.text)},
+    )
+    assert acted.status_code == 303
+    while_acting = await gql(
+        client,
+        "mutation M($p: ID!, $u: ID!) { addProgramMember(input: {programId: $p, userId: $u, role: ADMIN}) { member { role } } }",
+        {"p": str(program_a), "u": str(mentee)},
+        csrf=csrf,
+        allow_errors=True,
+    )
+    assert while_acting["data"] is None
+    assert "End working on behalf" in while_acting["errors"][0]["message"]

@@ -63,6 +63,13 @@ async def test_session_cookie_is_httponly_samesite_and_fresh_on_login(
     )
     assert second.status_code == 303
     assert client.cookies.get("tandem_session") not in (None, token_one)
+    # The session of the first login ended: its token no longer opens anything.
+    async with httpx.AsyncClient(
+        transport=client._transport,
+        base_url="http://testserver",
+        cookies={"tandem_session": token_one or ""},
+    ) as old:
+        assert (await old.get("/")).status_code == 303
 
 
 async def _csrf(client: httpx.AsyncClient) -> str:
@@ -248,3 +255,12 @@ async def test_graphiql_only_outside_production(tmp_path, sqlite_url) -> None:
                 assert "graphiql" in response.text.lower()
         finally:
             await close_services(services)
+
+
+async def test_chunked_bodies_are_capped(client: httpx.AsyncClient) -> None:
+    async def chunks():  # no Content-Length: the size is only known while reading
+        for _ in range(40):
+            yield b"x" * 65536
+
+    response = await client.post("/webhooks/microsoft", content=chunks())
+    assert response.status_code == 413

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -395,7 +394,7 @@ async def test_admin_working_on_behalf_cannot_connect_or_disconnect(
     assert await _connection(cal_services, mentee_id) is None
     disconnect = await web.post("/calendar/disconnect", data={"csrf_token": csrf})
     assert disconnect.status_code == 403
-    assert urlsplit(str(disconnect.url)).path == "/calendar/disconnect"
+    assert "Only they can connect" in disconnect.text
 
 
 @pytest.mark.parametrize(
