@@ -134,7 +134,14 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         return None
 
     asyncio.run(_with_db(settings, nothing))
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=True)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> None:

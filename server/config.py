@@ -76,6 +76,11 @@ class Settings(BaseSettings):
         description="Run background jobs inside `tandem serve`; turn off when `tandem worker` runs them.",
     )
 
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Reverse proxies trusted for X-Forwarded-For/Proto (comma-separated, or *); "
+        "sign-in throttling per client address depends on it behind a proxy.",
+    )
     session_max_age_seconds: int = 14 * 24 * 3600
     login_attempts_per_window: int = 10
     login_window_seconds: int = 300

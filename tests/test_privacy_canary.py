@@ -30,6 +30,7 @@ from tests.calendar_fixtures import (
 )
 from tests.conftest import create_user, gql, login, make_settings
 from tests.schema.test_graphql_programs import token_for
+from tests.web.test_calendar_connect import start_flow
 
 pytestmark = pytest.mark.slow
 
@@ -152,7 +153,7 @@ async def test_event_details_never_leave_the_sync_boundary(
                     },
                 )
             else:
-                start = await web.get(f"/calendar/connect/{provider}")
+                start = await start_flow(web, provider)
                 if provider == "google":
                     params = await consent(
                         ms_browser, start.headers["location"], "canary@gmail.test"

@@ -34,7 +34,9 @@ def _icloud_form(request: Request, **extra: Any) -> Response:
     return render(request, "pages/connect_icloud.html", context, status_code=status)
 
 
-async def connect(request: Request) -> Response:
+async def connect_page(request: Request) -> Response:
+    """GET: the iCloud form, or a page whose button starts the Google/Microsoft consent.
+    Starting a flow writes state, so it happens only on POST (``start``)."""
     current = viewer(request)
     svc = services(request)
     try:
@@ -43,10 +45,29 @@ async def connect(request: Request) -> Response:
         return await _settings_error(request, exc.message, 404)
     async with svc.db.session() as db:
         try:
-            if provider == ProviderName.ICLOUD:
-                calendar_connect.require_self(current)
-                await calendar_connect.require_allowed(db, current.user, provider)
-                return _icloud_form(request)
+            calendar_connect.require_self(current)
+            await calendar_connect.require_allowed(db, current.user, provider)
+        except DomainError as exc:
+            return await _settings_error(request, exc.message, 403)
+    if provider == ProviderName.ICLOUD:
+        return _icloud_form(request)
+    return render(
+        request,
+        "pages/connect_oauth.html",
+        {"provider": provider.value, "label": calendar_connect.PROVIDER_NAMES[provider]},
+    )
+
+
+async def start(request: Request) -> Response:
+    """POST: begin consent with Google or Microsoft and send the browser there."""
+    current = viewer(request)
+    svc = services(request)
+    try:
+        provider = calendar_connect.parse_provider(request.path_params["provider"])
+    except DomainError as exc:
+        return await _settings_error(request, exc.message, 404)
+    async with svc.db.session() as db:
+        try:
             url = await calendar_connect.start_oauth(db, svc.calendar, current, provider)
             await db.commit()
         except DomainError as exc:

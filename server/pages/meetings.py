@@ -21,6 +21,7 @@ from server.pages.common import is_htmx, redirect, render, services, viewer
 from server.services import meetings, mentoring
 from server.services.errors import DomainError, NotFound
 from server.services.sessions import Viewer
+from server.services.validation import wall_clock_to_utc
 from server.web.meeting_deps import meeting_deps
 
 DEFAULT_MINUTES = 60
@@ -60,7 +61,7 @@ def _parse_start(form: FormData, zone: str) -> datetime:
         clock = time.fromisoformat(str(form.get("time", "")))
     except ValueError:
         raise DomainError("Give a date and a time.", field="start") from None
-    return datetime.combine(day, clock, tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    return wall_clock_to_utc(datetime.combine(day, clock), zone)
 
 
 def _duration(raw: Any) -> int:

@@ -29,6 +29,7 @@ from server.pages.common import is_htmx, redirect, render, services, viewer
 from server.pages.groups import path_id
 from server.services import poll_suggestions, polls
 from server.services.errors import DomainError, NotFound
+from server.services.validation import wall_clock_to_utc
 from server.web.poll_deps import poll_deps
 
 DURATIONS = (15, 30, 45, 60, 90, 120)
@@ -73,7 +74,7 @@ def _local(raw: str, zone: str) -> datetime | None:
     except ValueError:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo(zone))
+        value = wall_clock_to_utc(value, zone, field="slots")
     return value
 
 
@@ -148,6 +149,13 @@ async def new_poll(request: Request) -> Response:
 
 
 def _form_starts(form: FormData, zone: str) -> tuple[list[datetime], str | None]:
+    try:
+        return _form_starts_or_raise(form, zone)
+    except DomainError as exc:  # a wall-clock time skipped by a DST change
+        return [], exc.message
+
+
+def _form_starts_or_raise(form: FormData, zone: str) -> tuple[list[datetime], str | None]:
     starts: list[datetime] = []
     for raw in form.getlist("slot")[: polls.MAX_SLOTS + 1]:
         value = _local(str(raw), zone)
@@ -182,9 +190,13 @@ async def create_poll(request: Request) -> Response:
             error = error or "An optional invitee is not a member of the group."
     deadline = None
     if fields["deadline"].strip():
-        deadline = _local(fields["deadline"], zone)
-        if deadline is None:
-            error = error or "The deadline is not a valid date and time."
+        try:
+            deadline = _local(fields["deadline"], zone)
+        except DomainError as exc:
+            error = error or exc.message
+        else:
+            if deadline is None:
+                error = error or "The deadline is not a valid date and time."
     poll_id: uuid.UUID | None = None
     if error is None:
         async with svc.db.session() as db:

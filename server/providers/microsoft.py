@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import anyio.to_thread
@@ -567,6 +568,34 @@ class MicrosoftProvider:
                     changes.append(change)
             delta_link = page.get("@odata.deltaLink") or delta_link
         return ChangeBatch(changes=changes, sync_token=delta_link)
+
+    async def recheck_removed(self, credentials: Credentials, event_id: str) -> EventChange:
+        """The delta feed reports an event moved out of its window exactly like a deleted
+        one; ask for the event itself before anyone cancels a meeting over it. Only the
+        fields of Tandem's own events are read (first just the transactionId)."""
+        quoted = quote(event_id, safe="")
+        probe = await self._graph(
+            credentials,
+            "GET",
+            f"/me/events/{quoted}",
+            params={"$select": "id,transactionId,isCancelled"},
+        )
+        if probe.status_code == 404:
+            return EventChange(provider_event_id=event_id, deleted=True)
+        self._check(probe, "the event")
+        head = _parse(probe, private=True)
+        if head.get("isCancelled") or not self._owns_uid(str(head.get("transactionId") or "")):
+            return EventChange(provider_event_id=event_id, deleted=True)
+        full = await self._graph(
+            credentials,
+            "GET",
+            f"/me/events/{quoted}",
+            params={"$select": "id,transactionId,isCancelled,subject,body,start,end,attendees"},
+            headers={"Prefer": 'outlook.timezone="UTC", outlook.body-content-type="text"'},
+        )
+        self._check(full, "the event")
+        change = self._change(_parse(full, private=False))
+        return change or EventChange(provider_event_id=event_id, deleted=True)
 
     def _change(self, item: Mapping[str, Any]) -> EventChange | None:
         event_id = str(item.get("id", ""))

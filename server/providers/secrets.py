@@ -25,6 +25,7 @@ class SecretBox:
         if not keys:
             raise SecretError("no encryption key configured")
         self._primary = keys[0].encode()
+        self._older = tuple(key.encode() for key in keys[1:])
         try:
             self._fernet = MultiFernet([Fernet(key.encode()) for key in keys])
         except (ValueError, TypeError) as exc:
@@ -46,6 +47,10 @@ class SecretBox:
     def master_key(self) -> bytes:
         """The newest key's bytes, for deriving purpose-bound signing keys (HKDF)."""
         return self._primary
+
+    def older_keys(self) -> tuple[bytes, ...]:
+        """Keys kept for decryption during a rotation, newest first."""
+        return self._older
 
     def encrypt(self, value: Any, *, binding: str) -> bytes:
         plaintext = json.dumps({"b": binding, "v": value}, separators=(",", ":"))

@@ -79,7 +79,9 @@ CLAIM_LEASE = timedelta(minutes=5)
 class MeetingDeps:
     """What the meetings service needs from the process (see ``server.web.meeting_deps``).
 
-    ``rsvp_key`` is ``derive_key(master, "rsvp")``; ``base_url`` makes absolute RSVP links.
+    ``rsvp_key`` is ``derive_key(newest key, "rsvp")`` and signs new links;
+    ``older_rsvp_keys`` (from the older configured keys) still open links emailed before a
+    key rotation. ``base_url`` makes absolute RSVP links.
     """
 
     calendar: CalendarDeps
@@ -87,6 +89,7 @@ class MeetingDeps:
     rsvp_key: bytes
     base_url: str
     mail_from: str
+    older_rsvp_keys: tuple[bytes, ...] = ()
 
 
 def provider_sends_invitations(provider: ProviderName) -> bool:

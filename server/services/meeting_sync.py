@@ -41,6 +41,7 @@ from server.providers.base import (
     ProviderError,
     SyncTokenExpired,
 )
+from server.providers.microsoft import MicrosoftProvider
 from server.providers.secrets import SecretError
 from server.services import audit, programs
 from server.services.calendar_deps import load_credentials, save_refreshed_credentials
@@ -182,7 +183,12 @@ async def _sync_owner(db: AsyncSession, deps: MeetingDeps, owner: _Owner, now: d
     try:
         if token is not None:
             try:
-                batch = await provider.read_changes(credentials, token, start, end)
+                batch = await _recheck_removals(
+                    provider,
+                    credentials,
+                    owner,
+                    await provider.read_changes(credentials, token, start, end),
+                )
             except SyncTokenExpired:
                 log.info("change token of user %s expired; listing again", connection.user_id)
                 if not await _store_token(db, deps, owner, credentials, token, None):
@@ -196,7 +202,9 @@ async def _sync_owner(db: AsyncSession, deps: MeetingDeps, owner: _Owner, now: d
                 token = batch.sync_token
                 if token is not None and not renew:
                     return changed
-        batch = await provider.read_changes(credentials, None, start, end)
+        batch = await _recheck_removals(
+            provider, credentials, owner, await provider.read_changes(credentials, None, start, end)
+        )
         applied = await _apply_batch(db, deps, owner, credentials, token, batch, end, now)
         return changed + (applied or 0)
     except (ProviderError, TimeoutError) as exc:
@@ -258,6 +266,22 @@ def _keep_credentials(
     if credentials.changed:
         save_refreshed_credentials(deps.calendar.secrets, connection, credentials)
         db.add(connection)
+
+
+async def _recheck_removals(
+    provider: object, credentials: Credentials, owner: _Owner, batch: ChangeBatch
+) -> ChangeBatch:
+    """Graph's delta reports a meeting moved outside the feed's window as removed; before
+    cancelling one of the owner's meetings over that, look at the event itself."""
+    if not isinstance(provider, MicrosoftProvider):
+        return batch
+    changes = [
+        await provider.recheck_removed(credentials, change.provider_event_id)
+        if change.deleted and change.provider_event_id in owner.seen
+        else change
+        for change in batch.changes
+    ]
+    return ChangeBatch(changes=changes, sync_token=batch.sync_token)
 
 
 # --- applying a batch ----------------------------------------------------------------------

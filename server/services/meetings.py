@@ -40,7 +40,7 @@ from server.services.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from server.services.invites import InvalidLink, read_rsvp_token
+from server.services.invites import InvalidLink, RsvpClaim, read_rsvp_token
 from server.services.meeting_delivery import (
     INVITES_BY_TANDEM,
     STATE_SYNCED,
@@ -607,11 +607,25 @@ def _record_answer(
         mark_for_calendar(meeting)
 
 
+def _read_with_any_key(deps: MeetingDeps, token: str, now: datetime) -> RsvpClaim:
+    """Links signed before a key rotation keep working until they expire."""
+    failure: InvalidLink | None = None
+    for key in (deps.rsvp_key, *deps.older_rsvp_keys):
+        try:
+            return read_rsvp_token(key, token, now)
+        except InvalidLink as exc:
+            if exc.reason != "signature":
+                raise
+            failure = exc
+    assert failure is not None
+    raise failure
+
+
 async def _check_link(
     db: AsyncSession, deps: MeetingDeps, token: str, now: datetime
 ) -> RsvpPreview:
     try:
-        claim = read_rsvp_token(deps.rsvp_key, token, now)
+        claim = _read_with_any_key(deps, token, now)
     except InvalidLink as exc:
         if exc.reason == "expired":
             raise InvalidRsvpLink(

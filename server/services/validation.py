@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -51,3 +52,24 @@ def clean_name(raw: str, *, field: str = "name", what: str = "Name", max_length:
     if len(name) > max_length:
         raise ValidationFailed(f"{what} is longer than {max_length} characters.", field=field)
     return name
+
+
+def wall_clock_to_utc(local: datetime, zone: str, *, field: str = "start") -> datetime:
+    """A time typed on someone's wall clock, as UTC.
+
+    A time that does not exist that day (the hour skipped when clocks go forward) is
+    refused rather than silently shifted; a time that happens twice (clocks going back)
+    means its first occurrence.
+    """
+    from datetime import UTC
+
+    tz = ZoneInfo(zone)
+    naive = local.replace(tzinfo=None)
+    aware = naive.replace(tzinfo=tz, fold=0)
+    if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != naive:
+        raise ValidationFailed(
+            f"{naive:%H:%M} does not exist on {naive:%d %b %Y} in {zone} (the clocks move "
+            "forward then). Pick another time.",
+            field=field,
+        )
+    return aware.astimezone(UTC)

@@ -16,4 +16,5 @@ def meeting_deps(services: AppServices) -> MeetingDeps:
         rsvp_key=derive_key(services.secrets.master_key(), "rsvp"),
         base_url=services.settings.base_url,
         mail_from=services.settings.mail_from,
+        older_rsvp_keys=tuple(derive_key(key, "rsvp") for key in services.secrets.older_keys()),
     )

@@ -645,3 +645,23 @@ async def test_caldav_shared_calendar_changes_only_its_owners_meeting(
             await db.exec(select(Meeting.id).where(col(Meeting.status) == "cancelled"))
         ).all()
     assert changed == [str(theirs.id)] and cancelled == []
+
+
+async def test_microsoft_meeting_moved_past_the_feed_window_is_moved_not_cancelled(
+    svc: AppServices, microsoft: RunningMicrosoft
+) -> None:
+    """Graph's delta reports an event moved outside its window like a deleted one."""
+    world, account = await _microsoft_world(svc, microsoft)
+    meeting = await _book(svc, world)
+    event_id = (await _reload(svc, meeting.id)).provider_event_id
+    assert event_id is not None
+    await _sync(svc)
+    far = meeting.start_at + timedelta(days=120)
+    microsoft.state.update_event(account, event_id, start=far, end=far + timedelta(hours=1))
+    assert await _sync(svc) == 1
+    row = await _reload(svc, meeting.id)
+    assert row.status == MeetingStatus.SCHEDULED
+    assert (row.start_at, row.end_at) == (far, far + timedelta(hours=1))
+    microsoft.state.remove_event(account, event_id)
+    assert await _sync(svc) == 1
+    assert (await _reload(svc, meeting.id)).status == MeetingStatus.CANCELLED

@@ -378,3 +378,25 @@ async def test_program_activity_counts_per_connection(services: AppServices, wor
     assert row.last_meeting_at is not None and abs(row.last_meeting_at - past.start_at) < timedelta(
         seconds=1
     )
+
+
+async def test_rsvp_links_survive_a_key_rotation(services: AppServices, world: World) -> None:
+    """Links emailed before the newest key was put first still open (until they expire);
+    a key that was never configured opens nothing."""
+    import dataclasses
+
+    meeting = await _book(services, world.mentor, world.connection, weekday_slot())
+    before = meeting_deps(services)
+    email = (await _attendees(services, meeting.id))[world.mentee].email
+    token = make_rsvp_token(
+        before.rsvp_key, meeting.id, email, AttendeeResponse.ACCEPTED, meeting.end_at, 0
+    )
+    rotated = dataclasses.replace(before, rsvp_key=b"n" * 32, older_rsvp_keys=(before.rsvp_key,))
+    forgotten = dataclasses.replace(before, rsvp_key=b"n" * 32, older_rsvp_keys=())
+    async with services.db.session() as db:
+        with pytest.raises(InvalidRsvpLink, match="not valid"):
+            await meetings.preview_rsvp_link(db, forgotten, token)
+        await meetings.respond_with_link(db, rotated, token)
+    assert (await _attendees(services, meeting.id))[
+        world.mentee
+    ].response == AttendeeResponse.ACCEPTED

@@ -1,0 +1,36 @@
+"""Validators shared by services: time zones, emails, and wall-clock times across DST."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from server.services.errors import ValidationFailed
+from server.services.validation import normalize_email, validate_time_zone, wall_clock_to_utc
+
+
+def test_skipped_hour_is_refused_not_shifted() -> None:
+    with pytest.raises(ValidationFailed, match="does not exist"):
+        wall_clock_to_utc(datetime(2026, 3, 8, 2, 30), "America/New_York")
+    assert wall_clock_to_utc(datetime(2026, 3, 8, 3, 30), "America/New_York") == datetime(2026, 3, 8, 7, 30, tzinfo=UTC)
+
+
+def test_repeated_hour_means_its_first_occurrence() -> None:
+    # 01:30 happens twice on 2026-11-01 in New York: first at UTC-4.
+    assert wall_clock_to_utc(datetime(2026, 11, 1, 1, 30), "America/New_York") == datetime(2026, 11, 1, 5, 30, tzinfo=UTC)
+
+
+def test_lord_howe_half_hour_shift() -> None:
+    with pytest.raises(ValidationFailed):
+        wall_clock_to_utc(datetime(2026, 10, 4, 2, 15), "Australia/Lord_Howe")
+
+
+def test_zones_and_emails() -> None:
+    assert validate_time_zone(" Europe/Paris ") == "Europe/Paris"
+    with pytest.raises(ValidationFailed, match="Unknown time zone"):
+        validate_time_zone("Europe/Atlantis")
+    assert normalize_email(" Ana@Example.ORG ") == "ana@example.org"
+    for bad in ("no-at-sign", "a@b", "a b@example.org", "<x>@example.org"):
+        with pytest.raises(ValidationFailed):
+            normalize_email(bad)
