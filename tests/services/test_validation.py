@@ -13,12 +13,16 @@ from server.services.validation import normalize_email, validate_time_zone, wall
 def test_skipped_hour_is_refused_not_shifted() -> None:
     with pytest.raises(ValidationFailed, match="does not exist"):
         wall_clock_to_utc(datetime(2026, 3, 8, 2, 30), "America/New_York")
-    assert wall_clock_to_utc(datetime(2026, 3, 8, 3, 30), "America/New_York") == datetime(2026, 3, 8, 7, 30, tzinfo=UTC)
+    assert wall_clock_to_utc(datetime(2026, 3, 8, 3, 30), "America/New_York") == datetime(
+        2026, 3, 8, 7, 30, tzinfo=UTC
+    )
 
 
 def test_repeated_hour_means_its_first_occurrence() -> None:
     # 01:30 happens twice on 2026-11-01 in New York: first at UTC-4.
-    assert wall_clock_to_utc(datetime(2026, 11, 1, 1, 30), "America/New_York") == datetime(2026, 11, 1, 5, 30, tzinfo=UTC)
+    assert wall_clock_to_utc(datetime(2026, 11, 1, 1, 30), "America/New_York") == datetime(
+        2026, 11, 1, 5, 30, tzinfo=UTC
+    )
 
 
 def test_lord_howe_half_hour_shift() -> None:
