@@ -24,6 +24,11 @@ async def _admin_page(request: Request, **extra: Any) -> Response:
                 continue
             people = await programs.members(db, program.id)
             status = await calendars.statuses(db, [user.id for user, _ in people])
+            actable = (
+                set()
+                if current.acting_on_behalf
+                else await access.actable_user_ids(db, actor, [user.id for user, _ in people])
+            )
             rows = []
             for user, role in people:
                 connection = status.get(user.id)
@@ -34,9 +39,7 @@ async def _admin_page(request: Request, **extra: Any) -> Response:
                         "calendar": connection.status.value.replace("_", " ")
                         if connection
                         else "not connected",
-                        "can_act": user.id != actor.id
-                        and not current.acting_on_behalf
-                        and await access.can_act_for(db, actor, user),
+                        "can_act": user.id in actable,
                     }
                 )
             items.append({"program": program, "members": rows})

@@ -210,6 +210,7 @@ async def create_poll(request: Request) -> Response:
                     duration_minutes=duration,
                     slot_starts=starts,
                     deadline=deadline,
+                    actor_id=current.actor.id,
                     optional_invitee_ids=optional,
                 )
                 poll_id = poll.id

@@ -88,6 +88,7 @@ async def create_poll(
             duration_minutes=input.duration_minutes,
             slot_starts=[slot.start for slot in input.slots],
             deadline=input.deadline,
+            actor_id=ctx.viewer.actor.id if ctx.viewer else None,
             optional_invitee_ids=[
                 parse_id(i, "user", "optionalInviteeIds") for i in input.optional_invitee_ids
             ],

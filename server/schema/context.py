@@ -11,13 +11,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.dataloader import DataLoader
 
-from server.models import CalendarConnection, User
-from server.services import calendars, mentoring
+from server.models import CalendarConnection, MentoringConnection, User
+from server.models.enums import ProgramRole
+from server.services import access, calendars, mentoring, programs
 from server.services.sessions import Viewer
 from server.web.state import AppServices
 
 
-def _loaders(db: AsyncSession) -> dict[str, DataLoader[Any, Any]]:
+def _loaders(db: AsyncSession, viewer: Viewer | None) -> dict[str, DataLoader[Any, Any]]:
     async def load_calendars(ids: list[uuid.UUID]) -> list[CalendarConnection | None]:
         found = await calendars.statuses(db, ids)
         return [found.get(i) for i in ids]
@@ -26,9 +27,29 @@ def _loaders(db: AsyncSession) -> dict[str, DataLoader[Any, Any]]:
         grouped = await mentoring.members_by_connection(db, ids)
         return [grouped.get(i, []) for i in ids]
 
+    async def load_program_settings(ids: list[uuid.UUID]) -> list[programs.ProgramSettings]:
+        found = await programs.settings_for_many(db, ids)
+        return [found[i] for i in ids]
+
+    async def load_program_members(ids: list[uuid.UUID]) -> list[list[tuple[User, ProgramRole]]]:
+        """Members of many programs, filtered once to the people the viewer may see."""
+        assert viewer is not None
+        grouped = await programs.members_of_many(db, ids)
+        everyone = {user.id for rows in grouped.values() for user, _role in rows}
+        visible = await access.visible_user_ids(db, viewer.user, everyone)
+        return [[(u, r) for u, r in grouped[i] if u.id in visible] for i in ids]
+
+    async def load_program_connections(ids: list[uuid.UUID]) -> list[list[MentoringConnection]]:
+        assert viewer is not None
+        grouped = await mentoring.connections_visible_in_programs(db, viewer.user, ids)
+        return [grouped[i] for i in ids]
+
     return {
         "calendar_by_user": DataLoader(load_fn=load_calendars),
         "members_by_connection": DataLoader(load_fn=load_connection_members),
+        "program_settings": DataLoader(load_fn=load_program_settings),
+        "program_members": DataLoader(load_fn=load_program_members),
+        "program_connections": DataLoader(load_fn=load_program_connections),
     }
 
 
@@ -51,7 +72,7 @@ class Context:
             services=services,
             db=db,
             viewer=request.state.viewer,
-            loaders=_loaders(db),
+            loaders=_loaders(db, request.state.viewer),
         )
 
     @property

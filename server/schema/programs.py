@@ -12,7 +12,6 @@ from server.models import Program as ProgramRow
 from server.schema.common import UserError
 from server.schema.context import Context
 from server.schema.users import CalendarProvider, User
-from server.services import access, mentoring, programs
 
 
 @strawberry.enum
@@ -83,7 +82,7 @@ class Program:
 
     @strawberry.field
     async def settings(self, info: strawberry.Info[Context, None]) -> ProgramSettings:
-        resolved = await programs.settings_for(info.context.db, uuid.UUID(str(self.id)))
+        resolved = await info.context.loaders["program_settings"].load(uuid.UUID(str(self.id)))
         return ProgramSettings(
             allowed_providers=[CalendarProvider(p.value) for p in resolved.allowed_providers],
             allow_weekends=resolved.allow_weekends,
@@ -98,25 +97,15 @@ class Program:
 
     @strawberry.field(description="Members the caller may see (admins see everyone).")
     async def members(self, info: strawberry.Info[Context, None]) -> list[ProgramMember]:
-        db, viewer = info.context.db, info.context.user
-        rows = await programs.members(db, uuid.UUID(str(self.id)))
-        visible = await access.visible_user_ids(db, viewer, [user.id for user, _ in rows])
+        rows = await info.context.loaders["program_members"].load(uuid.UUID(str(self.id)))
         return [
             ProgramMember(user=User.from_row(user), role=ProgramRole(role.value))
             for user, role in rows
-            if user.id in visible
         ]
 
     @strawberry.field(description="Connections the caller belongs to (admins see all).")
     async def connections(self, info: strawberry.Info[Context, None]) -> list[MentoringConnection]:
-        db, viewer = info.context.db, info.context.user
-        program_id = uuid.UUID(str(self.id))
-        if await access.is_program_admin(db, viewer, program_id):
-            rows = await mentoring.connections_in_program(db, program_id)
-        else:
-            rows = [
-                c for c in await mentoring.connections_for(db, viewer) if c.program_id == program_id
-            ]
+        rows = await info.context.loaders["program_connections"].load(uuid.UUID(str(self.id)))
         return [MentoringConnection.from_row(row) for row in rows]
 
     @classmethod

@@ -88,27 +88,48 @@ async def can_see_user(session: AsyncSession, viewer: User, target_id: uuid.UUID
     return target_id in await visible_user_ids(session, viewer, [target_id])
 
 
-async def can_act_for(session: AsyncSession, admin: User, target: User) -> bool:
-    """Admins may work on behalf of participants of programs they administer; never of a
-    global admin, an operator, an inactive account, or anyone who administers a program
-    (acting as them would lend their admin rights)."""
-    if target.is_global_admin or target.is_operator or not target.is_active:
-        return False
-    if await admin_program_ids(session, target):
-        return False
-    if admin.is_global_admin:
-        return True
-    admin_of = await admin_program_ids(session, admin)
-    if not admin_of:
-        return False
+async def actable_user_ids(
+    session: AsyncSession, admin: User, candidates: Iterable[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Whom an admin may work on behalf of, among ``candidates`` (three queries at most):
+    participants of programs they administer (any, for global admins); never a global
+    admin, an operator, an inactive account, or anyone who administers a program (acting
+    as them would lend their admin rights)."""
+    wanted = set(candidates) - {admin.id}
+    if not wanted:
+        return set()
     result = await session.exec(
-        select(ProgramMembership.id).where(
-            col(ProgramMembership.program_id).in_(admin_of),
-            ProgramMembership.user_id == target.id,
-            ProgramMembership.role != ProgramRole.ADMIN,
+        select(User.id).where(
+            col(User.id).in_(wanted),
+            col(User.is_global_admin).is_(False),
+            col(User.is_operator).is_(False),
+            col(User.is_active).is_(True),
         )
     )
-    return result.first() is not None
+    eligible = set(result.all())
+    admins = await session.exec(
+        select(ProgramMembership.user_id).where(
+            col(ProgramMembership.user_id).in_(eligible),
+            ProgramMembership.role == ProgramRole.ADMIN,
+        )
+    )
+    eligible -= set(admins.all())
+    if admin.is_global_admin or not eligible:
+        return eligible
+    admin_of = await admin_program_ids(session, admin)
+    if not admin_of:
+        return set()
+    members = await session.exec(
+        select(ProgramMembership.user_id).where(
+            col(ProgramMembership.program_id).in_(admin_of),
+            col(ProgramMembership.user_id).in_(eligible),
+        )
+    )
+    return set(members.all())
+
+
+async def can_act_for(session: AsyncSession, admin: User, target: User) -> bool:
+    return target.id in await actable_user_ids(session, admin, [target.id])
 
 
 async def can_see_connection(

@@ -137,3 +137,29 @@ async def connections_in_program(
         .order_by(col(MentoringConnection.kind), col(MentoringConnection.name))
     )
     return list(result.all())
+
+
+async def connections_visible_in_programs(
+    session: AsyncSession, viewer: User, program_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[MentoringConnection]]:
+    """Per program: every connection for its admins, else only the viewer's own (one
+    query for admin programs, one for the viewer's connections)."""
+    grouped: dict[uuid.UUID, list[MentoringConnection]] = {pid: [] for pid in program_ids}
+    wanted = set(program_ids)
+    administered = (
+        wanted
+        if viewer.is_global_admin
+        else wanted & await access.admin_program_ids(session, viewer)
+    )
+    if administered:
+        rows = await session.exec(
+            select(MentoringConnection)
+            .where(col(MentoringConnection.program_id).in_(administered))
+            .order_by(col(MentoringConnection.kind), col(MentoringConnection.name))
+        )
+        for row in rows.all():
+            grouped[row.program_id].append(row)
+    for row in await connections_for(session, viewer):
+        if row.program_id in wanted - administered:
+            grouped[row.program_id].append(row)
+    return grouped

@@ -259,6 +259,7 @@ async def create_poll(
     deadline: datetime | None = None,
     optional_invitee_ids: Sequence[uuid.UUID] = (),
     now: datetime | None = None,
+    actor_id: uuid.UUID | None = None,
 ) -> Poll:
     """Create the poll with every group member invited, commit, then email the invitees.
 
@@ -306,7 +307,8 @@ async def create_poll(
     audit.record(
         db,
         "poll.created",
-        actor_id=viewer.id,
+        actor_id=actor_id or viewer.id,  # the admin, when working on behalf
+        subject_id=viewer.id,
         target_type="poll",
         target_id=poll.id,
         slots=len(starts),

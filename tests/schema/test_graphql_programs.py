@@ -235,3 +235,59 @@ async def test_partner_sees_partner_and_calendar_status_only(
     program = await gql(client, PROGRAM, {"id": p["program"]}, token=mentee_token)
     ids = {m["user"]["id"] for m in program["data"]["program"]["members"]}
     assert ids == {str(p["mentor"]), str(p["mentee"])}
+
+
+async def test_program_list_fields_do_not_query_per_program(
+    client: httpx.AsyncClient, services: AppServices
+) -> None:
+    """settings, members and connections of every program load in a fixed number of queries."""
+    from sqlalchemy import event
+
+    from server.models.enums import ConnectionKind, ProgramRole
+    from server.services import accounts, mentoring, programs
+
+    admin = await create_user(services, "counter@example.org", global_admin=True)
+    people = [await create_user(services, f"p{i}@example.org") for i in range(4)]
+    token = await token_for(services, admin)
+    query = "{ programs { id settings { earliestHour } members { user { id } role } connections { id members { user { id } } } } }"
+
+    async def add_programs(count: int) -> None:
+        async with services.db.session() as db:
+            root = await accounts.get_user(db, admin)
+            for _ in range(count):
+                program = await programs.create_program(db, root, f"Program {uuid.uuid4().hex[:6]}")
+                for person in people:
+                    await programs.add_member(db, root, program.id, person, ProgramRole.PARTICIPANT)
+                await mentoring.create_connection(
+                    db,
+                    root,
+                    program_id=program.id,
+                    member_ids=people[:2],
+                    kind=ConnectionKind.PAIR,
+                    name=None,
+                )
+            await db.commit()
+
+    statements: list[str] = []
+
+    def count(*args: object, **kwargs: object) -> None:
+        statements.append(str(args[2]))
+
+    async def run() -> int:
+        statements.clear()
+        event.listen(services.db.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            body = await gql(client, query, token=token)
+        finally:
+            event.remove(services.db.engine.sync_engine, "before_cursor_execute", count)
+        assert all(
+            len(p["members"]) == 4 and len(p["connections"]) == 1 for p in body["data"]["programs"]
+        )
+        return len(statements)
+
+    await add_programs(2)
+    await run()  # warm up: the token's first use is recorded once
+    few = await run()
+    await add_programs(5)
+    many = await run()
+    assert many == few, f"{few} queries for 2 programs but {many} for 7"
