@@ -5,6 +5,7 @@ not appear in the database (tables and raw files), the logs, the pages or the AP
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 import uuid
 from collections.abc import AsyncIterator
@@ -98,6 +99,16 @@ async def test_event_details_never_leave_the_sync_boundary(
         end=_at(2, 12),
         show_as="busy",
     )
+    microsoft.state.add_account("canary@outlook.test", personal=True)
+    microsoft.state.add_event(
+        "canary@outlook.test",
+        subject=f"{SENTINEL} personal",
+        location=f"{SENTINEL} cafe",
+        body=f"{SENTINEL} notes",
+        start=_at(2, 15),
+        end=_at(2, 16),
+        show_as="busy",
+    )
     radicale.make_calendar(CALDAV_USER, CALDAV_PASSWORD, "canary")
     radicale.add_event(
         CALDAV_USER, CALDAV_PASSWORD, "canary", _ics(f"{uuid.uuid4()}@elsewhere", _at(2, 13))
@@ -108,6 +119,7 @@ async def test_event_details_never_leave_the_sync_boundary(
         "google": await create_user(svc, "g@example.org", name="Gee"),
         "microsoft": await create_user(svc, "m@example.org", name="Em"),
         "icloud": await create_user(svc, "c@example.org", name="Cee"),
+        "outlook": await create_user(svc, "o@example.org", name="Oh"),
     }
     async with svc.db.session() as db:
         admin = await accounts.get_user(db, admin_id)
@@ -120,8 +132,20 @@ async def test_event_details_never_leave_the_sync_boundary(
             program_id=program.id,
             member_ids=list(people.values()),
             kind=ConnectionKind.GROUP,
-            name="Trio",
+            name="Quartet",
+            organizer_id=people["google"],
         )
+        pair = await mentoring.create_connection(
+            db,
+            admin,
+            program_id=program.id,
+            member_ids=[people["google"], people["outlook"]],
+            kind=ConnectionKind.PAIR,
+            name=None,
+        )
+        org = await programs.organization(db)
+        org.group_polls_enabled = True
+        org.two_way_sync_enabled = True
         await db.commit()
 
     app = create_app(services=svc)
@@ -140,6 +164,7 @@ async def test_event_details_never_leave_the_sync_boundary(
                 "google": "g@example.org",
                 "microsoft": "m@example.org",
                 "icloud": "c@example.org",
+                "outlook": "o@example.org",
             }[provider]
             csrf = await login(web, email)
             if provider == "icloud":
@@ -153,20 +178,47 @@ async def test_event_details_never_leave_the_sync_boundary(
                     },
                 )
             else:
-                start = await start_flow(web, provider)
+                start = await start_flow(web, "microsoft" if provider == "outlook" else provider)
                 if provider == "google":
                     params = await consent(
                         ms_browser, start.headers["location"], "canary@gmail.test"
                     )
                 else:
-                    params = await microsoft_consent(
-                        ms_browser, start.headers["location"], "canary@contoso.test"
+                    account = (
+                        "canary@outlook.test" if provider == "outlook" else "canary@contoso.test"
                     )
-                done = await web.get(f"/calendar/callback/{provider}", params=params)
+                    params = await microsoft_consent(ms_browser, start.headers["location"], account)
+                callback = "microsoft" if provider == "outlook" else provider
+                done = await web.get(f"/calendar/callback/{callback}", params=params)
             assert done.status_code == 303, done.text
             for path in ("/", "/profile/edit?tab=settings", "/profile/edit?tab=profile"):
                 seen.append((await web.get(path)).text)
             await web.aclose()
+        # The partner's week, the group, a poll and a meeting, seen by the group organizer.
+        organizer = await client()
+        await login(organizer, "g@example.org")
+        week = await organizer.get(
+            f"/connections/{pair.id}/schedule?week={_at(2, 0).date().isoformat()}"
+        )
+        assert "Unavailable" in week.text
+        seen.append(week.text)
+        groups = [
+            r.group(1)
+            for r in re.finditer(r'href="/groups/([0-9a-f-]{36})"', (await organizer.get("/")).text)
+        ]
+        group_page = await organizer.get(f"/groups/{groups[0]}")
+        seen.append(group_page.text)
+        suggestions = await organizer.get(
+            f"/groups/{groups[0]}/polls/new",
+            params={
+                "from": _at(2, 0).date().isoformat(),
+                "to": _at(3, 0).date().isoformat(),
+                "duration": "60",
+            },
+        )
+        assert suggestions.status_code == 200
+        seen.append(suggestions.text)
+        await organizer.aclose()
         admin_web = await client()
         await login(admin_web, "admin@example.org")
         seen.append((await admin_web.get("/admin")).text)
@@ -192,7 +244,34 @@ async def test_event_details_never_leave_the_sync_boundary(
         token=token,
     )
     busy = body["data"]["availability"]["busy"]
-    assert len(busy) == 3, "each provider's event must show up as busy"
+    assert len(busy) == 4, "each provider's event must show up as busy"
+    organizer_token = await token_for(svc, people["google"])
+    slot = _at(7, 12) if _at(7, 12).weekday() < 5 else _at(9, 12)
+    created = await gql(
+        api,
+        """mutation P($g: ID!, $s: DateTime!) { createPoll(input: {groupId: $g, title: "Kick-off",
+          durationMinutes: 60, slots: [{start: $s}]}) { poll { id } errors { message } } }""",
+        {"g": groups[0], "s": slot.isoformat()},
+        token=organizer_token,
+    )
+    poll_id = created["data"]["createPoll"]["poll"]["id"]
+    seen.append(
+        str(
+            await gql(
+                api,
+                "query Q($id: ID!) { poll(id: $id) { title slots { start unavailableUserIds answers { answer } } } }",
+                {"id": poll_id},
+                token=organizer_token,
+            )
+        )
+    )
+    seen.append(
+        str(
+            await gql(
+                api, "{ meetings { title attendees { name response } } }", token=organizer_token
+            )
+        )
+    )
     seen.append(str(body))
     for user_id in people.values():
         seen.append(

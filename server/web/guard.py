@@ -21,6 +21,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.config import Settings
 from server.services import api_tokens, sessions
 from server.web.state import AppServices
 
@@ -29,11 +30,28 @@ MAX_FORM_BYTES = 256 * 1024
 MAX_BODY_BYTES = 1024 * 1024
 ANON_CSRF_COOKIE = "tandem_csrf"
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
+
+def content_security_policy(settings: Settings) -> str:
+    """No inline script or style anywhere. Forms may post to Tandem only, and to the
+    Google and Microsoft sign-in origins: browsers apply ``form-action`` to the redirect
+    that follows a form post, and connecting a calendar is a form post that redirects
+    to the provider's consent page."""
+    consent_origins = sorted(
+        {_origin(settings.google_auth_url), _origin(settings.microsoft_authority)} - {""}
+    )
+    form_action = " ".join(["'self'", *consent_origins])
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+        f"form-action {form_action}; frame-ancestors 'none'"
+    )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
 # GraphiQL (development only) is a page of inline script from a CDN.
 GRAPHIQL_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline' https://unpkg.com; "
@@ -51,6 +69,7 @@ class RequestGuard:
         self.app = app
         self.services = services
         self.cookie_name = session_cookie_name(services.settings.secure_cookies)
+        self.csp = content_security_policy(services.settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -138,7 +157,7 @@ class RequestGuard:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 out = MutableHeaders(scope=message)
-                out.setdefault("Content-Security-Policy", GRAPHIQL_CSP if graphiql else CSP)
+                out.setdefault("Content-Security-Policy", GRAPHIQL_CSP if graphiql else self.csp)
                 out.setdefault("X-Content-Type-Options", "nosniff")
                 out.setdefault("X-Frame-Options", "DENY")
                 # "same-origin", not "no-referrer": under no-referrer browsers send
