@@ -32,6 +32,7 @@ from server.providers.registry import ProviderRegistry
 from server.providers.secrets import SecretBox
 from server.services.calendar_deps import CalendarDeps
 from server.services.invites import mailer_from_settings
+from server.services.mail_queue import QueueingMailer
 from server.web import webhooks
 from server.web.graphql_view import TandemGraphQL
 from server.web.guard import BodyTooLarge, RequestGuard
@@ -55,9 +56,10 @@ def build_services(settings: Settings) -> AppServices:
         timeout=settings.provider_timeout_seconds, follow_redirects=False, verify=verify
     )
     registry = ProviderRegistry.build(settings, http)
+    database = Database.from_url(settings.resolved_database_url)
     return AppServices(
         settings=settings,
-        db=Database.from_url(settings.resolved_database_url),
+        db=database,
         secrets=secrets,
         http=http,
         templates=build_environment(),
@@ -70,7 +72,7 @@ def build_services(settings: Settings) -> AppServices:
             max_age_seconds=settings.sync_max_age_seconds,
             push_enabled=settings.push_enabled,
         ),
-        mailer=mailer_from_settings(settings),
+        mailer=QueueingMailer(mailer_from_settings(settings), database, secrets),
     )
 
 

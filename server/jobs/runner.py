@@ -61,12 +61,23 @@ async def pull_meeting_changes(services: AppServices) -> None:
         await sync_meeting_changes(db, meeting_deps(services), max_age=max_age)
 
 
+async def retry_mail(services: AppServices) -> None:
+    """Invitations that met an SMTP outage go out when the server is back."""
+    from server.services.mail_queue import QueueingMailer, retry_queued_mail
+
+    mailer = services.mailer
+    if isinstance(mailer, QueueingMailer):
+        async with services.db.session() as db:
+            await retry_queued_mail(db, mailer.inner, services.secrets)
+
+
 JOBS: list[Job] = [
     pull_meeting_changes,
     sync_stale_calendars,
     renew_push_channels,
     retry_meeting_calendar_writes,
     poll_deadlines,
+    retry_mail,
 ]
 
 

@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 from server.models.audit import AuditEvent
 from server.models.calendar import BusyBlock, CalendarConnection, OAuthFlow, PushSubscription
 from server.models.integration import OrganizationIntegration
+from server.models.mail import QueuedMail
 from server.models.meeting import Meeting, MeetingAttendee, UsedRsvpLink
 from server.models.mentoring import ConnectionMember, MentoringConnection
 from server.models.organization import Organization, Program, ProgramMembership
@@ -34,6 +35,7 @@ __all__ = [
     "Program",
     "ProgramMembership",
     "PushSubscription",
+    "QueuedMail",
     "UsedRsvpLink",
     "User",
     "UserSession",

@@ -33,6 +33,7 @@ from server.models.enums import AttendeeResponse
 from server.providers.google import tandem_event_id
 from server.services import calendar_connect, meetings
 from server.services.invites import SmtpMailer
+from server.services.mail_queue import QueueingMailer
 from server.services.meeting_delivery import retry_pending_calendar_writes
 from server.web.meeting_deps import meeting_deps
 from server.web.state import AppServices
@@ -86,7 +87,8 @@ async def svc(
         **provider_overrides(google, microsoft),
     )
     services = build_services(settings)
-    assert isinstance(services.mailer, SmtpMailer)
+    assert isinstance(services.mailer, QueueingMailer)
+    assert isinstance(services.mailer.inner, SmtpMailer)
     yield services
     await close_services(services)
 
