@@ -92,3 +92,20 @@ def test_missing_or_bad_keys_fail_closed() -> None:
         SecretBox([])
     with pytest.raises(SecretError):
         SecretBox(["not-a-fernet-key"])
+
+
+def test_every_encrypted_column_is_rotated() -> None:
+    """A new ciphertext column must join the rotation, or retiring a key would strand it."""
+    from sqlalchemy import LargeBinary
+
+    from server.models import metadata
+    from server.services.key_rotation import _ENCRYPTED
+
+    binary = {
+        (table.name, column.name)
+        for table in metadata.sorted_tables
+        for column in table.columns
+        if isinstance(column.type, LargeBinary)
+    }
+    rotated = {(model.__tablename__, column) for model, column in _ENCRYPTED}
+    assert binary == rotated
