@@ -58,7 +58,7 @@ async def login(request: Request) -> Response:
         await db.commit()
         destination = next_path if user.profile_completed else "/onboarding"
     response = redirect(destination)
-    _set_session_cookie(response, raw, request)
+    set_session_cookie(response, raw, request)
     return response
 
 
@@ -80,7 +80,7 @@ async def logout(request: Request) -> Response:
     return response
 
 
-def _set_session_cookie(response: Response, raw: str, request: Request) -> None:
+def set_session_cookie(response: Response, raw: str, request: Request) -> None:
     settings = services(request).settings
     response.set_cookie(
         session_cookie_name(settings.secure_cookies),
@@ -91,6 +91,3 @@ def _set_session_cookie(response: Response, raw: str, request: Request) -> None:
         httponly=True,
         samesite="lax",
     )
-
-
-set_session_cookie = _set_session_cookie

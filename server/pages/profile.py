@@ -18,6 +18,10 @@ from server.services.validation import time_zone_names
 TABS = ("profile", "settings", "security")
 
 
+def _status(exc: DomainError) -> int:
+    return {"forbidden": 403, "not_found": 404}.get(exc.code, 422)
+
+
 async def _page(request: Request, tab: str, **extra: Any) -> Response:
     current = viewer(request)
     async with services(request).db.session() as db:
@@ -72,23 +76,20 @@ async def save_profile(request: Request) -> Response:
 
 async def change_password(request: Request) -> Response:
     current = viewer(request)
-    if current.acting_on_behalf:
-        return await _page(
-            request,
-            "security",
-            error="Only the user can change their own password.",
-            status_code=403,
-        )
     form = await request.form()
     svc = services(request)
     async with svc.db.session() as db:
         user = await accounts.get_user(db, current.user.id)
         try:
             await accounts.change_password(
-                db, user, str(form.get("current_password", "")), str(form.get("new_password", ""))
+                db,
+                user,
+                str(form.get("current_password", "")),
+                str(form.get("new_password", "")),
+                actor=current.actor,
             )
         except DomainError as exc:
-            return await _page(request, "security", error=exc.message, status_code=422)
+            return await _page(request, "security", error=exc.message, status_code=_status(exc))
         await sessions.end_all_sessions(db, user.id)
         raw, _row = await sessions.start_session(
             db, user, lifetime=timedelta(seconds=svc.settings.session_max_age_seconds)
@@ -101,41 +102,29 @@ async def change_password(request: Request) -> Response:
 
 async def create_token(request: Request) -> Response:
     current = viewer(request)
-    if current.acting_on_behalf:
-        return await _page(
-            request,
-            "settings",
-            error="Only the user can create their own API tokens.",
-            status_code=403,
-        )
     form = await request.form()
     async with services(request).db.session() as db:
         try:
-            raw, _token = await api_tokens.create_token(db, current.user, str(form.get("name", "")))
+            raw, _token = await api_tokens.create_token(
+                db, current.user, str(form.get("name", "")), actor=current.actor
+            )
         except DomainError as exc:
-            return await _page(request, "settings", error=exc.message, status_code=422)
+            return await _page(request, "settings", error=exc.message, status_code=_status(exc))
         await db.commit()
     return await _page(request, "settings", new_token=raw)
 
 
 async def revoke_token(request: Request) -> Response:
     current = viewer(request)
-    if current.acting_on_behalf:
-        return await _page(
-            request,
-            "settings",
-            error="Only the user can revoke their own API tokens.",
-            status_code=403,
-        )
     try:
         token_id = uuid.UUID(request.path_params["token_id"])
     except ValueError:
         token_id = uuid.uuid4()
     async with services(request).db.session() as db:
         try:
-            await api_tokens.revoke_token(db, current.user, token_id)
+            await api_tokens.revoke_token(db, current.user, token_id, actor=current.actor)
         except DomainError as exc:
-            return await _page(request, "settings", error=exc.message, status_code=404)
+            return await _page(request, "settings", error=exc.message, status_code=_status(exc))
         await db.commit()
     return redirect("/profile/edit?tab=settings&notice=token_revoked#api-tokens", request=request)
 

@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.models import LoginAttempt, User
 from server.models.base import utcnow
 from server.services import audit
-from server.services.errors import NotFound, TooManyAttempts, ValidationFailed
+from server.services.errors import NotFound, PermissionDenied, TooManyAttempts, ValidationFailed
 from server.services.validation import clean_name, normalize_email, validate_time_zone
 
 _hasher = PasswordHasher()
@@ -121,9 +121,17 @@ async def authenticate(
 
 
 async def change_password(
-    session: AsyncSession, user: User, current_password: str, new_password: str
+    session: AsyncSession,
+    user: User,
+    current_password: str,
+    new_password: str,
+    *,
+    actor: User | None = None,
 ) -> None:
-    """Checks the current password; the caller ends the user's other sessions."""
+    """Checks the current password; the caller ends the user's other sessions. Never
+    while an admin works on behalf of the user (``actor``)."""
+    if actor is not None and actor.id != user.id:
+        raise PermissionDenied("Only the user can change their own password.")
     if not _verify(user.password_hash, current_password):
         raise ValidationFailed("Current password is incorrect.", field="current_password")
     user.password_hash = hash_password(new_password)

@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.models import ApiToken, User
 from server.models.base import utcnow
 from server.services import audit
-from server.services.errors import NotFound
+from server.services.errors import NotFound, PermissionDenied
 from server.services.validation import clean_name
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -25,7 +25,16 @@ def _digest(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-async def create_token(session: AsyncSession, user: User, name: str) -> tuple[str, ApiToken]:
+def _refuse_on_behalf(owner: User, actor: User | None, verb: str) -> None:
+    """Tokens are credentials: only their owner manages them, never an admin on behalf."""
+    if actor is not None and actor.id != owner.id:
+        raise PermissionDenied(f"Only the user can {verb} their own API tokens.")
+
+
+async def create_token(
+    session: AsyncSession, user: User, name: str, *, actor: User | None = None
+) -> tuple[str, ApiToken]:
+    _refuse_on_behalf(user, actor, "create")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         user_id=user.id,
@@ -74,7 +83,10 @@ async def list_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
     return list(result.all())
 
 
-async def revoke_token(session: AsyncSession, user: User, token_id: uuid.UUID) -> None:
+async def revoke_token(
+    session: AsyncSession, user: User, token_id: uuid.UUID, *, actor: User | None = None
+) -> None:
+    _refuse_on_behalf(user, actor, "revoke")
     token = await session.get(ApiToken, token_id)
     if token is None or token.user_id != user.id or token.revoked_at is not None:
         raise NotFound("token")

@@ -250,3 +250,32 @@ async def test_cannot_borrow_another_programs_admin_rights(
     )
     assert while_acting["data"] is None
     assert "End working on behalf" in while_acting["errors"][0]["message"]
+
+
+async def test_no_credential_changes_while_working_on_behalf(
+    client: httpx.AsyncClient, services: AppServices
+) -> None:
+    mentee = await create_user(services, "ward3@example.org", name="Wim")
+    await _program_with(services, "coord6@example.org", [mentee])
+    await login(client, "coord6@example.org")
+    page = await client.get("/admin")
+    await client.post(
+        "/admin/act-as",
+        data={"user_id": str(mentee), "reason": "help", "csrf_token": csrf_from(page.text)},
+    )
+    csrf = csrf_from((await client.get("/profile/edit?tab=settings")).text)
+    token = await client.post("/profile/tokens", data={"name": "mine", "csrf_token": csrf})
+    assert (
+        token.status_code == 403 and "Only the user can create their own API tokens." in token.text
+    )
+    password = await client.post(
+        "/profile/password",
+        data={"current_password": "x" * 12, "new_password": "y" * 12, "csrf_token": csrf},
+    )
+    assert (
+        password.status_code == 403
+        and "Only the user can change their own password." in password.text
+    )
+    async with services.db.session() as db:
+        ward = await accounts.get_user(db, mentee)
+        assert await api_tokens.list_tokens(db, ward) == []
