@@ -38,7 +38,7 @@ PRECONNECTED = {
 }
 
 
-def _demo_events(seed: str, zone_offset_hours: int = 0) -> list[tuple[datetime, datetime]]:
+def _demo_events(seed: str) -> list[tuple[datetime, datetime]]:
     """A fortnight of plausible busy times (deterministic per person)."""
     rng = random.Random(seed)
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -46,7 +46,7 @@ def _demo_events(seed: str, zone_offset_hours: int = 0) -> list[tuple[datetime, 
     for day in range(14):
         for _ in range(rng.randint(1, 4)):
             start = today + timedelta(
-                days=day, hours=rng.randint(6, 19) + zone_offset_hours, minutes=rng.choice([0, 30])
+                days=day, hours=rng.randint(6, 19), minutes=rng.choice([0, 30])
             )
             events.append((start, start + timedelta(minutes=rng.choice([30, 60, 90]))))
     return events

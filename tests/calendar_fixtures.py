@@ -4,7 +4,6 @@ and a Radicale CalDAV server, started once per test session on free loopback por
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,10 +51,6 @@ def provider_overrides(*running: Any) -> dict[str, Any]:
 
 
 microsoft_consent = ms_consent
-
-
-def storage_dir(tmp_path: Path) -> Path:
-    return tmp_path / "caldav"
 
 
 @pytest.fixture(autouse=True)

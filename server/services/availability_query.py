@@ -81,10 +81,6 @@ class AvailabilityAnswer:
     rules: Rules
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def slots(self) -> list[object]:
-        return list(self.result.slots)
-
 
 def _validate(request: AvailabilityRequest) -> None:
     for name, value in (("start", request.start), ("end", request.end)):

@@ -36,20 +36,17 @@ from server.providers.base import (
     RateLimited,
 )
 from server.providers.secrets import SecretError
-from server.services import audit, programs, push, sync
+from server.services import audit, calendars, programs, push, sync
 from server.services.calendar_deps import CalendarDeps, load_credentials, secret_binding
-from server.services.errors import DomainError, PermissionDenied, ValidationFailed
+from server.services.errors import DomainError, ValidationFailed
 from server.services.sessions import Viewer
 
 log = logging.getLogger("tandem.calendar")
 
 FLOW_LIFETIME = timedelta(minutes=10)
 INITIAL_SYNC_BUDGET_SECONDS = 20.0
-PROVIDER_NAMES = {
-    ProviderName.GOOGLE: "Google",
-    ProviderName.MICROSOFT: "Microsoft",
-    ProviderName.ICLOUD: "iCloud / CalDAV",
-}
+# The names people see on buttons are the names errors use.
+PROVIDER_NAMES = {provider: calendars.PROVIDER_LABELS[provider.value] for provider in ProviderName}
 
 
 class ConnectRefused(DomainError):
@@ -327,7 +324,6 @@ def require_self(viewer: Viewer) -> None:
 __all__ = [
     "CalendarDeps",
     "ConnectRefused",
-    "PermissionDenied",
     "Viewer",
     "connect_with_password",
     "disconnect",
