@@ -30,9 +30,9 @@ from server.pages import polls as poll_pages
 from server.pages.common import LoginRequired, render
 from server.providers.registry import ProviderRegistry
 from server.providers.secrets import SecretBox
-from server.services.calendar_deps import CalendarDeps
+from server.services.calendars.deps import CalendarDeps
 from server.services.invites import mailer_from_settings
-from server.services.mail_queue import QueueingMailer
+from server.services.invites.queue import QueueingMailer
 from server.web import webhooks
 from server.web.graphql_view import TandemGraphQL
 from server.web.guard import BodyTooLarge, RequestGuard

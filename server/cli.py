@@ -56,8 +56,8 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 
 def cmd_user_create(args: argparse.Namespace) -> None:
-    from server.services import accounts
     from server.services.errors import DomainError
+    from server.services.people import accounts
 
     settings = _settings()
 
@@ -81,8 +81,8 @@ def cmd_user_create(args: argparse.Namespace) -> None:
 
 
 def cmd_token_create(args: argparse.Namespace) -> None:
-    from server.services import accounts, api_tokens
     from server.services.errors import DomainError
+    from server.services.people import accounts, api_tokens
 
     settings = _settings()
 

@@ -141,8 +141,10 @@ async def _prepare(settings: Settings, ms_ca: Path) -> list[Any]:
     from server.app import build_services, close_services
     from server.db import migrate
     from server.models.enums import ProviderName
-    from server.services import accounts, calendar_connect, demo
-    from server.services.sessions import Viewer
+    from server.services import demo
+    from server.services.calendars import connect as calendar_connect
+    from server.services.people import accounts
+    from server.services.people.sessions import Viewer
 
     services = build_services(settings)
     browser = httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ms_ca)))

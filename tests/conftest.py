@@ -20,7 +20,7 @@ from server.app import build_services, close_services, create_app
 from server.config import Settings
 from server.db import create_engine, migrate
 from server.models import metadata
-from server.services import accounts
+from server.services.people import accounts
 from server.web.state import AppServices
 
 pytest_plugins = ["tests.calendar_fixtures"]

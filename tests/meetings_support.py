@@ -10,8 +10,8 @@ from email.message import EmailMessage
 from icalendar import Calendar
 
 from server.models.enums import ConnectionKind, ProgramRole
-from server.services import accounts, mentoring, programs
-from server.services.sessions import Viewer
+from server.services.people import accounts, mentoring, programs
+from server.services.people.sessions import Viewer
 from server.web.state import AppServices
 from tests.conftest import create_user
 

@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 from server.models import BusyBlock, CalendarConnection, Poll, User
 from server.models.base import utcnow
 from server.models.enums import BusyKind, CalendarStatus, ConnectionKind, ProgramRole, ProviderName
-from server.services import accounts, mentoring, polls, programs
 from server.services.invites import MemoryMailer
-from server.services.poll_mail import PollDeps
+from server.services.people import accounts, mentoring, programs
+from server.services.polls import rules as poll_rules
+from server.services.polls.mail import PollDeps
 from server.web.state import AppServices
 from tests.conftest import create_user
 
@@ -145,7 +146,7 @@ async def make_poll(
 ) -> Poll:
     organizer = await user(services, circle.organizer)
     async with services.db.session() as db:
-        return await polls.create_poll(
+        return await poll_rules.create_poll(
             db,
             circle.deps(),
             organizer,
@@ -161,7 +162,7 @@ async def make_poll(
 
 async def token_for(services: AppServices, user_id: uuid.UUID) -> str:
     """An API token for the user, to call /graphql as them."""
-    from server.services import api_tokens
+    from server.services.people import api_tokens
 
     async with services.db.session() as db:
         owner = await accounts.get_user(db, user_id)

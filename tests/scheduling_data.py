@@ -17,7 +17,7 @@ from server.models.enums import (
     ProgramRole,
     ProviderName,
 )
-from server.services import mentoring, programs
+from server.services.people import mentoring, programs
 from server.web.state import AppServices
 from tests.conftest import create_user
 

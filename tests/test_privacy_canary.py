@@ -21,7 +21,7 @@ from emulators.radicale import RunningRadicale
 from server.app import build_services, close_services, create_app
 from server.models import metadata
 from server.models.enums import ConnectionKind, ProgramRole
-from server.services import accounts, mentoring, programs
+from server.services.people import accounts, mentoring, programs
 from server.web.state import AppServices
 from tests.calendar_fixtures import (
     CALDAV_PASSWORD,

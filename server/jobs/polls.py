@@ -10,11 +10,11 @@ from server.web.state import AppServices
 async def poll_deadlines(services: AppServices) -> None:
     """Close polls past their deadline (telling organizers to pick), then remind invitees
     who have not answered a day before a deadline. Safe to run on several workers."""
-    from server.services import polls
+    from server.services.polls import rules as poll_rules
 
     deps = poll_deps(services)
     now = utcnow()
     async with services.db.session() as db:
-        await polls.close_due_polls(db, deps, now)
+        await poll_rules.close_due_polls(db, deps, now)
     async with services.db.session() as db:
-        await polls.send_due_reminders(db, deps, now)
+        await poll_rules.send_due_reminders(db, deps, now)

@@ -23,7 +23,7 @@ Job = Callable[[AppServices], Awaitable[None]]
 async def sync_stale_calendars(services: AppServices) -> None:
     """Poll providers for calendars whose cache is older than SYNC_MAX_AGE_SECONDS (push is
     not available for CalDAV, and push for Google/Microsoft is only a hint)."""
-    from server.services import sync
+    from server.services.calendars import sync
 
     max_age = timedelta(seconds=services.settings.sync_max_age_seconds)
     async with services.db.session() as db:
@@ -34,7 +34,7 @@ async def sync_stale_calendars(services: AppServices) -> None:
 
 async def renew_push_channels(services: AppServices) -> None:
     """Google channels and Graph subscriptions expire within days: replace them early."""
-    from server.services import push
+    from server.services.calendars import push
 
     async with services.db.session() as db:
         await push.renew_expiring(db, services.calendar)
@@ -42,7 +42,7 @@ async def renew_push_channels(services: AppServices) -> None:
 
 async def retry_meeting_calendar_writes(services: AppServices) -> None:
     """A provider failure never loses a meeting: its calendar write is retried here."""
-    from server.services.meeting_delivery import retry_pending_calendar_writes
+    from server.services.meetings.delivery import retry_pending_calendar_writes
     from server.web.meeting_deps import meeting_deps
 
     async with services.db.session() as db:
@@ -53,7 +53,7 @@ async def pull_meeting_changes(services: AppServices) -> None:
     """Two-way sync: owners' edits to Tandem's meetings in their own calendars, and
     attendees' answers there, flow back. Runs before ``sync_stale_calendars`` so a push
     notification's ``sync_requested`` is still set when it looks."""
-    from server.services.meeting_sync import sync_meeting_changes
+    from server.services.meetings.calendar_sync import sync_meeting_changes
     from server.web.meeting_deps import meeting_deps
 
     max_age = timedelta(seconds=services.settings.sync_max_age_seconds)
@@ -63,7 +63,7 @@ async def pull_meeting_changes(services: AppServices) -> None:
 
 async def retry_mail(services: AppServices) -> None:
     """Invitations that met an SMTP outage go out when the server is back."""
-    from server.services.mail_queue import QueueingMailer, retry_queued_mail
+    from server.services.invites.queue import QueueingMailer, retry_queued_mail
 
     mailer = services.mailer
     if isinstance(mailer, QueueingMailer):

@@ -9,8 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.pages.common import redirect, render, services, viewer
-from server.services import access, calendars, programs, sessions
+from server.services.calendars import status as calendar_status
 from server.services.errors import DomainError
+from server.services.people import access, programs, sessions
 
 
 async def _admin_page(request: Request, **extra: Any) -> Response:
@@ -23,7 +24,7 @@ async def _admin_page(request: Request, **extra: Any) -> Response:
             if not await access.is_program_admin(db, actor, program.id):
                 continue
             people = await programs.members(db, program.id)
-            status = await calendars.statuses(db, [user.id for user, _ in people])
+            status = await calendar_status.statuses(db, [user.id for user, _ in people])
             actable = (
                 set()
                 if current.acting_on_behalf

@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.pages.common import redirect, render, safe_next, services
-from server.services import accounts, sessions
 from server.services.errors import DomainError
+from server.services.people import accounts, sessions
 from server.web.guard import session_cookie_name
 
 

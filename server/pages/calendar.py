@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from server.models.enums import ProviderName
 from server.pages.common import redirect, render, services, viewer
-from server.services import calendar_connect
+from server.services.calendars import connect as calendar_connect
 from server.services.errors import DomainError
 
 APPLE_APP_PASSWORD_HELP = "https://support.apple.com/102654"  # noqa: S105 - a help URL

@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from server.services.sessions import Viewer
+from server.services.people.sessions import Viewer
 from server.web.state import AppServices
 
 # Notices are chosen by code, never echoed from the URL, so a link cannot inject text.

@@ -13,8 +13,10 @@ from starlette.responses import Response
 from server.models.base import utcnow
 from server.models.enums import CalendarStatus
 from server.pages.common import render, services, viewer
-from server.services import calendars, mentoring, polls
+from server.services.calendars import status
 from server.services.errors import NotFound
+from server.services.people import mentoring
+from server.services.polls import rules as poll_rules
 
 
 def path_id(request: Request, name: str) -> uuid.UUID:
@@ -31,14 +33,14 @@ async def group_page(request: Request) -> Response:
     now = utcnow()
     async with svc.db.session() as db:
         try:
-            group = await polls.get_visible_group(db, current.user, group_id)
+            group = await poll_rules.get_visible_group(db, current.user, group_id)
         except NotFound:
             raise HTTPException(404) from None
         members = (await mentoring.members_by_connection(db, [group.id]))[group.id]
-        connections = await calendars.statuses(db, [user.id for user, _ in members])
-        enabled = await polls.polls_enabled(db, group)
-        rows = await polls.polls_for_group(db, current.user, group.id, now=now)
-        details = await polls.load_details(db, rows, now=now)
+        connections = await status.statuses(db, [user.id for user, _ in members])
+        enabled = await poll_rules.polls_enabled(db, group)
+        rows = await poll_rules.polls_for_group(db, current.user, group.id, now=now)
+        details = await poll_rules.load_details(db, rows, now=now)
     connected = {uid for uid, row in connections.items() if row.status == CalendarStatus.CONNECTED}
     organizer = next((user for user, _ in members if user.id == group.organizer_id), None)
     return render(
@@ -51,7 +53,7 @@ async def group_page(request: Request) -> Response:
             "organizer": organizer,
             "is_organizer": group.organizer_id == current.user.id,
             "polls_enabled": enabled,
-            "polls_off_message": polls.POLLS_OFF_MESSAGE,
+            "polls_off_message": poll_rules.POLLS_OFF_MESSAGE,
             "polls": details,
         },
     )

@@ -9,7 +9,8 @@ from starlette.responses import Response
 
 from server.models.enums import ConnectionKind
 from server.pages.common import redirect, render, services, viewer
-from server.services import calendars, mentoring, programs
+from server.services.calendars import status
+from server.services.people import mentoring, programs
 
 
 async def home(request: Request) -> Response:
@@ -20,7 +21,7 @@ async def home(request: Request) -> Response:
         my_programs = await programs.programs_for(db, current.user)
         connections = await mentoring.connections_for(db, current.user)
         members = await mentoring.members_by_connection(db, [c.id for c in connections])
-        calendar = await calendars.connection_for(db, current.user.id)
+        calendar = await status.connection_for(db, current.user.id)
     program_names = {p.id: p.name for p in my_programs}
     pairs: list[dict[str, Any]] = []
     groups: list[dict[str, Any]] = []

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from server.pages.common import render, services, viewer
 from server.services.errors import NotFound
-from server.services.meeting_activity import program_activity
+from server.services.meetings.activity import program_activity
 
 
 async def activity(request: Request) -> Response:

@@ -18,9 +18,10 @@ from server.models import Meeting, MeetingAttendee, User
 from server.models.base import utcnow
 from server.models.enums import AttendeeResponse, MeetingStatus
 from server.pages.common import is_htmx, redirect, render, services, viewer
-from server.services import meetings, mentoring
 from server.services.errors import DomainError, NotFound
-from server.services.sessions import Viewer
+from server.services.meetings import booking as meeting_booking
+from server.services.people import mentoring
+from server.services.people.sessions import Viewer
 from server.services.validation import wall_clock_to_utc
 from server.web.meeting_deps import meeting_deps
 
@@ -173,7 +174,7 @@ async def create_meeting(request: Request) -> Response:
         start = _parse_start(form, current.user.time_zone)
         minutes = _duration(form.get("duration"))
         async with services(request).db.session() as db:
-            meeting = await meetings.schedule_meeting(
+            meeting = await meeting_booking.schedule_meeting(
                 db,
                 meeting_deps(services(request)),
                 current,
@@ -210,12 +211,14 @@ def _form_values(form: FormData) -> dict[str, Any]:
 async def my_meetings(request: Request) -> Response:
     current = viewer(request)
     async with services(request).db.session() as db:
-        upcoming = await meetings.meetings_for(db, current.user, upcoming=True)
-        past = await meetings.meetings_for(db, current.user, upcoming=False, limit=50)
-        attendees = await meetings.attendees_by_meeting(db, [m.id for m in (*upcoming, *past)])
+        upcoming = await meeting_booking.meetings_for(db, current.user, upcoming=True)
+        past = await meeting_booking.meetings_for(db, current.user, upcoming=False, limit=50)
+        attendees = await meeting_booking.attendees_by_meeting(
+            db, [m.id for m in (*upcoming, *past)]
+        )
     return render(
         request,
-        "pages/meetings.html",
+        "pages/meeting_booking.html",
         {
             "upcoming": [_meeting_card(m, attendees[m.id], current.user) for m in upcoming],
             "past": [_meeting_card(m, attendees[m.id], current.user) for m in past],
@@ -232,10 +235,10 @@ async def meeting_detail(request: Request) -> Response:
 async def _card(request: Request, current: Viewer, meeting_id: uuid.UUID) -> dict[str, Any]:
     async with services(request).db.session() as db:
         try:
-            meeting = await meetings.get_meeting(db, current.user, meeting_id)
+            meeting = await meeting_booking.get_meeting(db, current.user, meeting_id)
         except NotFound:
             raise HTTPException(404) from None
-        attendees = (await meetings.attendees_by_meeting(db, [meeting.id]))[meeting.id]
+        attendees = (await meeting_booking.attendees_by_meeting(db, [meeting.id]))[meeting.id]
     return _meeting_card(meeting, attendees, current.user)
 
 
@@ -295,7 +298,7 @@ async def save_meeting(request: Request) -> Response:
         start = _parse_start(form, current.user.time_zone)
         minutes = _duration(form.get("duration"))
         async with services(request).db.session() as db:
-            await meetings.update_meeting(
+            await meeting_booking.update_meeting(
                 db,
                 meeting_deps(services(request)),
                 current,
@@ -318,7 +321,9 @@ async def cancel_meeting(request: Request) -> Response:
     meeting_id = _uuid(request.path_params["meeting_id"])
     async with services(request).db.session() as db:
         try:
-            await meetings.cancel_meeting(db, meeting_deps(services(request)), current, meeting_id)
+            await meeting_booking.cancel_meeting(
+                db, meeting_deps(services(request)), current, meeting_id
+            )
         except NotFound:
             raise HTTPException(404) from None
         except DomainError as exc:
@@ -342,7 +347,7 @@ async def respond(request: Request) -> Response:
     if response is not None:
         async with services(request).db.session() as db:
             try:
-                await meetings.respond_to_meeting(db, current, meeting_id, response)
+                await meeting_booking.respond_to_meeting(db, current, meeting_id, response)
                 await db.commit()
             except NotFound:
                 raise HTTPException(404) from None
@@ -376,8 +381,10 @@ async def rsvp_page(request: Request) -> Response:
     token = request.path_params["token"]
     async with services(request).db.session() as db:
         try:
-            preview = await meetings.preview_rsvp_link(db, meeting_deps(services(request)), token)
-        except meetings.InvalidRsvpLink as exc:
+            preview = await meeting_booking.preview_rsvp_link(
+                db, meeting_deps(services(request)), token
+            )
+        except meeting_booking.InvalidRsvpLink as exc:
             return _rsvp_refused(request, exc.message)
         zone = await _zone_of(db, preview.attendee)
     return render(request, "pages/rsvp.html", {**_rsvp_context(preview, zone), "done": False})
@@ -387,8 +394,10 @@ async def rsvp_confirm(request: Request) -> Response:
     token = request.path_params["token"]
     async with services(request).db.session() as db:
         try:
-            preview = await meetings.respond_with_link(db, meeting_deps(services(request)), token)
-        except meetings.InvalidRsvpLink as exc:
+            preview = await meeting_booking.respond_with_link(
+                db, meeting_deps(services(request)), token
+            )
+        except meeting_booking.InvalidRsvpLink as exc:
             return _rsvp_refused(request, exc.message)
         zone = await _zone_of(db, preview.attendee)
     return render(request, "pages/rsvp.html", {**_rsvp_context(preview, zone), "done": True})
@@ -398,7 +407,7 @@ def _rsvp_refused(request: Request, message: str) -> Response:
     return render(request, "pages/rsvp.html", {"refused": message}, status_code=400)
 
 
-def _rsvp_context(preview: meetings.RsvpPreview, zone: str) -> dict[str, Any]:
+def _rsvp_context(preview: meeting_booking.RsvpPreview, zone: str) -> dict[str, Any]:
     return {
         "meeting": preview.meeting,
         "attendee": preview.attendee,

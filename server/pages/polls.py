@@ -27,8 +27,9 @@ from server.models.base import utcnow
 from server.models.enums import PollAnswerValue, PollStatus
 from server.pages.common import is_htmx, redirect, render, services, viewer
 from server.pages.groups import path_id
-from server.services import poll_suggestions, polls
 from server.services.errors import DomainError, NotFound
+from server.services.polls import rules as poll_rules
+from server.services.polls import suggestions as poll_suggestions
 from server.services.validation import wall_clock_to_utc
 from server.web.poll_deps import poll_deps
 
@@ -102,16 +103,16 @@ async def _new_poll_context(
     }
     async with svc.db.session() as db:
         try:
-            group = await polls.get_visible_group(db, current.user, group_id)
+            group = await poll_rules.get_visible_group(db, current.user, group_id)
         except NotFound:
             raise HTTPException(404) from None
         context["group"] = group
         try:
-            organized = await polls.organized_group(db, current.user, group_id)
+            organized = await poll_rules.organized_group(db, current.user, group_id)
         except DomainError as exc:
             context["blocked"] = exc.message
             return context, 403
-        statuses = await polls.connected_ids(db, [m.id for m in organized.members])
+        statuses = await poll_rules.connected_ids(db, [m.id for m in organized.members])
         context.update(
             members=organized.members,
             names={m.id: m.name for m in organized.members},
@@ -157,7 +158,7 @@ def _form_starts(form: FormData, zone: str) -> tuple[list[datetime], str | None]
 
 def _form_starts_or_raise(form: FormData, zone: str) -> tuple[list[datetime], str | None]:
     starts: list[datetime] = []
-    for raw in form.getlist("slot")[: polls.MAX_SLOTS + 1]:
+    for raw in form.getlist("slot")[: poll_rules.MAX_SLOTS + 1]:
         value = _local(str(raw), zone)
         if value is None:
             return [], "A proposed slot is not a valid time."
@@ -201,7 +202,7 @@ async def create_poll(request: Request) -> Response:
     if error is None:
         async with svc.db.session() as db:
             try:
-                poll = await polls.create_poll(
+                poll = await poll_rules.create_poll(
                     db,
                     poll_deps(svc),
                     current.user,
@@ -245,11 +246,11 @@ async def _poll_context(request: Request, poll_id: uuid.UUID) -> dict[str, Any]:
     svc = services(request)
     async with svc.db.session() as db:
         try:
-            details = await polls.poll_details(db, current.user, poll_id)
+            details = await poll_rules.poll_details(db, current.user, poll_id)
         except NotFound:
             raise HTTPException(404) from None
-        group = await polls.group_of(db, details.poll)
-        talk = await polls.comments(db, details.poll)
+        group = await poll_rules.group_of(db, details.poll)
+        talk = await poll_rules.comments(db, details.poll)
     me = current.user.id
     names = {i.user.id: i.user.name for i in details.invitees}
     organizer_name = names.get(details.poll.organizer_id, "The organizer")
@@ -270,7 +271,7 @@ async def _poll_context(request: Request, poll_id: uuid.UUID) -> dict[str, Any]:
         "closed": details.status == PollStatus.CLOSED,
         "finalized": details.status == PollStatus.FINALIZED,
         "optional_ids": {i.user.id for i in details.invitees if i.optional},
-        "max_comment": polls.MAX_COMMENT_LENGTH,
+        "max_comment": poll_rules.MAX_COMMENT_LENGTH,
     }
 
 
@@ -298,7 +299,7 @@ def _answers_from(form: FormData) -> list[tuple[uuid.UUID, PollAnswerValue]]:
             answers.append((uuid.UUID(key.removeprefix("answer-")), PollAnswerValue(str(value))))
         except ValueError:
             continue
-        if len(answers) > polls.MAX_SLOTS:
+        if len(answers) > poll_rules.MAX_SLOTS:
             break
     return answers
 
@@ -311,7 +312,7 @@ async def answer(request: Request) -> Response:
     answers = _answers_from(form)
     async with svc.db.session() as db:
         try:
-            await polls.answer_poll(db, current.user, poll_id, answers)
+            await poll_rules.answer_poll(db, current.user, poll_id, answers)
             await db.commit()
         except NotFound as exc:
             await db.rollback()
@@ -332,10 +333,10 @@ async def comment(request: Request) -> Response:
     svc = services(request)
     poll_id = path_id(request, "poll_id")
     form = await request.form()
-    body = str(form.get("body", ""))[: polls.MAX_COMMENT_LENGTH + 1]
+    body = str(form.get("body", ""))[: poll_rules.MAX_COMMENT_LENGTH + 1]
     async with svc.db.session() as db:
         try:
-            await polls.add_comment(db, current.user, poll_id, body)
+            await poll_rules.add_comment(db, current.user, poll_id, body)
             await db.commit()
         except NotFound:
             raise HTTPException(404) from None
@@ -360,7 +361,7 @@ async def finalize(request: Request) -> Response:
         return await poll_page(request, error="Choose a slot to finalize.", status_code=422)
     async with svc.db.session() as db:
         try:
-            await polls.finalize_poll(db, meeting_deps(svc), current, poll_id, slot_id)
+            await poll_rules.finalize_poll(db, meeting_deps(svc), current, poll_id, slot_id)
             await db.commit()
         except NotFound as exc:
             await db.rollback()

@@ -11,8 +11,9 @@ from starlette.responses import Response
 
 from server.pages.auth import set_session_cookie
 from server.pages.common import redirect, render, services, viewer
-from server.services import accounts, api_tokens, calendars, programs, sessions
+from server.services.calendars import status as calendar_status
 from server.services.errors import DomainError
+from server.services.people import accounts, api_tokens, programs, sessions
 from server.services.validation import time_zone_names
 
 TABS = ("profile", "settings", "security")
@@ -26,14 +27,14 @@ async def _page(request: Request, tab: str, **extra: Any) -> Response:
     current = viewer(request)
     async with services(request).db.session() as db:
         tokens = await api_tokens.list_tokens(db, current.user) if tab == "settings" else []
-        calendar = await calendars.connection_for(db, current.user.id)
+        calendar = await calendar_status.connection_for(db, current.user.id)
         settings = await programs.settings_for_user(db, current.user.id)
     context: dict[str, Any] = {
         "tab": tab,
         "tokens": tokens,
         "calendar": calendar,
         "allowed_providers": settings.allowed_providers,
-        "provider_labels": calendars.PROVIDER_LABELS,
+        "provider_labels": calendar_status.PROVIDER_LABELS,
         "zones": time_zone_names(),
         "form_name": current.user.name,
         "form_zone": current.user.time_zone,

@@ -18,8 +18,9 @@ from starlette.responses import Response
 from server.models import Program
 from server.models.enums import ProviderName
 from server.pages.common import redirect, render, services, viewer
-from server.services import access, calendars, programs
+from server.services.calendars import status as calendar_status
 from server.services.errors import DomainError, ValidationFailed
+from server.services.people import access, programs
 
 TABS = ("general", "features")
 HOURS_EARLIEST = tuple(range(0, 24))
@@ -88,7 +89,9 @@ def _page(
             "values": values,
             "error": error.message if error else None,
             "error_input": FIELD_INPUTS.get(error.field or "") if error else None,
-            "providers": [(p.value, calendars.PROVIDER_LABELS[p.value]) for p in ProviderName],
+            "providers": [
+                (p.value, calendar_status.PROVIDER_LABELS[p.value]) for p in ProviderName
+            ],
             "hours_earliest": HOURS_EARLIEST,
             "hours_latest": HOURS_LATEST,
             "is_operator": viewer(request).actor.is_operator,

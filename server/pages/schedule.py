@@ -19,8 +19,10 @@ from starlette.responses import Response
 from server.models.base import utcnow
 from server.models.enums import ConnectionKind
 from server.pages.common import is_htmx, render, services, viewer
-from server.services import availability_query, mentoring, week_view
+from server.services.availability import query as availability_query
+from server.services.availability import week as availability_week
 from server.services.errors import DomainError
+from server.services.people import mentoring
 
 DEFAULT_DURATION = 30
 # The answer depends on these request headers (see ``_wants_fragment``) and the session.
@@ -48,7 +50,7 @@ def _duration(raw: str | None) -> int:
         value = int(raw or DEFAULT_DURATION)
     except ValueError:
         return DEFAULT_DURATION
-    return value if value in week_view.DURATIONS else DEFAULT_DURATION
+    return value if value in availability_week.DURATIONS else DEFAULT_DURATION
 
 
 def _monday(raw: str | None, zone: str, now: datetime) -> date:
@@ -60,7 +62,7 @@ def _monday(raw: str | None, zone: str, now: datetime) -> date:
         asked = today
     if not 2000 <= asked.year <= 2100:
         asked = today
-    return week_view.monday_of(asked)
+    return availability_week.monday_of(asked)
 
 
 async def schedule(request: Request) -> Response:
@@ -82,8 +84,8 @@ async def schedule(request: Request) -> Response:
             page.headers["Vary"] = VARY
             return page
         members = (await mentoring.members_by_connection(db, [connection.id]))[connection.id]
-        start, end = week_view.week_window(monday, zone)
-        step = week_view.step_for(duration)
+        start, end = availability_week.week_window(monday, zone)
+        step = availability_week.step_for(duration)
         try:
             answer = await availability_query.find_availability(
                 db,
@@ -102,7 +104,7 @@ async def schedule(request: Request) -> Response:
         except DomainError:
             raise HTTPException(404) from None
         await db.commit()  # an on-demand refresh may have stored fresh busy times
-    week = week_view.build_week(
+    week = availability_week.build_week(
         answer,
         viewer_id=user.id,
         viewer_zone=zone,
@@ -119,7 +121,7 @@ async def schedule(request: Request) -> Response:
         "others": [p for p in week.people if not p.is_viewer],
         "notes": answer.notes,
         "empty_reason": answer.result.empty_reason,
-        "durations": week_view.DURATIONS,
+        "durations": availability_week.DURATIONS,
         "base_path": f"/connections/{connection.id}/schedule",
         "this_monday": _monday(None, zone, now),
     }

@@ -18,7 +18,7 @@ from server.schema.availability import (
 from server.schema.common import parse_id
 from server.schema.context import Context
 from server.schema.users import CalendarStatus, User
-from server.services import availability_query
+from server.services.availability import query as availability_query
 from server.services.errors import DomainError
 
 MAX_IDS = availability_query.MAX_PARTICIPANTS

@@ -12,11 +12,11 @@ from server.schema.calendar import (
 from server.schema.common import to_user_error
 from server.schema.context import Context
 from server.schema.users import CalendarConnection, CalendarProvider
-from server.services import calendar_connect
+from server.services.calendars import connect
 from server.services.errors import DomainError
 
 
-def _viewer(info: strawberry.Info[Context, None]) -> calendar_connect.Viewer:
+def _viewer(info: strawberry.Info[Context, None]) -> connect.Viewer:
     assert info.context.viewer is not None
     return info.context.viewer
 
@@ -27,7 +27,7 @@ async def start_calendar_connection(
     """The provider's consent URL for the caller's own calendar (never on behalf of someone)."""
     ctx = info.context
     try:
-        url = await calendar_connect.start_oauth(
+        url = await connect.start_oauth(
             ctx.db, ctx.services.calendar, _viewer(info), ProviderName(provider.value)
         )
     except DomainError as exc:
@@ -46,7 +46,7 @@ async def connect_caldav_calendar(
     """iCloud or another CalDAV server, with an app-specific password (stored encrypted)."""
     ctx = info.context
     try:
-        row = await calendar_connect.connect_with_password(
+        row = await connect.connect_with_password(
             ctx.db,
             ctx.services.calendar,
             _viewer(info),
@@ -63,7 +63,7 @@ async def connect_caldav_calendar(
 async def disconnect_calendar(info: strawberry.Info[Context, None]) -> CalendarConnectionPayload:
     ctx = info.context
     try:
-        await calendar_connect.disconnect(ctx.db, ctx.services.calendar, _viewer(info))
+        await connect.disconnect(ctx.db, ctx.services.calendar, _viewer(info))
     except DomainError as exc:
         await ctx.db.rollback()
         return CalendarConnectionPayload(calendar=None, errors=[to_user_error(exc)])

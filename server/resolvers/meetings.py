@@ -1,4 +1,4 @@
-"""Queries and mutations for meetings: thin calls into ``server.services.meetings``."""
+"""Queries and mutations for meetings: thin calls into ``server.services.meetings.booking``."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from server.schema.meetings import (
     UpdateMeetingInput,
     UpdateMeetingPayload,
 )
-from server.services import meetings
 from server.services.errors import NotFound, ValidationFailed
-from server.services.sessions import Viewer
+from server.services.meetings import booking
+from server.services.people.sessions import Viewer
 from server.web.meeting_deps import meeting_deps
 
 MAX_ATTENDEE_IDS = 50
@@ -35,9 +35,7 @@ def _viewer(info: strawberry.Info[Context, None]) -> Viewer:
 async def meeting(info: strawberry.Info[Context, None], id: strawberry.ID) -> Meeting | None:
     """A meeting the caller attends or organizes, else null (also for unknown ids)."""
     try:
-        row = await meetings.get_meeting(
-            info.context.db, info.context.user, parse_id(id, "meeting")
-        )
+        row = await booking.get_meeting(info.context.db, info.context.user, parse_id(id, "meeting"))
     except NotFound:
         return None
     return Meeting.from_row(row)
@@ -54,7 +52,7 @@ async def all_meetings(
         connection = parse_id(connection_id, "connection") if connection_id is not None else None
     except NotFound:
         return []
-    rows = await meetings.meetings_for(
+    rows = await booking.meetings_for(
         info.context.db, info.context.user, upcoming=upcoming, connection_id=connection
     )
     return [Meeting.from_row(row) for row in rows]
@@ -66,7 +64,7 @@ async def schedule_meeting(
     async def action() -> Meeting:
         if input.attendee_ids is not None and len(input.attendee_ids) > MAX_ATTENDEE_IDS:
             raise ValidationFailed(f"At most {MAX_ATTENDEE_IDS} attendees.", field="attendeeIds")
-        row = await meetings.schedule_meeting(
+        row = await booking.schedule_meeting(
             info.context.db,
             meeting_deps(info.context.services),
             _viewer(info),
@@ -92,7 +90,7 @@ async def update_meeting(
     info: strawberry.Info[Context, None], input: UpdateMeetingInput
 ) -> UpdateMeetingPayload:
     async def action() -> Meeting:
-        row = await meetings.update_meeting(
+        row = await booking.update_meeting(
             info.context.db,
             meeting_deps(info.context.services),
             _viewer(info),
@@ -113,7 +111,7 @@ async def cancel_meeting(
     info: strawberry.Info[Context, None], input: CancelMeetingInput
 ) -> CancelMeetingPayload:
     async def action() -> Meeting:
-        row = await meetings.cancel_meeting(
+        row = await booking.cancel_meeting(
             info.context.db,
             meeting_deps(info.context.services),
             _viewer(info),
@@ -130,11 +128,11 @@ async def respond_to_meeting(
 ) -> RespondToMeetingPayload:
     async def action() -> Meeting:
         meeting_id = parse_id(input.meeting_id, "meeting", "meetingId")
-        await meetings.respond_to_meeting(
+        await booking.respond_to_meeting(
             info.context.db, _viewer(info), meeting_id, AttendeeResponse(input.response.value)
         )
         return Meeting.from_row(
-            await meetings.get_meeting(info.context.db, info.context.user, meeting_id)
+            await booking.get_meeting(info.context.db, info.context.user, meeting_id)
         )
 
     result, errors = await run_mutation(info, action)

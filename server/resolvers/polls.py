@@ -26,12 +26,12 @@ from server.schema.polls import (
     PollStatus,
 )
 from server.schema.users import User
-from server.services import polls
 from server.services.errors import NotFound, ValidationFailed
+from server.services.polls import rules as poll_rules
 from server.web.meeting_deps import meeting_deps
 from server.web.poll_deps import poll_deps
 
-MAX_IDS = polls.MAX_SLOTS
+MAX_IDS = poll_rules.MAX_SLOTS
 
 
 def _cap(items: list[object], field: str) -> None:
@@ -40,7 +40,7 @@ def _cap(items: list[object], field: str) -> None:
 
 
 async def _poll(info: strawberry.Info[Context, None], poll_id: uuid.UUID) -> Poll:
-    details = await polls.poll_details(info.context.db, info.context.user, poll_id)
+    details = await poll_rules.poll_details(info.context.db, info.context.user, poll_id)
     return Poll.from_details(details)
 
 
@@ -60,7 +60,7 @@ async def all_polls(
     """The group's polls, newest first; empty for a group the caller is not in."""
     db, user = info.context.db, info.context.user
     try:
-        rows = await polls.polls_for_group(
+        rows = await poll_rules.polls_for_group(
             db,
             user,
             parse_id(group_id, "group"),
@@ -68,7 +68,7 @@ async def all_polls(
         )
     except NotFound:
         return []
-    return [Poll.from_details(d) for d in await polls.load_details(db, rows)]
+    return [Poll.from_details(d) for d in await poll_rules.load_details(db, rows)]
 
 
 async def create_poll(
@@ -79,7 +79,7 @@ async def create_poll(
     async def action() -> Poll:
         _cap(list(input.slots), "slots")
         _cap(list(input.optional_invitee_ids), "optionalInviteeIds")
-        row = await polls.create_poll(
+        row = await poll_rules.create_poll(
             ctx.db,
             poll_deps(ctx.services),
             ctx.user,
@@ -107,7 +107,7 @@ async def answer_poll(
     async def action() -> Poll:
         _cap(list(input.answers), "answers")
         poll_id = parse_id(input.poll_id, "poll", "pollId")
-        await polls.answer_poll(
+        await poll_rules.answer_poll(
             ctx.db,
             ctx.user,
             poll_id,
@@ -128,7 +128,7 @@ async def add_poll_comment(
     ctx = info.context
 
     async def action() -> PollComment:
-        row = await polls.add_comment(
+        row = await poll_rules.add_comment(
             ctx.db, ctx.user, parse_id(input.poll_id, "poll", "pollId"), input.body
         )
         return PollComment(
@@ -152,7 +152,7 @@ async def finalize_poll(
     poll_id = parse_id(input.poll_id, "poll", "pollId")
 
     async def action() -> Meeting:
-        row = await polls.finalize_poll(
+        row = await poll_rules.finalize_poll(
             ctx.db,
             meeting_deps(ctx.services),
             viewer,

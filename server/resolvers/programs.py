@@ -22,8 +22,8 @@ from server.schema.programs import (
 )
 from server.schema.programs import ProgramRole as ProgramRoleEnum
 from server.schema.users import User
-from server.services import accounts, mentoring, programs
 from server.services.errors import NotFound, ValidationFailed
+from server.services.people import accounts, mentoring, programs
 
 MAX_MEMBER_IDS = 50
 

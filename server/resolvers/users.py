@@ -7,8 +7,8 @@ import strawberry
 from server.schema.common import parse_id
 from server.schema.context import Context
 from server.schema.users import User
-from server.services import access, accounts
 from server.services.errors import NotFound
+from server.services.people import access, accounts
 
 
 async def me(info: strawberry.Info[Context, None]) -> User:

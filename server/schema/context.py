@@ -13,14 +13,15 @@ from strawberry.dataloader import DataLoader
 
 from server.models import CalendarConnection, MentoringConnection, User
 from server.models.enums import ProgramRole
-from server.services import access, calendars, mentoring, programs
-from server.services.sessions import Viewer
+from server.services.calendars import status
+from server.services.people import access, mentoring, programs
+from server.services.people.sessions import Viewer
 from server.web.state import AppServices
 
 
 def _loaders(db: AsyncSession, viewer: Viewer | None) -> dict[str, DataLoader[Any, Any]]:
     async def load_calendars(ids: list[uuid.UUID]) -> list[CalendarConnection | None]:
-        found = await calendars.statuses(db, ids)
+        found = await status.statuses(db, ids)
         return [found.get(i) for i in ids]
 
     async def load_connection_members(ids: list[uuid.UUID]) -> list[list[tuple[User, str]]]:

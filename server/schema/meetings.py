@@ -15,7 +15,7 @@ from server.models import User as UserRow
 from server.schema.common import UserError
 from server.schema.context import Context
 from server.schema.users import User
-from server.services import meetings
+from server.services.meetings import booking
 
 _AttendeeRows = list[tuple[AttendeeRow, UserRow | None]]
 
@@ -123,7 +123,7 @@ def attendee_loader(info: strawberry.Info[Context, None]) -> DataLoader[uuid.UUI
         db = info.context.db
 
         async def load(ids: list[uuid.UUID]) -> list[_AttendeeRows]:
-            grouped = await meetings.attendees_with_users(db, ids)
+            grouped = await booking.attendees_with_users(db, ids)
             return [grouped.get(i, []) for i in ids]
 
         loaders["meeting_attendees"] = DataLoader(load_fn=load)

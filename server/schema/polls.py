@@ -15,8 +15,8 @@ from server.schema.common import UserError
 from server.schema.context import Context
 from server.schema.meetings import Meeting
 from server.schema.users import User
-from server.services import polls
-from server.services.polls import PollDetails, SlotTally
+from server.services.polls import rules as poll_rules
+from server.services.polls.rules import PollDetails, SlotTally
 
 
 @strawberry.enum
@@ -93,7 +93,7 @@ def _comment_loader(
         db = info.context.db
 
         async def load(ids: list[uuid.UUID]) -> list[list[PollComment]]:
-            grouped = await polls.comments_by_poll(db, ids)
+            grouped = await poll_rules.comments_by_poll(db, ids)
             return [
                 [
                     PollComment(

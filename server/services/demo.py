@@ -8,7 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import User
 from server.models.enums import ConnectionKind, ProgramRole
-from server.services import accounts, mentoring, programs
+from server.services.people import accounts, mentoring, programs
 
 DEMO_PASSWORD = "tandem-demo-password"  # noqa: S105 - printed for the local demo only
 

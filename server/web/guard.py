@@ -22,7 +22,7 @@ from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.config import Settings
-from server.services import api_tokens, sessions
+from server.services.people import api_tokens, sessions
 from server.web.state import AppServices
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

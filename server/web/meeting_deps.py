@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server.services.invites import derive_key
-from server.services.meeting_delivery import MeetingDeps
+from server.services.meetings.delivery import MeetingDeps
 from server.web.state import AppServices
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.services.poll_mail import PollDeps
+from server.services.polls.mail import PollDeps
 from server.web.state import AppServices
 
 

@@ -11,7 +11,7 @@ from server.config import Settings
 from server.db import Database
 from server.providers.registry import ProviderRegistry
 from server.providers.secrets import SecretBox
-from server.services.calendar_deps import CalendarDeps
+from server.services.calendars.deps import CalendarDeps
 from server.services.invites import Mailer
 
 

@@ -11,7 +11,7 @@ import json
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from server.services import push
+from server.services.calendars import push
 from server.web.state import AppServices
 
 MAX_NOTIFICATION_BYTES = 256 * 1024

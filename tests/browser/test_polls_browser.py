@@ -7,7 +7,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from server.models.enums import PollAnswerValue
-from server.services import polls
+from server.services.polls import rules as poll_rules
 from tests.browser.conftest import LiveServer, sign_in
 from tests.polls_support import make_circle, make_poll, next_monday, user
 
@@ -31,9 +31,9 @@ async def test_the_tally_updates_while_the_page_is_open(
 
         ana = await user(services, circle.members[1])
         async with services.db.session() as db:
-            details = await polls.poll_details(db, ana, poll.id)
+            details = await poll_rules.poll_details(db, ana, poll.id)
             answers = [(s.id, PollAnswerValue.YES) for s in details.slots]
-            await polls.answer_poll(db, ana, poll.id, answers)
+            await poll_rules.answer_poll(db, ana, poll.id, answers)
             await db.commit()
 
         await expect(first_row).to_contain_text("Best slot", timeout=12_000)

@@ -17,7 +17,7 @@ from server.app import build_services, close_services, create_app
 from server.models import BusyBlock, CalendarConnection
 from server.models.base import utcnow
 from server.models.enums import BusyKind, CalendarStatus, ConnectionKind, ProgramRole, ProviderName
-from server.services import accounts, mentoring, programs
+from server.services.people import accounts, mentoring, programs
 from server.web.state import AppServices
 from tests.calendar_fixtures import CALDAV_PASSWORD, CALDAV_USER, provider_overrides
 from tests.conftest import create_user, gql, make_settings

@@ -10,8 +10,8 @@ from sqlmodel import func, select
 
 from server.models import Meeting, PollAnswer
 from server.models.base import utcnow
-from server.services import polls
 from server.services.invites import MemoryMailer
+from server.services.polls import rules as poll_rules
 from server.web.state import AppServices
 from tests.conftest import gql
 from tests.polls_support import Circle, connect, make_circle, slot_starts, token_for
@@ -193,7 +193,7 @@ async def test_a_closed_poll_refuses_votes(
     deadline = (utcnow() + timedelta(hours=1)).isoformat()
     poll = (await _create(client, organizer, circle, deadline=deadline))["poll"]
     async with services.db.session() as db:
-        closed = await polls.close_due_polls(db, circle.deps(), utcnow() + timedelta(hours=2))
+        closed = await poll_rules.close_due_polls(db, circle.deps(), utcnow() + timedelta(hours=2))
     assert closed == 1
     member = await token_for(services, circle.members[1])
     result = await _answer(client, member, poll["id"], [(s["id"], "YES") for s in poll["slots"]])

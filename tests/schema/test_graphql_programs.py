@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 
-from server.services import api_tokens
+from server.services.people import api_tokens
 from server.web.state import AppServices
 from tests.conftest import create_user, gql
 
@@ -244,7 +244,7 @@ async def test_program_list_fields_do_not_query_per_program(
     from sqlalchemy import event
 
     from server.models.enums import ConnectionKind, ProgramRole
-    from server.services import accounts, mentoring, programs
+    from server.services.people import accounts, mentoring, programs
 
     admin = await create_user(services, "counter@example.org", global_admin=True)
     people = [await create_user(services, f"p{i}@example.org") for i in range(4)]

@@ -12,7 +12,7 @@ from sqlmodel import select
 from server.models import CalendarConnection
 from server.models.enums import CalendarStatus, ProviderName
 from server.providers.secrets import SecretBox, SecretError
-from server.services.calendar_deps import load_credentials, secret_binding
+from server.services.calendars.deps import load_credentials, secret_binding
 from server.services.key_rotation import rotate_all
 from server.web.state import AppServices
 from tests.conftest import create_user

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from server.models import AuditEvent
 from server.models.enums import ConnectionKind, ProgramRole
-from server.services import accounts, api_tokens, mentoring, programs
+from server.services.people import accounts, api_tokens, mentoring, programs
 from server.web.state import AppServices
 from tests.conftest import create_user, csrf_from, login, new_client
 

@@ -338,7 +338,7 @@ async def test_provider_not_allowed_by_program_is_refused(
     web: httpx.AsyncClient, cal_services: AppServices
 ) -> None:
     from server.models.enums import ProgramRole, ProviderName
-    from server.services import accounts, programs
+    from server.services.people import accounts, programs
 
     admin_id = await create_user(cal_services, "adm@example.org", global_admin=True)
     user_id = await create_user(cal_services, "limited@example.org")
@@ -364,7 +364,7 @@ async def test_admin_working_on_behalf_cannot_connect_or_disconnect(
     web: httpx.AsyncClient, cal_services: AppServices, radicale: RunningRadicale
 ) -> None:
     from server.models.enums import ProgramRole
-    from server.services import accounts, programs
+    from server.services.people import accounts, programs
 
     admin_id = await create_user(cal_services, "boss@example.org", global_admin=True)
     mentee_id = await create_user(cal_services, "mentee2@example.org", name="Mina")
@@ -418,7 +418,7 @@ async def test_broken_connections_ask_to_reconnect_and_admins_see_status_only(
     web: httpx.AsyncClient, cal_services: AppServices, status: CalendarStatus, sentence: str
 ) -> None:
     from server.models.enums import ProviderName
-    from server.services import accounts, api_tokens
+    from server.services.people import accounts, api_tokens
 
     user = await create_user(cal_services, f"broken-{status.value}@example.org")
     admin = await create_user(cal_services, f"admin-{status.value}@example.org", global_admin=True)

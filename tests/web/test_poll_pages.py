@@ -14,8 +14,8 @@ import pytest
 from sqlmodel import select
 
 from server.models import Poll
-from server.services import polls
 from server.services.invites import MemoryMailer
+from server.services.polls import rules as poll_rules
 from server.web.state import AppServices
 from tests.conftest import login, new_client
 from tests.polls_support import Circle, connect, make_circle, make_poll, next_monday
@@ -232,13 +232,13 @@ async def test_a_closed_poll_refuses_answers_with_a_clear_message(
     circle = await make_circle(services, size=2)
     poll = await make_poll(services, circle, deadline=utcnow() + timedelta(hours=1))
     async with services.db.session() as db:
-        await polls.close_due_polls(db, circle.deps(), utcnow() + timedelta(hours=2))
+        await poll_rules.close_due_polls(db, circle.deps(), utcnow() + timedelta(hours=2))
     csrf = await _as(client, circle, circle.members[1])
     page = await client.get(f"/polls/{poll.id}")
     assert "This poll is closed: it no longer accepts answers." in page.text
     assert 'name="answer-' not in page.text
     async with services.db.session() as db:
-        details = (await polls.load_details(db, [poll]))[0]
+        details = (await poll_rules.load_details(db, [poll]))[0]
     data = {f"answer-{s.id}": "yes" for s in details.slots}
     response = await client.post(f"/polls/{poll.id}/answers", data={"csrf_token": csrf, **data})
     assert response.status_code == 409

@@ -203,7 +203,7 @@ async def test_group_connection_points_to_the_group_page(
 ) -> None:
     from server.models import User
     from server.models.enums import ConnectionKind
-    from server.services import mentoring
+    from server.services.people import mentoring
 
     pair = await make_pair(services)
     async with services.db.session() as db:

@@ -21,7 +21,7 @@ from server.models.enums import ProviderName
 from server.web.state import AppServices
 from tests.calendar_fixtures import provider_overrides
 from tests.conftest import create_user, make_settings
-from tests.services.test_sync import connect_google, connect_microsoft
+from tests.services.calendars.test_sync import connect_google, connect_microsoft
 
 pytestmark = pytest.mark.slow
 
@@ -180,8 +180,9 @@ async def test_microsoft_handshake_and_client_state(
 async def test_disconnect_stops_channels_and_later_pushes_are_ignored(
     svc: AppServices, web: httpx.AsyncClient, google: RunningGoogle
 ) -> None:
-    from server.services import accounts, calendar_connect
-    from server.services.sessions import Viewer
+    from server.services.calendars import connect
+    from server.services.people import accounts
+    from server.services.people.sessions import Viewer
 
     user = await create_user(svc, "stop@example.org")
     google.state.add_account("stop@gmail.test")
@@ -189,7 +190,7 @@ async def test_disconnect_stops_channels_and_later_pushes_are_ignored(
     channel = next(c for c in google.state.channels.values() if c.email == "stop@gmail.test")
     async with svc.db.session() as db:
         me = await accounts.get_user(db, user)
-        await calendar_connect.disconnect(db, svc.calendar, Viewer(user=me, actor=me))
+        await connect.disconnect(db, svc.calendar, Viewer(user=me, actor=me))
     assert channel.channel_id not in google.state.channels  # channels.stop was called
     headers = {
         "X-Goog-Channel-ID": channel.channel_id,

@@ -18,8 +18,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import User, UserSession
 from server.models.base import utcnow
-from server.services import access, audit
+from server.services import audit
 from server.services.errors import NotFound, PermissionDenied, ValidationFailed
+from server.services.people import access
 
 ACTING_LIFETIME = timedelta(minutes=30)
 """Working on behalf ends by itself after this long; the admin can start again."""

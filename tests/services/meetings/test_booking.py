@@ -19,12 +19,12 @@ from server.models.enums import (
     MeetingStatus,
     ProviderName,
 )
-from server.services import meetings
-from server.services.availability_query import AvailabilityRequest, find_availability
+from server.services.availability.query import AvailabilityRequest, find_availability
 from server.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from server.services.invites import MemoryMailer, make_rsvp_token
-from server.services.meeting_activity import program_activity
-from server.services.meetings import InvalidRsvpLink
+from server.services.meetings import booking as meeting_booking
+from server.services.meetings.activity import program_activity
+from server.services.meetings.booking import InvalidRsvpLink
 from server.web.meeting_deps import meeting_deps
 from server.web.state import AppServices
 from tests.conftest import create_user
@@ -48,7 +48,7 @@ async def _book(
 ) -> Meeting:
     viewer = await viewer_of(services, owner)
     async with services.db.session() as db:
-        return await meetings.schedule_meeting(
+        return await meeting_booking.schedule_meeting(
             db,
             meeting_deps(services),
             viewer,
@@ -187,10 +187,12 @@ async def test_only_members_book_and_only_attendees_see(
     viewer = await viewer_of(services, stranger)
     async with services.db.session() as db:
         with pytest.raises(NotFound):
-            await meetings.get_meeting(db, viewer.user, meeting.id)
+            await meeting_booking.get_meeting(db, viewer.user, meeting.id)
         with pytest.raises(NotFound):
-            await meetings.respond_to_meeting(db, viewer, meeting.id, AttendeeResponse.ACCEPTED)
-        assert await meetings.meetings_for(db, viewer.user) == []
+            await meeting_booking.respond_to_meeting(
+                db, viewer, meeting.id, AttendeeResponse.ACCEPTED
+            )
+        assert await meeting_booking.meetings_for(db, viewer.user) == []
 
 
 async def test_update_raises_sequence_resets_answers_and_reinvites(
@@ -200,14 +202,16 @@ async def test_update_raises_sequence_resets_answers_and_reinvites(
     meeting = await _book(services, world.mentor, world.connection, start)
     mentee = await viewer_of(services, world.mentee)
     async with services.db.session() as db:
-        await meetings.respond_to_meeting(db, mentee, meeting.id, AttendeeResponse.ACCEPTED)
+        await meeting_booking.respond_to_meeting(db, mentee, meeting.id, AttendeeResponse.ACCEPTED)
         await db.commit()
     owner = await viewer_of(services, world.mentor)
     deps = meeting_deps(services)
     async with services.db.session() as db:
-        unchanged = await meetings.update_meeting(db, deps, owner, meeting.id, title="Check-in")
+        unchanged = await meeting_booking.update_meeting(
+            db, deps, owner, meeting.id, title="Check-in"
+        )
         assert unchanged.sequence == 0 and len(mailer.sent) == 1
-        moved = await meetings.update_meeting(
+        moved = await meeting_booking.update_meeting(
             db, deps, owner, meeting.id, start=start + timedelta(hours=1), title="Moved"
         )
     assert moved.sequence == 1 and moved.start_at == start + timedelta(hours=1)
@@ -223,9 +227,9 @@ async def test_update_raises_sequence_resets_answers_and_reinvites(
     assert mailer.sent[-1]["Subject"].startswith("Updated invitation")
     async with services.db.session() as db:
         with pytest.raises(PermissionDenied):
-            await meetings.update_meeting(db, deps, mentee, meeting.id, title="Mine now")
+            await meeting_booking.update_meeting(db, deps, mentee, meeting.id, title="Mine now")
         # Moving within its own old time does not clash with itself.
-        await meetings.update_meeting(
+        await meeting_booking.update_meeting(
             db, deps, owner, meeting.id, start=start + timedelta(hours=1, minutes=30)
         )
 
@@ -238,9 +242,9 @@ async def test_cancel_sends_cancel_with_higher_sequence_once(
     deps = meeting_deps(services)
     async with services.db.session() as db:
         with pytest.raises(PermissionDenied):
-            await meetings.cancel_meeting(db, deps, mentee, meeting.id)
-        cancelled = await meetings.cancel_meeting(db, deps, owner, meeting.id)
-        again = await meetings.cancel_meeting(db, deps, owner, meeting.id)
+            await meeting_booking.cancel_meeting(db, deps, mentee, meeting.id)
+        cancelled = await meeting_booking.cancel_meeting(db, deps, owner, meeting.id)
+        again = await meeting_booking.cancel_meeting(db, deps, owner, meeting.id)
     assert cancelled.status == MeetingStatus.CANCELLED and again.sequence == 1
     assert [event_of(m)["method"] for m in mailer.sent] == ["REQUEST", "CANCEL"]
     assert event_of(mailer.sent[-1])["sequence"] == "1"
@@ -253,11 +257,17 @@ async def test_answers_in_the_app(services: AppServices, world: World) -> None:
     owner, mentee = await viewer_of(services, world.mentor), await viewer_of(services, world.mentee)
     async with services.db.session() as db:
         with pytest.raises(PermissionDenied):
-            await meetings.respond_to_meeting(db, owner, meeting.id, AttendeeResponse.DECLINED)
+            await meeting_booking.respond_to_meeting(
+                db, owner, meeting.id, AttendeeResponse.DECLINED
+            )
         with pytest.raises(ValidationFailed):
-            await meetings.respond_to_meeting(db, mentee, meeting.id, AttendeeResponse.NEEDS_ACTION)
+            await meeting_booking.respond_to_meeting(
+                db, mentee, meeting.id, AttendeeResponse.NEEDS_ACTION
+            )
         await db.rollback()
-        row = await meetings.respond_to_meeting(db, mentee, meeting.id, AttendeeResponse.TENTATIVE)
+        row = await meeting_booking.respond_to_meeting(
+            db, mentee, meeting.id, AttendeeResponse.TENTATIVE
+        )
         await db.commit()
     assert row.response == AttendeeResponse.TENTATIVE
     assert (await _attendees(services, meeting.id))[world.mentee].responded_at is not None
@@ -273,26 +283,26 @@ async def test_rsvp_link_works_once_and_refuses_tampering_expiry_and_old_version
         deps.rsvp_key, meeting.id, email, AttendeeResponse.DECLINED, meeting.end_at, 0
     )
     async with services.db.session() as db:
-        preview = await meetings.preview_rsvp_link(db, deps, token)
+        preview = await meeting_booking.preview_rsvp_link(db, deps, token)
         assert preview.response == AttendeeResponse.DECLINED
     assert (await _attendees(services, meeting.id))[
         world.mentee
     ].response == AttendeeResponse.NEEDS_ACTION
     async with services.db.session() as db:
-        await meetings.respond_with_link(db, deps, token)
+        await meeting_booking.respond_with_link(db, deps, token)
     assert (await _attendees(services, meeting.id))[
         world.mentee
     ].response == AttendeeResponse.DECLINED
     async with services.db.session() as db:
         with pytest.raises(InvalidRsvpLink, match="already used"):
-            await meetings.respond_with_link(db, deps, token)
+            await meeting_booking.respond_with_link(db, deps, token)
         payload, signature = token.split(".")
         forged = make_rsvp_token(
             b"k" * 32, meeting.id, email, AttendeeResponse.ACCEPTED, meeting.end_at, 0
         )
         for bad in (forged, f"{payload}.{signature[:-2]}AA", "garbage"):
             with pytest.raises(InvalidRsvpLink, match="not valid"):
-                await meetings.respond_with_link(db, deps, bad)
+                await meeting_booking.respond_with_link(db, deps, bad)
         expired = make_rsvp_token(
             deps.rsvp_key,
             meeting.id,
@@ -302,14 +312,14 @@ async def test_rsvp_link_works_once_and_refuses_tampering_expiry_and_old_version
             0,
         )
         with pytest.raises(InvalidRsvpLink, match="expired"):
-            await meetings.respond_with_link(db, deps, expired)
+            await meeting_booking.respond_with_link(db, deps, expired)
         owner = await viewer_of(services, world.mentor)
-        await meetings.update_meeting(db, deps, owner, meeting.id, title="New title")
+        await meeting_booking.update_meeting(db, deps, owner, meeting.id, title="New title")
         stale = make_rsvp_token(
             deps.rsvp_key, meeting.id, email, AttendeeResponse.ACCEPTED, meeting.end_at, 0
         )
         with pytest.raises(InvalidRsvpLink, match="changed"):
-            await meetings.respond_with_link(db, deps, stale)
+            await meeting_booking.respond_with_link(db, deps, stale)
     assert (await _attendees(services, meeting.id))[
         world.mentee
     ].response == AttendeeResponse.DECLINED
@@ -323,7 +333,7 @@ async def test_two_concurrent_bookings_of_one_partner_one_wins(
     second = await make_world(services)
     # Put the same mentor in the second pair too.
     from server.models.enums import ConnectionKind, ProgramRole
-    from server.services import accounts, mentoring, programs
+    from server.services.people import accounts, mentoring, programs
 
     async with services.db.session() as db:
         admin = await accounts.get_user(db, first.admin)
@@ -360,7 +370,7 @@ async def test_program_activity_counts_per_connection(services: AppServices, wor
     dropped = await _book(services, world.mentor, world.connection, weekday_slot(days=3, hour=16))
     owner = await viewer_of(services, world.mentor)
     async with services.db.session() as db:
-        await meetings.cancel_meeting(db, meeting_deps(services), owner, dropped.id)
+        await meeting_booking.cancel_meeting(db, meeting_deps(services), owner, dropped.id)
         past = await db.get(Meeting, kept.id)
         assert past is not None
         past.start_at, past.end_at = (
@@ -395,8 +405,8 @@ async def test_rsvp_links_survive_a_key_rotation(services: AppServices, world: W
     forgotten = dataclasses.replace(before, rsvp_key=b"n" * 32, older_rsvp_keys=())
     async with services.db.session() as db:
         with pytest.raises(InvalidRsvpLink, match="not valid"):
-            await meetings.preview_rsvp_link(db, forgotten, token)
-        await meetings.respond_with_link(db, rotated, token)
+            await meeting_booking.preview_rsvp_link(db, forgotten, token)
+        await meeting_booking.respond_with_link(db, rotated, token)
     assert (await _attendees(services, meeting.id))[
         world.mentee
     ].response == AttendeeResponse.ACCEPTED

@@ -12,8 +12,8 @@ from server.models import User
 from server.models.enums import BusyKind
 from server.providers.base import BusyInterval
 from server.services.availability import Participant, Rules, find_slots
-from server.services.availability_query import AvailabilityAnswer, ParticipantState, UserBusy
-from server.services.week_view import (
+from server.services.availability.query import AvailabilityAnswer, ParticipantState, UserBusy
+from server.services.availability.week import (
     CellState,
     WeekView,
     build_week,

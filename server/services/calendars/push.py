@@ -30,7 +30,7 @@ from server.providers.base import Credentials, ProviderError, PushChannel
 from server.providers.google import GoogleProvider
 from server.providers.microsoft import MicrosoftProvider
 from server.providers.secrets import SecretError
-from server.services.calendar_deps import (
+from server.services.calendars.deps import (
     CalendarDeps,
     load_credentials,
     save_refreshed_credentials,

@@ -43,8 +43,7 @@ from server.providers.base import (
     RateLimited,
 )
 from server.providers.secrets import SecretError
-from server.services import programs
-from server.services.calendar_deps import (
+from server.services.calendars.deps import (
     CalendarDeps,
     load_credentials,
     save_refreshed_credentials,
@@ -58,6 +57,7 @@ from server.services.invites import (
     invitation_message,
     rsvp_links,
 )
+from server.services.people import programs
 
 log = logging.getLogger("tandem.meetings")
 

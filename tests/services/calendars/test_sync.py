@@ -20,9 +20,10 @@ from server.jobs.runner import run_once
 from server.models import BusyBlock, CalendarConnection
 from server.models.base import utcnow
 from server.models.enums import CalendarStatus, ProviderName
-from server.services import accounts, calendar_connect, sync
-from server.services.availability_query import AvailabilityRequest, find_availability
-from server.services.sessions import Viewer
+from server.services.availability.query import AvailabilityRequest, find_availability
+from server.services.calendars import connect, sync
+from server.services.people import accounts
+from server.services.people.sessions import Viewer
 from server.web.state import AppServices
 from tests.calendar_fixtures import microsoft_consent, provider_overrides
 from tests.conftest import create_user, make_settings
@@ -57,14 +58,12 @@ async def _viewer(services: AppServices, user_id: uuid.UUID) -> Viewer:
 async def connect_google(services: AppServices, user_id: uuid.UUID, account: str) -> None:
     viewer = await _viewer(services, user_id)
     async with services.db.session() as db:
-        url = await calendar_connect.start_oauth(db, services.calendar, viewer, ProviderName.GOOGLE)
+        url = await connect.start_oauth(db, services.calendar, viewer, ProviderName.GOOGLE)
         await db.commit()
     async with httpx.AsyncClient() as browser:
         params = await consent(browser, url, account)
     async with services.db.session() as db:
-        await calendar_connect.finish_oauth(
-            db, services.calendar, viewer, ProviderName.GOOGLE, params
-        )
+        await connect.finish_oauth(db, services.calendar, viewer, ProviderName.GOOGLE, params)
 
 
 async def connect_microsoft(
@@ -72,16 +71,12 @@ async def connect_microsoft(
 ) -> None:
     viewer = await _viewer(services, user_id)
     async with services.db.session() as db:
-        url = await calendar_connect.start_oauth(
-            db, services.calendar, viewer, ProviderName.MICROSOFT
-        )
+        url = await connect.start_oauth(db, services.calendar, viewer, ProviderName.MICROSOFT)
         await db.commit()
     async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ca))) as browser:
         params = await microsoft_consent(browser, url, account)
     async with services.db.session() as db:
-        await calendar_connect.finish_oauth(
-            db, services.calendar, viewer, ProviderName.MICROSOFT, params
-        )
+        await connect.finish_oauth(db, services.calendar, viewer, ProviderName.MICROSOFT, params)
 
 
 async def _connection(services: AppServices, user_id: uuid.UUID) -> CalendarConnection:

@@ -28,16 +28,18 @@ from server.jobs.runner import pull_meeting_changes
 from server.models import AuditEvent, CalendarConnection, Meeting, MeetingAttendee
 from server.models.base import utcnow
 from server.models.enums import AttendeeResponse, MeetingStatus
-from server.services import accounts, calendar_connect, meetings, programs
+from server.services.calendars import connect
 from server.services.invites import MemoryMailer
-from server.services.meeting_delivery import retry_pending_calendar_writes
-from server.services.meeting_sync import sync_meeting_changes
+from server.services.meetings import booking
+from server.services.meetings.calendar_sync import sync_meeting_changes
+from server.services.meetings.delivery import retry_pending_calendar_writes
+from server.services.people import accounts, programs
 from server.web.meeting_deps import meeting_deps
 from server.web.state import AppServices
 from tests.calendar_fixtures import provider_overrides
 from tests.conftest import make_settings
 from tests.meetings_support import World, event_of, make_world, viewer_of, weekday_slot
-from tests.services.test_sync import connect_google, connect_microsoft
+from tests.services.calendars.test_sync import connect_google, connect_microsoft
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +89,7 @@ async def _sync(services: AppServices, user_ids: list[uuid.UUID] | None = None) 
 async def _book(services: AppServices, world: World, hours: int = 0) -> Meeting:
     viewer = await viewer_of(services, world.mentor)
     async with services.db.session() as db:
-        return await meetings.schedule_meeting(
+        return await booking.schedule_meeting(
             db,
             meeting_deps(services),
             viewer,
@@ -504,7 +506,7 @@ async def _connect_caldav(
 ) -> None:
     viewer = await viewer_of(services, user_id)
     async with services.db.session() as db:
-        await calendar_connect.connect_with_password(
+        await connect.connect_with_password(
             db,
             services.calendar,
             viewer,

@@ -30,9 +30,9 @@ from server.models import Meeting, MeetingAttendee, MentoringConnection, UsedRsv
 from server.models.base import utcnow
 from server.models.enums import AttendeeResponse, MeetingStatus, ProviderName
 from server.providers.registry import TANDEM_UID_SUFFIX
-from server.services import audit, mentoring
+from server.services import audit
 from server.services.availability import Mode
-from server.services.availability_query import AvailabilityRequest, find_availability
+from server.services.availability.query import AvailabilityRequest, find_availability
 from server.services.errors import (
     Conflict,
     DomainError,
@@ -41,7 +41,7 @@ from server.services.errors import (
     ValidationFailed,
 )
 from server.services.invites import InvalidLink, RsvpClaim, read_rsvp_token
-from server.services.meeting_delivery import (
+from server.services.meetings.delivery import (
     INVITES_BY_TANDEM,
     STATE_SYNCED,
     MeetingDeps,
@@ -50,7 +50,8 @@ from server.services.meeting_delivery import (
     plan_calendar_write,
     retry_pending_calendar_writes,
 )
-from server.services.sessions import Viewer
+from server.services.people import mentoring
+from server.services.people.sessions import Viewer
 from server.services.validation import clean_name
 
 __all__ = [

@@ -18,11 +18,10 @@ from zoneinfo import ZoneInfo
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import User
-from server.services import availability_query
-from server.services.availability import Mode
-from server.services.calendar_deps import CalendarDeps
+from server.services.availability import Mode, query
+from server.services.calendars.deps import CalendarDeps
 from server.services.errors import ValidationFailed
-from server.services.polls import OrganizedGroup
+from server.services.polls.rules import OrganizedGroup
 
 MAX_RANGE_DAYS = 31
 MAX_SUGGESTIONS = 20
@@ -75,11 +74,11 @@ async def suggest(
     the operator switch).
     """
     others = [m.id for m in organized.members if m.id != viewer.id]
-    answer = await availability_query.find_availability(
+    answer = await query.find_availability(
         db,
         deps,
         viewer,
-        availability_query.AvailabilityRequest(
+        query.AvailabilityRequest(
             participant_ids=[viewer.id],
             optional_participant_ids=others,
             start=start,

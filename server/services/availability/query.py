@@ -21,7 +21,6 @@ from server.models import BusyBlock, CalendarConnection, Meeting, User
 from server.models.base import utcnow
 from server.models.enums import BusyKind, CalendarStatus
 from server.providers.base import BusyInterval
-from server.services import access, programs, sync
 from server.services.availability import (
     AvailabilityResult,
     Mode,
@@ -30,9 +29,11 @@ from server.services.availability import (
     Rules,
     find_slots,
 )
-from server.services.calendar_deps import CalendarDeps
+from server.services.availability.booked import meeting_busy
+from server.services.calendars import sync
+from server.services.calendars.deps import CalendarDeps
 from server.services.errors import NotFound, ValidationFailed
-from server.services.meeting_busy import meeting_busy
+from server.services.people import access, programs
 
 __all__ = ["AvailabilityRequest", "NotFound", "ValidationFailed", "find_availability"]
 

@@ -31,16 +31,17 @@ from server.models import CalendarConnection, Meeting
 from server.models.base import utcnow
 from server.models.enums import AttendeeResponse
 from server.providers.google import tandem_event_id
-from server.services import calendar_connect, meetings
+from server.services.calendars import connect
 from server.services.invites import SmtpMailer
-from server.services.mail_queue import QueueingMailer
-from server.services.meeting_delivery import retry_pending_calendar_writes
+from server.services.invites.queue import QueueingMailer
+from server.services.meetings import booking
+from server.services.meetings.delivery import retry_pending_calendar_writes
 from server.web.meeting_deps import meeting_deps
 from server.web.state import AppServices
 from tests.calendar_fixtures import provider_overrides
 from tests.conftest import make_settings
 from tests.meetings_support import World, make_world, viewer_of, weekday_slot
-from tests.services.test_sync import connect_google, connect_microsoft
+from tests.services.calendars.test_sync import connect_google, connect_microsoft
 
 pytestmark = pytest.mark.slow
 
@@ -106,7 +107,7 @@ def _event(message: EmailMessage) -> tuple[Calendar, Any]:
 async def _book(services: AppServices, world: World, hours: int = 0) -> Meeting:
     viewer = await viewer_of(services, world.mentor)
     async with services.db.session() as db:
-        return await meetings.schedule_meeting(
+        return await booking.schedule_meeting(
             db,
             meeting_deps(services),
             viewer,
@@ -129,7 +130,7 @@ async def _reload(services: AppServices, meeting_id: uuid.UUID) -> Meeting:
 async def _update_and_cancel(services: AppServices, world: World, meeting: Meeting) -> None:
     owner = await viewer_of(services, world.mentor)
     async with services.db.session() as db:
-        await meetings.update_meeting(
+        await booking.update_meeting(
             db,
             meeting_deps(services),
             owner,
@@ -137,7 +138,7 @@ async def _update_and_cancel(services: AppServices, world: World, meeting: Meeti
             title="Mentoring session (new room)",
             location="Room 7",
         )
-        await meetings.cancel_meeting(db, meeting_deps(services), owner, meeting.id)
+        await booking.cancel_meeting(db, meeting_deps(services), owner, meeting.id)
 
 
 async def _make_due(services: AppServices, meeting_id: uuid.UUID) -> None:
@@ -209,7 +210,7 @@ async def test_google_owner_event_is_written_silently_and_tandem_invites(
     # The attendee's answer in Tandem is mirrored into the owner's event by the job.
     mentee = await viewer_of(svc, world.mentee)
     async with svc.db.session() as db:
-        await meetings.respond_to_meeting(db, mentee, meeting.id, AttendeeResponse.ACCEPTED)
+        await booking.respond_to_meeting(db, mentee, meeting.id, AttendeeResponse.ACCEPTED)
         await db.commit()
     assert (await _reload(svc, meeting.id)).calendar_sync_state == "pending"
     async with svc.db.session() as db:
@@ -261,7 +262,7 @@ async def test_caldav_owner_event_is_put_into_radicale_and_tandem_invites(
     radicale.make_calendar("other", "other-pass", f"meet{uuid.uuid4().hex[:6]}")
     owner = await viewer_of(svc, world.mentor)
     async with svc.db.session() as db:
-        await calendar_connect.connect_with_password(
+        await connect.connect_with_password(
             db,
             svc.calendar,
             owner,

@@ -11,8 +11,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import ConnectionMember, MentoringConnection, ProgramMembership, User
 from server.models.enums import ConnectionKind, ProgramRole
-from server.services import access, audit
+from server.services import audit
 from server.services.errors import NotFound, PermissionDenied, ValidationFailed
+from server.services.people import access
 from server.services.validation import clean_name
 
 MAX_GROUP_SIZE = 50

@@ -14,10 +14,12 @@ from sqlmodel import col, func, select
 from server.models import ConnectionMember, Meeting, MeetingAttendee, Poll, PollAnswer
 from server.models.base import utcnow
 from server.models.enums import PollAnswerValue, PollStatus
-from server.services import poll_suggestions, polls, sessions
 from server.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from server.services.invites import MemoryMailer
-from server.services.polls import SlotTally
+from server.services.people import sessions
+from server.services.polls import rules as poll_rules
+from server.services.polls import suggestions as poll_suggestions
+from server.services.polls.rules import SlotTally
 from server.web.meeting_deps import meeting_deps
 from server.web.state import AppServices
 from tests.polls_support import (
@@ -43,10 +45,10 @@ async def _answer(
 ) -> None:
     voter = await user(services, user_id)
     async with services.db.session() as db:
-        details = await polls.poll_details(db, voter, poll_id)
+        details = await poll_rules.poll_details(db, voter, poll_id)
         pairs = [(s.id, v) for s, v in zip(details.slots, values, strict=True)]
         try:
-            await polls.answer_poll(db, voter, poll_id, pairs, now=now)
+            await poll_rules.answer_poll(db, voter, poll_id, pairs, now=now)
         except Exception:
             await db.rollback()
             raise
@@ -55,10 +57,10 @@ async def _answer(
 
 async def _details(
     services: AppServices, user_id: uuid.UUID, poll_id: uuid.UUID
-) -> polls.PollDetails:
+) -> poll_rules.PollDetails:
     viewer = await user(services, user_id)
     async with services.db.session() as db:
-        return await polls.poll_details(db, viewer, poll_id)
+        return await poll_rules.poll_details(db, viewer, poll_id)
 
 
 def _text(message: EmailMessage) -> str:
@@ -121,7 +123,7 @@ async def _create_as(
     }
     values.update(overrides)
     async with services.db.session() as db:
-        return await polls.create_poll(db, circle.deps(), actor, **values)  # type: ignore[arg-type]
+        return await poll_rules.create_poll(db, circle.deps(), actor, **values)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -160,12 +162,14 @@ async def test_only_group_members_see_a_poll(services: AppServices) -> None:
     stranger = await user(services, circle.stranger)
     async with services.db.session() as db:
         with pytest.raises(NotFound):
-            await polls.get_visible_poll(db, stranger, poll.id)
+            await poll_rules.get_visible_poll(db, stranger, poll.id)
         with pytest.raises(NotFound):
-            await polls.polls_for_group(db, stranger, circle.group)
+            await poll_rules.polls_for_group(db, stranger, circle.group)
     member = await user(services, circle.members[2])
     async with services.db.session() as db:
-        assert [p.id for p in await polls.polls_for_group(db, member, circle.group)] == [poll.id]
+        assert [p.id for p in await poll_rules.polls_for_group(db, member, circle.group)] == [
+            poll.id
+        ]
 
 
 async def test_unavailable_marks_busy_invitees_and_counts_connected(
@@ -208,16 +212,16 @@ async def test_every_slot_must_be_answered_and_only_slots_of_this_poll(
     theirs = await _details(services, ana.id, other.id)
     async with services.db.session() as db:
         with pytest.raises(ValidationFailed, match="every slot"):
-            await polls.answer_poll(db, ana, poll.id, [(mine.slots[0].id, YES)])
+            await poll_rules.answer_poll(db, ana, poll.id, [(mine.slots[0].id, YES)])
         with pytest.raises(ValidationFailed, match="every slot"):
-            await polls.answer_poll(db, ana, poll.id, [])
+            await poll_rules.answer_poll(db, ana, poll.id, [])
         foreign = [(s.id, YES) for s in mine.slots[:2]] + [(theirs.slots[0].id, YES)]
         with pytest.raises(NotFound) as caught:
-            await polls.answer_poll(db, ana, poll.id, foreign)
+            await poll_rules.answer_poll(db, ana, poll.id, foreign)
         assert caught.value.field == "answers"
         twice = [(s.id, YES) for s in mine.slots] + [(mine.slots[0].id, NO)]
         with pytest.raises(ValidationFailed, match="once"):
-            await polls.answer_poll(db, ana, poll.id, twice)
+            await poll_rules.answer_poll(db, ana, poll.id, twice)
     assert await _answer_rows(services, poll.id) == 0
 
 
@@ -228,7 +232,9 @@ async def test_a_non_member_cannot_vote(services: AppServices) -> None:
     stranger = await user(services, circle.stranger)
     async with services.db.session() as db:
         with pytest.raises(NotFound):
-            await polls.answer_poll(db, stranger, poll.id, [(s.id, YES) for s in details.slots])
+            await poll_rules.answer_poll(
+                db, stranger, poll.id, [(s.id, YES) for s in details.slots]
+            )
     assert await _answer_rows(services, poll.id) == 0
 
 
@@ -244,9 +250,11 @@ async def test_a_deadline_really_closes_the_poll(services: AppServices) -> None:
     assert (await _details(services, ana, poll.id)).status == PollStatus.OPEN
     viewer = await user(services, ana)
     async with services.db.session() as db:
-        details = await polls.poll_details(db, viewer, poll.id, now=later)
-        closed = await polls.polls_for_group(db, viewer, circle.group, PollStatus.CLOSED, now=later)
-        still_open = await polls.polls_for_group(
+        details = await poll_rules.poll_details(db, viewer, poll.id, now=later)
+        closed = await poll_rules.polls_for_group(
+            db, viewer, circle.group, PollStatus.CLOSED, now=later
+        )
+        still_open = await poll_rules.polls_for_group(
             db, viewer, circle.group, PollStatus.OPEN, now=later
         )
     assert details.status == PollStatus.CLOSED  # before any job ran
@@ -262,9 +270,9 @@ async def test_close_due_polls_closes_once_and_tells_the_organizer(services: App
     circle.mailer.sent.clear()
     later = deadline + timedelta(minutes=1)
     async with services.db.session() as db:
-        assert await polls.close_due_polls(db, circle.deps(), utcnow()) == 0
-        assert await polls.close_due_polls(db, circle.deps(), later) == 1
-        assert await polls.close_due_polls(db, circle.deps(), later) == 0
+        assert await poll_rules.close_due_polls(db, circle.deps(), utcnow()) == 0
+        assert await poll_rules.close_due_polls(db, circle.deps(), later) == 1
+        assert await poll_rules.close_due_polls(db, circle.deps(), later) == 0
         row = await db.get(Poll, poll.id, populate_existing=True)
         assert row is not None and row.status == PollStatus.CLOSED
     assert len(circle.mailer.sent) == 1
@@ -284,11 +292,14 @@ async def test_reminders_go_once_to_invitees_without_answers(services: AppServic
     await _answer(services, circle.members[1], soon.id, [YES, NO, NO])
     circle.mailer.sent.clear()
     async with services.db.session() as db:
-        assert await polls.send_due_reminders(db, circle.deps(), now) == 0  # 30 h is too early
+        assert await poll_rules.send_due_reminders(db, circle.deps(), now) == 0  # 30 h is too early
         in_a_day = now + timedelta(hours=7)
-        assert await polls.send_due_reminders(db, circle.deps(), in_a_day) == 3
-        assert await polls.send_due_reminders(db, circle.deps(), in_a_day) == 0
-        assert await polls.send_due_reminders(db, circle.deps(), in_a_day + timedelta(hours=1)) == 0
+        assert await poll_rules.send_due_reminders(db, circle.deps(), in_a_day) == 3
+        assert await poll_rules.send_due_reminders(db, circle.deps(), in_a_day) == 0
+        assert (
+            await poll_rules.send_due_reminders(db, circle.deps(), in_a_day + timedelta(hours=1))
+            == 0
+        )
         row = await db.get(Poll, soon.id, populate_existing=True)
         assert row is not None and row.reminder_sent_at is not None
     reminded = {m["To"].addresses[0].addr_spec for m in circle.mailer.sent}
@@ -335,12 +346,12 @@ def _tally(
 def test_best_slot_prefers_yes_over_if_need_be_then_optional_then_earlier() -> None:
     a = _tally(0, req_maybe=2, maybe=2)
     b = _tally(1, req_yes=1, req_maybe=1, yes=1, maybe=1)
-    assert polls.best_slot_id([a, b]) == b.id  # same required count, more required yes
+    assert poll_rules.best_slot_id([a, b]) == b.id  # same required count, more required yes
     c = _tally(2, req_yes=1, req_maybe=1, yes=3, maybe=1)
-    assert polls.best_slot_id([a, b, c]) == c.id  # optional yes breaks the tie
+    assert poll_rules.best_slot_id([a, b, c]) == c.id  # optional yes breaks the tie
     d = _tally(3, req_yes=1, req_maybe=1, yes=3, maybe=1)
-    assert polls.best_slot_id([d, c]) == c.id  # then the earlier slot
-    assert polls.best_slot_id([_tally(0), _tally(1)]) is None  # nobody can come
+    assert poll_rules.best_slot_id([d, c]) == c.id  # then the earlier slot
+    assert poll_rules.best_slot_id([_tally(0), _tally(1)]) is None  # nobody can come
 
 
 # ---- comments --------------------------------------------------------------------------
@@ -352,15 +363,15 @@ async def test_members_comment_and_strangers_cannot(services: AppServices) -> No
     ana = await user(services, circle.members[1])
     stranger = await user(services, circle.stranger)
     async with services.db.session() as db:
-        await polls.add_comment(db, ana, poll.id, "  Tuesday works <b>better</b>  ")
+        await poll_rules.add_comment(db, ana, poll.id, "  Tuesday works <b>better</b>  ")
         await db.commit()
         with pytest.raises(ValidationFailed):
-            await polls.add_comment(db, ana, poll.id, "   ")
+            await poll_rules.add_comment(db, ana, poll.id, "   ")
         with pytest.raises(ValidationFailed, match="2000"):
-            await polls.add_comment(db, ana, poll.id, "x" * 2001)
+            await poll_rules.add_comment(db, ana, poll.id, "x" * 2001)
         with pytest.raises(NotFound):
-            await polls.add_comment(db, stranger, poll.id, "hello")
-        talk = await polls.comments(db, poll)
+            await poll_rules.add_comment(db, stranger, poll.id, "hello")
+        talk = await poll_rules.comments(db, poll)
     assert [(c.body, author.id) for c, author in talk] == [("Tuesday works <b>better</b>", ana.id)]
 
 
@@ -373,7 +384,7 @@ async def _finalize(
     actor = await user(services, user_id)
     async with services.db.session() as db:
         try:
-            meeting = await polls.finalize_poll(
+            meeting = await poll_rules.finalize_poll(
                 db, meeting_deps(services), sessions.Viewer(actor, actor), poll_id, slot_id
             )
         except Exception:
@@ -430,7 +441,9 @@ async def test_a_closed_poll_can_still_be_finalized(services: AppServices) -> No
     circle = await make_circle(services, size=2)
     poll = await make_poll(services, circle, deadline=utcnow() + timedelta(hours=1))
     async with services.db.session() as db:
-        assert await polls.close_due_polls(db, circle.deps(), utcnow() + timedelta(hours=2)) == 1
+        assert (
+            await poll_rules.close_due_polls(db, circle.deps(), utcnow() + timedelta(hours=2)) == 1
+        )
     slot = (await _details(services, circle.organizer, poll.id)).slots[0]
     meeting = await _finalize(services, circle.organizer, poll.id, slot.id)
     assert meeting.start_at == slot.start
@@ -466,7 +479,7 @@ async def test_suggestions_rank_by_free_invitees_and_name_the_busy(services: App
     await connect(services, bo, [(day + timedelta(hours=14), day + timedelta(hours=20))])
     organizer = await user(services, olga)
     async with services.db.session() as db:
-        organized = await polls.organized_group(db, organizer, circle.group)
+        organized = await poll_rules.organized_group(db, organizer, circle.group)
         found = await poll_suggestions.suggest(
             db,
             services.calendar,
@@ -499,7 +512,7 @@ async def test_the_organizer_is_never_suggested_a_time_they_are_busy(
     )
     organizer = await user(services, circle.organizer)
     async with services.db.session() as db:
-        organized = await polls.organized_group(db, organizer, circle.group)
+        organized = await poll_rules.organized_group(db, organizer, circle.group)
         found = await poll_suggestions.suggest(
             db,
             services.calendar,

@@ -35,7 +35,7 @@ from server.providers.base import (
     RateLimited,
 )
 from server.providers.secrets import SecretError
-from server.services.calendar_deps import (
+from server.services.calendars.deps import (
     CalendarDeps,
     load_credentials,
     save_refreshed_credentials,

@@ -43,11 +43,12 @@ from server.providers.base import (
 )
 from server.providers.microsoft import MicrosoftProvider
 from server.providers.secrets import SecretError
-from server.services import audit, programs
-from server.services.calendar_deps import load_credentials, save_refreshed_credentials
+from server.services import audit
+from server.services.calendars.deps import load_credentials, save_refreshed_credentials
 from server.services.invites import InviteKind
-from server.services.meeting_delivery import STATE_SYNCED, MeetingDeps, deliver
-from server.services.meetings import MAX_DESCRIPTION
+from server.services.meetings.booking import MAX_DESCRIPTION
+from server.services.meetings.delivery import STATE_SYNCED, MeetingDeps, deliver
+from server.services.people import programs
 
 __all__ = ["LOOKBEHIND", "sync_meeting_changes"]
 

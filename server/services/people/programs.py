@@ -17,8 +17,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import Organization, Program, ProgramMembership, User
 from server.models.enums import ProgramRole, ProviderName
-from server.services import access, audit
+from server.services import audit
 from server.services.errors import NotFound, PermissionDenied, ValidationFailed
+from server.services.people import access
 from server.services.validation import clean_name
 
 OPERATOR_ONLY = frozenset({"scheduling_assistant_enabled", "group_polls_enabled"})

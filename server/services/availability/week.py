@@ -31,9 +31,9 @@ from zoneinfo import ZoneInfo
 
 from server.services.availability import Rules, Slot
 from server.services.availability.grid import to_us
+from server.services.availability.query import AvailabilityAnswer
 from server.services.availability.reasons import names as join_names
 from server.services.availability.zones import allowed_spans
-from server.services.availability_query import AvailabilityAnswer
 
 __all__ = [
     "DURATIONS",

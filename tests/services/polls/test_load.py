@@ -20,7 +20,7 @@ from server.app import build_services, close_services
 from server.db import Database, create_engine
 from server.models import PollAnswer, User
 from server.models.enums import PollAnswerValue
-from server.services import polls
+from server.services.polls import rules as poll_rules
 from server.web.state import AppServices
 from tests.conftest import make_settings
 from tests.polls_support import make_circle, make_poll
@@ -52,7 +52,7 @@ async def test_fifty_simultaneous_answers_lose_nothing(wide_services: AppService
     poll = await make_poll(services, circle, slots=SLOTS)
     async with services.db.session() as db:
         voters = list((await db.exec(select(User).where(col(User.id).in_(circle.members)))).all())
-        slot_ids = [s.id for s in (await polls.load_details(db, [poll]))[0].slots]
+        slot_ids = [s.id for s in (await poll_rules.load_details(db, [poll]))[0].slots]
     index = {uid: n for n, uid in enumerate(circle.members)}
     start = asyncio.Event()
     failures: list[BaseException] = []
@@ -62,7 +62,7 @@ async def test_fifty_simultaneous_answers_lose_nothing(wide_services: AppService
             await db.connection()  # hold a connection before the start signal
             await start.wait()
             try:
-                await polls.answer_poll(
+                await poll_rules.answer_poll(
                     db, voter, poll.id, list(zip(slot_ids, values, strict=True))
                 )
                 await db.commit()
@@ -88,7 +88,7 @@ async def test_fifty_simultaneous_answers_lose_nothing(wide_services: AppService
                 select(func.count()).select_from(PollAnswer).where(PollAnswer.poll_id == poll.id)
             )
         ).one()
-        details = (await polls.load_details(db, [poll]))[0]
+        details = (await poll_rules.load_details(db, [poll]))[0]
     assert total == INVITEES * SLOTS
     for s, slot in enumerate(details.slots):
         expected = {v: 0 for v in VALUES}

@@ -36,17 +36,22 @@ from server.providers.base import (
     RateLimited,
 )
 from server.providers.secrets import SecretError
-from server.services import audit, calendars, programs, push, sync
-from server.services.calendar_deps import CalendarDeps, load_credentials, secret_binding
+from server.services import audit
+from server.services.calendars import push, sync
+from server.services.calendars import status as calendar_status
+from server.services.calendars.deps import CalendarDeps, load_credentials, secret_binding
 from server.services.errors import DomainError, ValidationFailed
-from server.services.sessions import Viewer
+from server.services.people import programs
+from server.services.people.sessions import Viewer
 
 log = logging.getLogger("tandem.calendar")
 
 FLOW_LIFETIME = timedelta(minutes=10)
 INITIAL_SYNC_BUDGET_SECONDS = 20.0
 # The names people see on buttons are the names errors use.
-PROVIDER_NAMES = {provider: calendars.PROVIDER_LABELS[provider.value] for provider in ProviderName}
+PROVIDER_NAMES = {
+    provider: calendar_status.PROVIDER_LABELS[provider.value] for provider in ProviderName
+}
 
 
 class ConnectRefused(DomainError):
@@ -82,7 +87,7 @@ async def require_allowed(db: AsyncSession, user: User, provider: ProviderName) 
     allowed = (await programs.settings_for_user(db, user.id)).allowed_providers
     if provider not in allowed:
         raise ConnectRefused(
-            f"Your program does not allow {PROVIDER_NAMES[provider]} calendars. "
+            f"Your program does not allow {PROVIDER_NAMES[provider]} calendar_status. "
             f"Allowed: {', '.join(PROVIDER_NAMES[p] for p in allowed) or 'none'}."
         )
 

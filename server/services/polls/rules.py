@@ -40,11 +40,15 @@ from server.models import (
 )
 from server.models.base import new_id, utcnow
 from server.models.enums import ConnectionKind, PollAnswerValue, PollStatus
-from server.services import audit, meetings, poll_mail, programs
+from server.services import audit
 from server.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
-from server.services.meeting_delivery import MeetingDeps
-from server.services.poll_mail import PollDeps
-from server.services.poll_tally import (
+from server.services.meetings import booking
+from server.services.meetings.delivery import MeetingDeps
+from server.services.people import programs
+from server.services.people.sessions import Viewer
+from server.services.polls import mail as poll_mail
+from server.services.polls.mail import PollDeps
+from server.services.polls.tally import (
     Invitee,
     PollDetails,
     SlotTally,
@@ -53,7 +57,6 @@ from server.services.poll_tally import (
     load_details,
     status_at,
 )
-from server.services.sessions import Viewer
 from server.services.validation import clean_name
 
 __all__ = [
@@ -434,7 +437,7 @@ async def finalize_poll(
 ) -> Meeting:
     """Turn one slot into a meeting through the meetings service (invitations, calendar
     events and RSVPs work as for any meeting). Only the organizer may; the status change
-    is one conditional UPDATE, so two clicks never make two meetings. The caller commits,
+    is one conditional UPDATE, so two clicks never make two booking. The caller commits,
     or rolls back on a ``DomainError`` (which also undoes the status change).
 
     ``schedule_meeting`` commits the status change together with the new meeting, then
@@ -471,7 +474,7 @@ async def finalize_poll(
             )
         ).all()
     )
-    meeting = await meetings.schedule_meeting(
+    meeting = await booking.schedule_meeting(
         db,
         meeting_deps,
         viewer,

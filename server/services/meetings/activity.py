@@ -16,8 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.models import Meeting, MentoringConnection, Program, User
 from server.models.base import utcnow
 from server.models.enums import MeetingStatus
-from server.services import access, mentoring
 from server.services.errors import NotFound
+from server.services.people import access, mentoring
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from server.jobs.runner import retry_mail
 from server.models import QueuedMail
 from server.models.base import utcnow
 from server.services.invites import MailError
-from server.services.mail_queue import QueueingMailer
+from server.services.invites.queue import QueueingMailer
 from server.web.state import AppServices
 from tests.conftest import make_settings
 

@@ -1,0 +1,9 @@
+"""Calendars: a user's one calendar connection, its busy cache and how it stays fresh.
+
+``connect`` starts, finishes, replaces and disconnects connections; ``sync`` refreshes busy
+blocks; ``push`` keeps provider push channels; ``status`` says what a connection means to a
+person; ``deps`` is what these need from the process (settings, providers, secrets).
+Imports only people and the layers underneath.
+"""
+
+__all__ = ["connect", "deps", "push", "status", "sync"]

@@ -1,0 +1,6 @@
+"""People: accounts and sign-in (``accounts``, ``sessions``, ``api_tokens``), who may see
+and act for whom (``access``), programs and their settings (``programs``) and mentoring
+connections (``mentoring``). The bottom domain: imports only the layers underneath.
+"""
+
+__all__ = ["access", "accounts", "api_tokens", "mentoring", "programs", "sessions"]
