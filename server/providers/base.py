@@ -147,6 +147,27 @@ class PushChannel:
     expires_at: datetime
 
 
+class NoticeKind(StrEnum):
+    """What one push notification means to Tandem, whatever provider sent it."""
+
+    CHANGED = "changed"  # something in the calendar changed: resync this connection
+    HELLO = "hello"  # the channel's first message: nothing changed
+    REMOVED = "removed"  # the provider dropped the channel: open a new one
+    REAUTHORIZE = "reauthorize"  # the provider wants the channel renewed soon
+
+
+@dataclass(frozen=True, slots=True)
+class PushNotice:
+    """One notification as read off the wire, not yet authenticated: the service checks
+    ``secret`` against the channel's stored hash before acting on it. ``resource_id`` is
+    None where the provider does not name the watched resource in a comparable way."""
+
+    channel_id: str
+    secret: str | None
+    resource_id: str | None
+    kind: NoticeKind
+
+
 class ProviderError(Exception):
     """Base of the failures a provider may raise. Messages never carry secrets."""
 
@@ -233,6 +254,48 @@ class OAuthProvider(CalendarProvider, Protocol):
     ) -> ConnectedAccount:
         """Exchange the code. Raises ``AuthorizationDeclined`` for a declined consent or a
         state that does not match ``flow``, ``InvalidCredentials`` for a refused code."""
+        ...
+
+
+@runtime_checkable
+class RemovalRechecking(Protocol):
+    """Providers whose change feed reports an event that merely moved out of the feed's
+    window as removed (Graph's calendarView delta): a reported removal of a known event is
+    looked up before anything is cancelled."""
+
+    async def recheck_removed(
+        self, credentials: Credentials, provider_event_id: str
+    ) -> EventChange:
+        """The event as it is now: a deletion only when it is really gone or cancelled."""
+        ...
+
+
+@runtime_checkable
+class PushProvider(Protocol):
+    """Providers that push change notifications to a webhook (Google watch channels,
+    Graph subscriptions). CalDAV has no push for third-party clients: polling covers it."""
+
+    async def open_push_channel(
+        self, credentials: Credentials, address: str, secret: str
+    ) -> PushChannel:
+        """Ask for notifications to ``address``; each carries ``secret`` back."""
+        ...
+
+    async def renew_push_channel(
+        self, credentials: Credentials, channel: PushChannel, address: str, secret: str
+    ) -> PushChannel:
+        """Keep notifications coming past ``channel.expires_at``. A provider that can extend
+        a channel returns the same ``channel_id`` (and the old secret stays valid); one that
+        cannot opens a new channel with ``secret`` and stops the old one."""
+        ...
+
+    async def close_push_channel(self, credentials: Credentials, channel: PushChannel) -> None:
+        """Stop a channel; one the provider no longer knows is fine."""
+        ...
+
+    def read_notifications(self, headers: Mapping[str, str], payload: Any) -> list[PushNotice]:
+        """The notifications in one webhook request (``payload`` is its parsed JSON body, or
+        None when it had none). Never raises for malformed input: it yields nothing."""
         ...
 
 

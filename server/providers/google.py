@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import json
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,9 +41,11 @@ from server.providers.base import (
     EventChange,
     ExternalEvent,
     InvalidCredentials,
+    NoticeKind,
     ProviderError,
     ProviderName,
     PushChannel,
+    PushNotice,
     SyncTokenExpired,
 )
 from server.providers.http_errors import RetryPolicy, Sleep, send_with_retry
@@ -320,10 +324,11 @@ class GoogleProvider:
     # --- push ----------------------------------------------------------------------
 
     async def open_push_channel(
-        self, credentials: Credentials, address: str, token: str, channel_id: str
+        self, credentials: Credentials, address: str, secret: str
     ) -> PushChannel:
-        """Watch the primary calendar; Google echoes ``token`` in X-Goog-Channel-Token."""
-        body = {"id": channel_id, "type": "web_hook", "address": address, "token": token}
+        """Watch the primary calendar; Google echoes ``secret`` in X-Goog-Channel-Token.
+        The channel id is ours to choose (a UUID, as the watch guide suggests)."""
+        body = {"id": str(uuid.uuid4()), "type": "web_hook", "address": address, "token": secret}
         response = await self._api(credentials, "POST", "calendars/primary/events/watch", json=body)
         if response.status_code != 200:
             _raise_for(response)
@@ -341,6 +346,32 @@ class GoogleProvider:
         response = await self._api(credentials, "POST", "channels/stop", json=body)
         if response.status_code not in (200, 204, 404):
             _raise_for(response)
+
+    async def renew_push_channel(
+        self, credentials: Credentials, channel: PushChannel, address: str, secret: str
+    ) -> PushChannel:
+        """Google has no call that extends a channel: open a new one, then stop the old one
+        (overlapping channels only mean a duplicate notification, which is coalesced)."""
+        fresh = await self.open_push_channel(credentials, address, secret)
+        with contextlib.suppress(ProviderError):  # the old channel expires by itself
+            await self.close_push_channel(credentials, channel)
+        return fresh
+
+    def read_notifications(self, headers: Mapping[str, str], payload: Any) -> list[PushNotice]:
+        """A Google notification is its headers only; the body is empty. The first message
+        on a channel has ``X-Goog-Resource-State: sync`` and means nothing changed."""
+        channel_id = headers.get("x-goog-channel-id", "")[:200]
+        if not channel_id:
+            return []
+        state = headers.get("x-goog-resource-state")
+        return [
+            PushNotice(
+                channel_id=channel_id,
+                secret=headers.get("x-goog-channel-token"),
+                resource_id=headers.get("x-goog-resource-id", ""),
+                kind=NoticeKind.HELLO if state == "sync" else NoticeKind.CHANGED,
+            )
+        ]
 
     # --- plumbing --------------------------------------------------------------------
 

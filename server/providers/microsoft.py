@@ -54,10 +54,12 @@ from server.providers.base import (
     EventChange,
     ExternalEvent,
     InvalidCredentials,
+    NoticeKind,
     ProviderError,
     ProviderName,
     ProviderUnavailable,
     PushChannel,
+    PushNotice,
     RateLimited,
     SyncTokenExpired,
 )
@@ -569,10 +571,13 @@ class MicrosoftProvider:
             delta_link = page.get("@odata.deltaLink") or delta_link
         return ChangeBatch(changes=changes, sync_token=delta_link)
 
-    async def recheck_removed(self, credentials: Credentials, event_id: str) -> EventChange:
+    async def recheck_removed(
+        self, credentials: Credentials, provider_event_id: str
+    ) -> EventChange:
         """The delta feed reports an event moved out of its window exactly like a deleted
         one; ask for the event itself before anyone cancels a meeting over it. Only the
         fields of Tandem's own events are read (first just the transactionId)."""
+        event_id = provider_event_id
         quoted = quote(event_id, safe="")
         probe = await self._graph(
             credentials,
@@ -627,34 +632,31 @@ class MicrosoftProvider:
         )
 
     async def open_push_channel(
-        self,
-        credentials: Credentials,
-        notification_url: str,
-        client_state: str,
-        *,
-        lifecycle_url: str | None = None,
+        self, credentials: Credentials, address: str, secret: str
     ) -> PushChannel:
-        """Subscribe to changes of the owner's events (``clientState`` <= 128 chars).
+        """Subscribe to changes of the owner's events; ``secret`` is the ``clientState``
+        (<= 128 chars) and ``address`` also takes the lifecycle notifications.
 
-        Graph validates ``notification_url`` before answering, so the route must already
-        echo ``validationToken``. The channel must be renewed before ``expires_at``.
+        Graph validates ``address`` before answering, so the route must already echo
+        ``validationToken``. The channel must be renewed before ``expires_at``.
         """
         body: dict[str, Any] = {
             "changeType": "created,updated,deleted",
-            "notificationUrl": notification_url,
+            "notificationUrl": address,
+            "lifecycleNotificationUrl": address,
             "resource": "/me/events",
             "expirationDateTime": _iso_z(datetime.now(UTC) + SUBSCRIPTION_LIFETIME),
-            "clientState": client_state,
+            "clientState": secret,
         }
-        if lifecycle_url:
-            body["lifecycleNotificationUrl"] = lifecycle_url
         response = await self._graph(credentials, "POST", "/subscriptions", body=body)
         self._check(response, "the subscription")
         return _channel(_parse(response, private=True))
 
     async def renew_push_channel(
-        self, credentials: Credentials, channel: PushChannel
+        self, credentials: Credentials, channel: PushChannel, address: str, secret: str
     ) -> PushChannel:
+        """Extend the subscription in place (``PATCH expirationDateTime``); its id and
+        clientState stay, so ``address`` and ``secret`` are not needed here."""
         body = {"expirationDateTime": _iso_z(datetime.now(UTC) + SUBSCRIPTION_LIFETIME)}
         response = await self._graph(
             credentials, "PATCH", f"/subscriptions/{channel.channel_id}", body=body
@@ -670,8 +672,38 @@ class MicrosoftProvider:
             return
         self._check(response, "the subscription removal")
 
+    def read_notifications(self, headers: Mapping[str, str], payload: Any) -> list[PushNotice]:
+        """Graph posts ``{"value": [...]}``: change notifications, or lifecycle ones with
+        ``lifecycleEvent`` (``subscriptionRemoved``, ``reauthorizationRequired``,
+        ``missed``). A notification's ``resource`` is not comparable to anything stored."""
+        items = payload.get("value") if isinstance(payload, dict) else None
+        if not isinstance(items, list):
+            return []
+        notices: list[PushNotice] = []
+        for item in items[:100]:
+            if not isinstance(item, dict):
+                continue
+            client_state = item.get("clientState")
+            lifecycle = item.get("lifecycleEvent")
+            notices.append(
+                PushNotice(
+                    channel_id=str(item.get("subscriptionId", ""))[:200],
+                    secret=client_state if isinstance(client_state, str) else None,
+                    resource_id=None,
+                    kind=_LIFECYCLE.get(str(lifecycle), NoticeKind.CHANGED),
+                )
+            )
+        return notices
+
 
 # -- helpers -------------------------------------------------------------------------------
+_LIFECYCLE = {
+    "subscriptionRemoved": NoticeKind.REMOVED,
+    "reauthorizationRequired": NoticeKind.REAUTHORIZE,
+    "missed": NoticeKind.CHANGED,  # changes were dropped: a full resync finds them
+}
+
+
 def _safe(code: Any) -> str:
     """An error code fit for a message: letters, digits and a few marks only."""
     text = str(code)

@@ -11,6 +11,7 @@ import json
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from server.models.enums import ProviderName
 from server.services.calendars import push
 from server.web.state import AppServices
 
@@ -23,8 +24,11 @@ def _services(request: Request) -> AppServices:
 
 
 async def google(request: Request) -> Response:
-    async with _services(request).db.session() as db:
-        await push.handle_google(db, request.headers)
+    svc = _services(request)
+    async with svc.db.session() as db:
+        await push.handle_notifications(
+            db, svc.calendar, ProviderName.GOOGLE, request.headers, None
+        )
     return Response(status_code=200)
 
 
@@ -44,5 +48,7 @@ async def microsoft(request: Request) -> Response:
         return Response(status_code=202)
     svc = _services(request)
     async with svc.db.session() as db:
-        await push.handle_microsoft(db, svc.calendar, payload)
+        await push.handle_notifications(
+            db, svc.calendar, ProviderName.MICROSOFT, request.headers, payload
+        )
     return Response(status_code=202)

@@ -23,6 +23,7 @@ from server.providers.base import (
     EventAttendee,
     ExternalEvent,
     InvalidCredentials,
+    NoticeKind,
     OAuthProvider,
     ProviderName,
     ProviderUnavailable,
@@ -472,16 +473,44 @@ async def test_push_channel_open_and_close(
 ) -> None:
     credentials = (await connect(provider, http)).credentials
     channel = await provider.open_push_channel(
-        credentials, "https://tandem.example/webhooks/google", "verify-me", "chan-1"
+        credentials, "https://tandem.example/webhooks/google", "verify-me"
     )
-    assert channel.channel_id == "chan-1"
     assert channel.resource_id
     assert timedelta(days=6) < channel.expires_at - datetime.now(UTC) <= timedelta(days=7)
-    stored = google.state.channels["chan-1"]
+    stored = google.state.channels[channel.channel_id]
     assert (stored.token, stored.email) == ("verify-me", ALICE)
     await provider.close_push_channel(credentials, channel)
     assert google.state.channels == {}
     await provider.close_push_channel(credentials, channel)  # already gone: fine
+
+
+async def test_push_channel_renewal_replaces_the_channel(
+    google: RunningGoogle, provider: GoogleProvider, http: httpx.AsyncClient
+) -> None:
+    """Google cannot extend a channel: renewal opens a new one with the new secret and
+    stops the old one."""
+    credentials = (await connect(provider, http)).credentials
+    address = "https://tandem.example/webhooks/google"
+    old = await provider.open_push_channel(credentials, address, "first")
+    new = await provider.renew_push_channel(credentials, old, address, "second")
+    assert new.channel_id != old.channel_id
+    assert list(google.state.channels) == [new.channel_id]
+    assert google.state.channels[new.channel_id].token == "second"
+
+
+def test_notifications_are_read_from_headers(provider: GoogleProvider) -> None:
+    headers = {
+        "x-goog-channel-id": "chan-1",
+        "x-goog-channel-token": "secret",
+        "x-goog-resource-id": "res-1",
+        "x-goog-resource-state": "exists",
+    }
+    (notice,) = provider.read_notifications(headers, None)
+    assert (notice.channel_id, notice.secret, notice.resource_id) == ("chan-1", "secret", "res-1")
+    assert notice.kind == NoticeKind.CHANGED
+    (hello,) = provider.read_notifications({**headers, "x-goog-resource-state": "sync"}, None)
+    assert hello.kind == NoticeKind.HELLO
+    assert provider.read_notifications({}, None) == []
 
 
 # --- privacy ----------------------------------------------------------------------------

@@ -493,7 +493,10 @@ async def test_push_channel_open_renew_close(
     assert stored["resource"] == "/me/events"
     assert stored["clientState"] == "s3cret-state"
     assert channel.expires_at > datetime.now(UTC) + timedelta(days=2)
-    renewed = await provider.renew_push_channel(credentials, channel)
+    renewed = await provider.renew_push_channel(
+        credentials, channel, "https://tandem.example/hooks/microsoft", "unused"
+    )
+    assert renewed.expires_at >= channel.expires_at
     assert renewed.channel_id == channel.channel_id
     await provider.close_push_channel(credentials, channel)
     assert channel.channel_id not in emulator.state.subscriptions

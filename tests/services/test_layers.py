@@ -115,3 +115,27 @@ def test_no_import_cycles() -> None:
 )
 def test_cycle_finder_finds_cycles(graph: dict[str, set[str]], expected: list[str] | None) -> None:
     assert _cycle(graph) == expected
+
+
+def test_services_speak_only_the_provider_protocols() -> None:
+    """Services choose behaviour by capability (``PushProvider``, ``RemovalRechecking``...),
+    never by a concrete provider class, so a new provider needs no service change."""
+    concrete = ("server.providers.google", "server.providers.microsoft", "server.providers.caldav")
+    offenders = [
+        f"{_module_name(path)} imports {name}"
+        for path in SERVICES.rglob("*.py")
+        for name in _all_imports(path)
+        if name.startswith(concrete)
+    ]
+    assert not offenders, "\n".join(offenders)
+
+
+def _all_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names

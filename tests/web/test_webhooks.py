@@ -222,3 +222,58 @@ async def test_expiring_channels_are_replaced(svc: AppServices, google: RunningG
         ).all()
     assert len(rows) == 1 and rows[0].channel_id != old_id
     assert old_id not in google.state.channels
+
+
+async def _expire_soon(svc: AppServices, user: uuid.UUID) -> PushSubscription:
+    async with svc.db.session() as db:
+        row = (
+            await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))
+        ).one()
+        row.expires_at = datetime.now(UTC) + timedelta(hours=1)
+        db.add(row)
+        await db.commit()
+        await db.refresh(row)
+        return row
+
+
+async def test_graph_subscriptions_are_extended_in_place(
+    svc: AppServices, microsoft: RunningMicrosoft
+) -> None:
+    user = await create_user(svc, "extend@example.org")
+    microsoft.state.add_account("extend@contoso.test")
+    await connect_microsoft(svc, user, "extend@contoso.test", microsoft.ca_path)
+    old = await _expire_soon(svc, user)
+    await run_once(svc)
+    async with svc.db.session() as db:
+        row = (
+            await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))
+        ).one()
+    assert (row.channel_id, row.secret_hash) == (old.channel_id, old.secret_hash)
+    assert row.expires_at > datetime.now(UTC) + timedelta(days=1)
+    mine = [
+        k for k, s in microsoft.state.subscriptions.items() if s["owner"] == "extend@contoso.test"
+    ]
+    assert mine == [old.channel_id]
+
+
+async def test_a_failed_renewal_keeps_the_channel_for_the_next_try(
+    svc: AppServices, microsoft: RunningMicrosoft
+) -> None:
+    user = await create_user(svc, "flaky@example.org")
+    microsoft.state.add_account("flaky@contoso.test")
+    await connect_microsoft(svc, user, "flaky@contoso.test", microsoft.ca_path)
+    old = await _expire_soon(svc, user)
+    microsoft.state.fail_next("/subscriptions/", 503, times=20)
+    await run_once(svc)
+    async with svc.db.session() as db:
+        rows = (
+            await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))
+        ).all()
+    assert [r.channel_id for r in rows] == [old.channel_id]
+    microsoft.state.faults.clear()
+    await run_once(svc)
+    async with svc.db.session() as db:
+        row = (
+            await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))
+        ).one()
+    assert row.expires_at > datetime.now(UTC) + timedelta(days=1)

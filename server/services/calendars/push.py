@@ -1,4 +1,5 @@
-"""Push notifications from Google (watch channels) and Microsoft (Graph subscriptions).
+"""Push notifications from providers that have them (``PushProvider``: Google watch
+channels, Graph subscriptions).
 
 A notification is only a hint that something changed: it never carries data Tandem
 stores, and it can trigger no more than marking one calendar for a resync (coalesced:
@@ -26,9 +27,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.models import CalendarConnection, PushSubscription
 from server.models.base import utcnow
 from server.models.enums import CalendarStatus, ProviderName
-from server.providers.base import Credentials, ProviderError, PushChannel
-from server.providers.google import GoogleProvider
-from server.providers.microsoft import MicrosoftProvider
+from server.providers.base import (
+    Credentials,
+    NoticeKind,
+    ProviderError,
+    PushChannel,
+    PushNotice,
+    PushProvider,
+)
 from server.providers.secrets import SecretError
 from server.services.calendars.deps import (
     CalendarDeps,
@@ -54,6 +60,17 @@ def webhook_url(deps: CalendarDeps, provider: ProviderName) -> str:
     return f"{deps.base_url.rstrip('/')}/webhooks/{provider.value}"
 
 
+def _push_provider(deps: CalendarDeps, provider_name: ProviderName) -> PushProvider | None:
+    provider = deps.registry.get(provider_name)
+    return provider if isinstance(provider, PushProvider) else None
+
+
+def _channel(row: PushSubscription) -> PushChannel:
+    return PushChannel(
+        channel_id=row.channel_id, resource_id=row.resource_id, expires_at=row.expires_at
+    )
+
+
 async def open_channel(
     db: AsyncSession,
     deps: CalendarDeps,
@@ -61,23 +78,16 @@ async def open_channel(
     provider_name: ProviderName,
     credentials: Credentials,
 ) -> PushSubscription | None:
-    """Ask the provider to push changes; failures only mean we keep polling."""
-    provider = deps.registry.get(provider_name)
+    """Ask the provider to push changes; failures (and providers without push) only mean
+    we keep polling."""
+    provider = _push_provider(deps, provider_name)
+    if provider is None:
+        return None
     secret = secrets.token_urlsafe(32)
     try:
-        if isinstance(provider, GoogleProvider):
-            channel = await provider.open_push_channel(
-                credentials, webhook_url(deps, provider_name), secret, str(uuid.uuid4())
-            )
-        elif isinstance(provider, MicrosoftProvider):
-            channel = await provider.open_push_channel(
-                credentials,
-                webhook_url(deps, provider_name),
-                secret,
-                lifecycle_url=webhook_url(deps, provider_name),
-            )
-        else:
-            return None  # CalDAV has no push for third-party clients: polling covers it
+        channel = await provider.open_push_channel(
+            credentials, webhook_url(deps, provider_name), secret
+        )
     except ProviderError as exc:
         log.info("push channel not opened for user %s: %s", user_id, type(exc).__name__)
         return None
@@ -108,13 +118,11 @@ async def close_channels(
 
 
 async def _stop(deps: CalendarDeps, row: PushSubscription, credentials: Credentials) -> None:
-    provider = deps.registry.get(row.provider)
-    channel = PushChannel(
-        channel_id=row.channel_id, resource_id=row.resource_id, expires_at=row.expires_at
-    )
+    provider = _push_provider(deps, row.provider)
+    if provider is None:
+        return
     try:
-        if isinstance(provider, GoogleProvider | MicrosoftProvider):
-            await provider.close_push_channel(credentials, channel)
+        await provider.close_push_channel(credentials, _channel(row))
     except ProviderError as exc:
         log.info("push channel %s not closed: %s", row.id, type(exc).__name__)
 
@@ -128,26 +136,6 @@ async def _request_sync(db: AsyncSession, user_id: uuid.UUID) -> None:
         db.add(connection)
 
 
-async def handle_google(db: AsyncSession, headers: Mapping[str, str]) -> bool:
-    """One Google notification. True when it was authentic and marked a resync."""
-    channel_id = headers.get("x-goog-channel-id", "")[:200]
-    row = (
-        await db.exec(select(PushSubscription).where(PushSubscription.channel_id == channel_id))
-    ).first()
-    if row is None or row.provider != ProviderName.GOOGLE:
-        return False
-    if not _matches(row.secret_hash, headers.get("x-goog-channel-token")):
-        log.warning("google notification with a wrong token for channel %s", row.id)
-        return False
-    if row.resource_id and headers.get("x-goog-resource-id") != row.resource_id:
-        return False
-    if headers.get("x-goog-resource-state") == "sync":  # the channel's hello: nothing changed
-        return False
-    await _request_sync(db, row.user_id)
-    await db.commit()
-    return True
-
-
 def validation_echo(token: str) -> str | None:
     """Graph's subscription handshake: echo the token (plain text, capped)."""
     if not token or len(token) > MAX_VALIDATION_TOKEN:
@@ -155,40 +143,56 @@ def validation_echo(token: str) -> str | None:
     return token
 
 
-async def handle_microsoft(db: AsyncSession, deps: CalendarDeps, payload: Any) -> int:
-    """Graph change and lifecycle notifications. Returns how many were authentic."""
-    items = payload.get("value") if isinstance(payload, dict) else None
-    if not isinstance(items, list):
+async def handle_notifications(
+    db: AsyncSession,
+    deps: CalendarDeps,
+    provider_name: ProviderName,
+    headers: Mapping[str, str],
+    payload: Any,
+) -> int:
+    """One webhook request from ``provider_name``. Returns how many notifications were
+    authentic; each of those marks its calendar for a resync (coalesced), except a
+    channel's hello."""
+    provider = _push_provider(deps, provider_name)
+    if provider is None:
         return 0
     accepted = 0
-    for item in items[:100]:
-        if not isinstance(item, dict):
-            continue
-        subscription_id = str(item.get("subscriptionId", ""))[:200]
-        row = (
-            await db.exec(
-                select(PushSubscription).where(PushSubscription.channel_id == subscription_id)
-            )
-        ).first()
-        if row is None or row.provider != ProviderName.MICROSOFT:
-            continue
-        client_state = item.get("clientState")
-        if not _matches(row.secret_hash, client_state if isinstance(client_state, str) else None):
-            log.warning("microsoft notification with a wrong clientState for %s", row.id)
-            continue
-        accepted += 1
-        lifecycle = item.get("lifecycleEvent")
-        if lifecycle == "subscriptionRemoved":
-            row.expires_at = utcnow()  # the renewal job recreates it
-        elif lifecycle == "reauthorizationRequired":
-            row.expires_at = min(row.expires_at, utcnow() + timedelta(minutes=1))
-        await _request_sync(db, row.user_id)
+    for notice in provider.read_notifications(headers, payload):
+        if await _accept(db, provider_name, notice):
+            accepted += 1
     await db.commit()
     return accepted
 
 
+async def _accept(db: AsyncSession, provider_name: ProviderName, notice: PushNotice) -> bool:
+    row = (
+        await db.exec(
+            select(PushSubscription).where(PushSubscription.channel_id == notice.channel_id)
+        )
+    ).first()
+    if row is None or row.provider != provider_name:
+        return False
+    if not _matches(row.secret_hash, notice.secret):
+        log.warning("%s notification with a wrong secret for channel %s", provider_name, row.id)
+        return False
+    if row.resource_id and notice.resource_id is not None and notice.resource_id != row.resource_id:
+        return False
+    if notice.kind == NoticeKind.HELLO:
+        return False
+    if notice.kind == NoticeKind.REMOVED:
+        row.expires_at = utcnow()  # the renewal job opens a new channel
+        db.add(row)
+    elif notice.kind == NoticeKind.REAUTHORIZE:
+        row.expires_at = min(row.expires_at, utcnow() + timedelta(minutes=1))
+        db.add(row)
+    await _request_sync(db, row.user_id)
+    return True
+
+
 async def renew_expiring(db: AsyncSession, deps: CalendarDeps, now: datetime | None = None) -> int:
-    """Replace channels that expire soon (Google has no renewal call: open anew, stop old)."""
+    """Renew channels that expire soon through the provider (Graph extends a subscription in
+    place; Google opens a new channel). A channel the provider dropped is opened anew. When
+    renewal fails the row stays, so the next run tries again; polling covers the gap."""
     now = now or utcnow()
     rows = (
         await db.exec(
@@ -202,17 +206,44 @@ async def renew_expiring(db: AsyncSession, deps: CalendarDeps, now: datetime | N
                 select(CalendarConnection).where(CalendarConnection.user_id == row.user_id)
             )
         ).first()
-        if connection is None or connection.status != CalendarStatus.CONNECTED:
+        provider = _push_provider(deps, row.provider)
+        if connection is None or connection.status != CalendarStatus.CONNECTED or not provider:
             await db.delete(row)
             continue
         try:
             credentials = load_credentials(deps.secrets, connection)
         except SecretError:
             continue
-        await _stop(deps, row, credentials)
-        await db.delete(row)
-        if await open_channel(db, deps, row.user_id, row.provider, credentials) is not None:
+        if await _renew(deps, provider, row, credentials, now):
             renewed += 1
+            db.add(row)
         save_refreshed_credentials(deps.secrets, connection, credentials)
     await db.commit()
     return renewed
+
+
+async def _renew(
+    deps: CalendarDeps,
+    provider: PushProvider,
+    row: PushSubscription,
+    credentials: Credentials,
+    now: datetime,
+) -> bool:
+    """Move ``row`` to its renewed channel; False (row unchanged) when the provider failed."""
+    secret = secrets.token_urlsafe(32)
+    address = webhook_url(deps, row.provider)
+    try:
+        if row.expires_at > now:
+            channel = await provider.renew_push_channel(credentials, _channel(row), address, secret)
+        else:  # already gone (expired or removed by the provider): open a new one
+            await _stop(deps, row, credentials)
+            channel = await provider.open_push_channel(credentials, address, secret)
+    except ProviderError as exc:
+        log.info("push channel %s not renewed: %s", row.id, type(exc).__name__)
+        return False
+    if channel.channel_id != row.channel_id:
+        row.channel_id = channel.channel_id
+        row.secret_hash = _hash(secret)
+    row.resource_id = channel.resource_id
+    row.expires_at = channel.expires_at
+    return True

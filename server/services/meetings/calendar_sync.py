@@ -39,9 +39,9 @@ from server.providers.base import (
     Credentials,
     EventChange,
     ProviderError,
+    RemovalRechecking,
     SyncTokenExpired,
 )
-from server.providers.microsoft import MicrosoftProvider
 from server.providers.secrets import SecretError
 from server.services import audit
 from server.services.calendars.deps import load_credentials, save_refreshed_credentials
@@ -272,9 +272,9 @@ def _keep_credentials(
 async def _recheck_removals(
     provider: object, credentials: Credentials, owner: _Owner, batch: ChangeBatch
 ) -> ChangeBatch:
-    """Graph's delta reports a meeting moved outside the feed's window as removed; before
-    cancelling one of the owner's meetings over that, look at the event itself."""
-    if not isinstance(provider, MicrosoftProvider):
+    """Some change feeds (Graph's delta) report a meeting moved outside the feed's window as
+    removed; before cancelling one of the owner's meetings over that, look at the event."""
+    if not isinstance(provider, RemovalRechecking):
         return batch
     changes = [
         await provider.recheck_removed(credentials, change.provider_event_id)
