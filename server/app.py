@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -20,7 +18,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from server.config import Settings
-from server.db import Database
 from server.jobs.runner import run_forever
 from server.pages import admin, auth, calendar, home, profile, program_settings, schedule
 from server.pages import groups as group_pages
@@ -28,58 +25,13 @@ from server.pages import meeting_activity as meeting_activity_pages
 from server.pages import meetings as meeting_pages
 from server.pages import polls as poll_pages
 from server.pages.common import LoginRequired, render
-from server.providers.registry import ProviderRegistry
-from server.providers.secrets import SecretBox
-from server.services.calendars.deps import CalendarDeps
-from server.services.invites import mailer_from_settings
-from server.services.invites.queue import QueueingMailer
 from server.web import webhooks
 from server.web.graphql_view import TandemGraphQL
 from server.web.guard import BodyTooLarge, RequestGuard
-from server.web.state import AppServices
-from server.web.templating import STATIC_DIR, build_environment
+from server.web.templating import STATIC_DIR
+from server.wiring import AppServices, build_services, close_services
 
 log = logging.getLogger("tandem")
-
-
-def build_services(settings: Settings) -> AppServices:
-    """Everything a process shares. The caller closes it with ``close_services``."""
-    secrets = SecretBox.from_config(
-        settings.secret_keys.get_secret_value() if settings.secret_keys else None,
-        settings.data_dir,
-    )
-    verify: ssl.SSLContext | bool = True
-    if settings.microsoft_ca_bundle is not None:  # the local Microsoft emulator's test CA
-        verify = ssl.create_default_context()
-        verify.load_verify_locations(cafile=str(settings.microsoft_ca_bundle))
-    http = httpx.AsyncClient(
-        timeout=settings.provider_timeout_seconds, follow_redirects=False, verify=verify
-    )
-    registry = ProviderRegistry.build(settings, http)
-    database = Database.from_url(settings.resolved_database_url)
-    return AppServices(
-        settings=settings,
-        db=database,
-        secrets=secrets,
-        http=http,
-        templates=build_environment(),
-        registry=registry,
-        calendar=CalendarDeps(
-            registry=registry,
-            secrets=secrets,
-            base_url=settings.base_url,
-            horizon_days=settings.sync_horizon_days,
-            max_age_seconds=settings.sync_max_age_seconds,
-            push_enabled=settings.push_enabled,
-        ),
-        mailer=QueueingMailer(mailer_from_settings(settings), database, secrets),
-    )
-
-
-async def close_services(services: AppServices) -> None:
-    services.registry.close()
-    await services.http.aclose()
-    await services.db.dispose()
 
 
 async def healthz(request: Request) -> Response:

@@ -138,13 +138,13 @@ async def _prepare(settings: Settings, ms_ca: Path) -> list[Any]:
     """Migrate, seed, and connect the pre-connected people through the real flows."""
     from emulators.google import consent as google_consent
     from emulators.microsoft import consent as microsoft_consent
-    from server.app import build_services, close_services
     from server.db import migrate
     from server.models.enums import ProviderName
     from server.services import demo
     from server.services.calendars import connect as calendar_connect
     from server.services.people import accounts
     from server.services.people.sessions import Viewer
+    from server.wiring import build_services, close_services
 
     services = build_services(settings)
     browser = httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(ms_ca)))

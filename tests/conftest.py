@@ -3,6 +3,7 @@ the app with its services, and an HTTP client speaking ASGI to it."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -16,12 +17,13 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
-from server.app import build_services, close_services, create_app
+from server.app import create_app
 from server.config import Settings
 from server.db import create_engine, migrate
 from server.models import metadata
+from server.services.invites import Mailer
 from server.services.people import accounts
-from server.web.state import AppServices
+from server.wiring import AppServices, build_services, close_services
 
 pytest_plugins = ["tests.calendar_fixtures"]
 
@@ -220,3 +222,10 @@ async def gql(
     if not allow_errors:
         assert "errors" not in body, body.get("errors")
     return body
+
+
+def use_mailer(services: AppServices, mailer: Mailer) -> None:
+    """Send this process's mail through ``mailer`` (every service dependency that mails)."""
+    services.mailer = mailer
+    services.meetings = dataclasses.replace(services.meetings, mailer=mailer)
+    services.polls = dataclasses.replace(services.polls, mailer=mailer)

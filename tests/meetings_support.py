@@ -12,7 +12,7 @@ from icalendar import Calendar
 from server.models.enums import ConnectionKind, ProgramRole
 from server.services.people import accounts, mentoring, programs
 from server.services.people.sessions import Viewer
-from server.web.state import AppServices
+from server.wiring import AppServices
 from tests.conftest import create_user
 
 

@@ -14,7 +14,7 @@ from server.services.invites import MemoryMailer
 from server.services.people import accounts, mentoring, programs
 from server.services.polls import rules as poll_rules
 from server.services.polls.mail import PollDeps
-from server.web.state import AppServices
+from server.wiring import AppServices
 from tests.conftest import create_user
 
 

@@ -18,7 +18,7 @@ from server.models.enums import (
     ProviderName,
 )
 from server.services.people import mentoring, programs
-from server.web.state import AppServices
+from server.wiring import AppServices
 from tests.conftest import create_user
 
 

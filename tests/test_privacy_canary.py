@@ -18,11 +18,11 @@ import pytest
 from emulators.google import RunningGoogle, consent
 from emulators.microsoft import RunningMicrosoft
 from emulators.radicale import RunningRadicale
-from server.app import build_services, close_services, create_app
+from server.app import create_app
 from server.models import metadata
 from server.models.enums import ConnectionKind, ProgramRole
 from server.services.people import accounts, mentoring, programs
-from server.web.state import AppServices
+from server.wiring import AppServices, build_services, close_services
 from tests.calendar_fixtures import (
     CALDAV_PASSWORD,
     CALDAV_USER,

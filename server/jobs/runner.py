@@ -13,7 +13,11 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from server.jobs.polls import poll_deadlines
-from server.web.state import AppServices
+from server.services.calendars import push, sync
+from server.services.invites.queue import QueueingMailer, retry_queued_mail
+from server.services.meetings.calendar_sync import sync_meeting_changes
+from server.services.meetings.delivery import retry_pending_calendar_writes
+from server.wiring import AppServices
 
 log = logging.getLogger("tandem.jobs")
 
@@ -23,8 +27,6 @@ Job = Callable[[AppServices], Awaitable[None]]
 async def sync_stale_calendars(services: AppServices) -> None:
     """Poll providers for calendars whose cache is older than SYNC_MAX_AGE_SECONDS (push is
     not available for CalDAV, and push for Google/Microsoft is only a hint)."""
-    from server.services.calendars import sync
-
     max_age = timedelta(seconds=services.settings.sync_max_age_seconds)
     async with services.db.session() as db:
         claimed = await sync.claim_stale(db, max_age)
@@ -34,37 +36,27 @@ async def sync_stale_calendars(services: AppServices) -> None:
 
 async def renew_push_channels(services: AppServices) -> None:
     """Google channels and Graph subscriptions expire within days: replace them early."""
-    from server.services.calendars import push
-
     async with services.db.session() as db:
         await push.renew_expiring(db, services.calendar)
 
 
 async def retry_meeting_calendar_writes(services: AppServices) -> None:
     """A provider failure never loses a meeting: its calendar write is retried here."""
-    from server.services.meetings.delivery import retry_pending_calendar_writes
-    from server.web.meeting_deps import meeting_deps
-
     async with services.db.session() as db:
-        await retry_pending_calendar_writes(db, meeting_deps(services))
+        await retry_pending_calendar_writes(db, services.meetings)
 
 
 async def pull_meeting_changes(services: AppServices) -> None:
     """Two-way sync: owners' edits to Tandem's meetings in their own calendars, and
     attendees' answers there, flow back. Runs before ``sync_stale_calendars`` so a push
     notification's ``sync_requested`` is still set when it looks."""
-    from server.services.meetings.calendar_sync import sync_meeting_changes
-    from server.web.meeting_deps import meeting_deps
-
     max_age = timedelta(seconds=services.settings.sync_max_age_seconds)
     async with services.db.session() as db:
-        await sync_meeting_changes(db, meeting_deps(services), max_age=max_age)
+        await sync_meeting_changes(db, services.meetings, max_age=max_age)
 
 
 async def retry_mail(services: AppServices) -> None:
     """Invitations that met an SMTP outage go out when the server is back."""
-    from server.services.invites.queue import QueueingMailer, retry_queued_mail
-
     mailer = services.mailer
     if isinstance(mailer, QueueingMailer):
         async with services.db.session() as db:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from server.config import Settings
+from server.db import migrate
+from server.jobs.runner import run_forever
+from server.wiring import build_services, close_services
 
 
 def run_worker(settings: Settings, interval_seconds: float = 60.0) -> None:
-    from server.app import build_services, close_services
-    from server.db import migrate
-    from server.jobs.runner import run_forever
-
     async def main() -> None:
         services = build_services(settings)
         try:

@@ -9,6 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from server.models.enums import ProviderName
 from server.pages.common import redirect, render, services, viewer
+from server.pages.profile import settings_page
 from server.services.calendars import connect as calendar_connect
 from server.services.errors import DomainError
 
@@ -16,8 +17,6 @@ APPLE_APP_PASSWORD_HELP = "https://support.apple.com/102654"  # noqa: S105 - a h
 
 
 async def _settings_error(request: Request, message: str, status_code: int) -> Response:
-    from server.pages.profile import settings_page
-
     return await settings_page(request, error=message, status_code=status_code)
 
 

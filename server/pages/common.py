@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from server.services.people.sessions import Viewer
-from server.web.state import AppServices
+from server.wiring import AppServices
 
 # Notices are chosen by code, never echoed from the URL, so a link cannot inject text.
 NOTICES: dict[str, str] = {

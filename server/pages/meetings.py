@@ -23,7 +23,6 @@ from server.services.meetings import booking as meeting_booking
 from server.services.people import mentoring
 from server.services.people.sessions import Viewer
 from server.services.validation import wall_clock_to_utc
-from server.web.meeting_deps import meeting_deps
 
 DEFAULT_MINUTES = 60
 DURATIONS = (15, 20, 30, 45, 60, 90, 120, 180, 240)
@@ -176,7 +175,7 @@ async def create_meeting(request: Request) -> Response:
         async with services(request).db.session() as db:
             meeting = await meeting_booking.schedule_meeting(
                 db,
-                meeting_deps(services(request)),
+                services(request).meetings,
                 current,
                 connection_id=connection_id,
                 start=start,
@@ -218,7 +217,7 @@ async def my_meetings(request: Request) -> Response:
         )
     return render(
         request,
-        "pages/meeting_booking.html",
+        "pages/meetings.html",
         {
             "upcoming": [_meeting_card(m, attendees[m.id], current.user) for m in upcoming],
             "past": [_meeting_card(m, attendees[m.id], current.user) for m in past],
@@ -300,7 +299,7 @@ async def save_meeting(request: Request) -> Response:
         async with services(request).db.session() as db:
             await meeting_booking.update_meeting(
                 db,
-                meeting_deps(services(request)),
+                services(request).meetings,
                 current,
                 meeting_id,
                 start=start,
@@ -322,7 +321,7 @@ async def cancel_meeting(request: Request) -> Response:
     async with services(request).db.session() as db:
         try:
             await meeting_booking.cancel_meeting(
-                db, meeting_deps(services(request)), current, meeting_id
+                db, services(request).meetings, current, meeting_id
             )
         except NotFound:
             raise HTTPException(404) from None
@@ -381,43 +380,32 @@ async def rsvp_page(request: Request) -> Response:
     token = request.path_params["token"]
     async with services(request).db.session() as db:
         try:
-            preview = await meeting_booking.preview_rsvp_link(
-                db, meeting_deps(services(request)), token
-            )
+            preview = await meeting_booking.preview_rsvp_link(db, services(request).meetings, token)
         except meeting_booking.InvalidRsvpLink as exc:
             return _rsvp_refused(request, exc.message)
-        zone = await _zone_of(db, preview.attendee)
-    return render(request, "pages/rsvp.html", {**_rsvp_context(preview, zone), "done": False})
+    return render(request, "pages/rsvp.html", {**_rsvp_context(preview), "done": False})
 
 
 async def rsvp_confirm(request: Request) -> Response:
     token = request.path_params["token"]
     async with services(request).db.session() as db:
         try:
-            preview = await meeting_booking.respond_with_link(
-                db, meeting_deps(services(request)), token
-            )
+            preview = await meeting_booking.respond_with_link(db, services(request).meetings, token)
         except meeting_booking.InvalidRsvpLink as exc:
             return _rsvp_refused(request, exc.message)
-        zone = await _zone_of(db, preview.attendee)
-    return render(request, "pages/rsvp.html", {**_rsvp_context(preview, zone), "done": True})
+    return render(request, "pages/rsvp.html", {**_rsvp_context(preview), "done": True})
 
 
 def _rsvp_refused(request: Request, message: str) -> Response:
     return render(request, "pages/rsvp.html", {"refused": message}, status_code=400)
 
 
-def _rsvp_context(preview: meeting_booking.RsvpPreview, zone: str) -> dict[str, Any]:
+def _rsvp_context(preview: meeting_booking.RsvpPreview) -> dict[str, Any]:
     return {
         "meeting": preview.meeting,
         "attendee": preview.attendee,
         "response": preview.response.value,
         "answer": ANSWER_LABELS[preview.response.value],
-        "attendee_zone": zone,
+        "attendee_zone": preview.time_zone,
         "minutes": int((preview.meeting.end_at - preview.meeting.start_at) / timedelta(minutes=1)),
     }
-
-
-async def _zone_of(db: Any, attendee: MeetingAttendee) -> str:
-    user = await db.get(User, attendee.user_id) if attendee.user_id else None
-    return user.time_zone if user is not None else "UTC"

@@ -31,7 +31,6 @@ from server.services.errors import DomainError, NotFound
 from server.services.polls import rules as poll_rules
 from server.services.polls import suggestions as poll_suggestions
 from server.services.validation import wall_clock_to_utc
-from server.web.poll_deps import poll_deps
 
 DURATIONS = (15, 30, 45, 60, 90, 120)
 DEFAULT_DURATION = 60
@@ -204,7 +203,7 @@ async def create_poll(request: Request) -> Response:
             try:
                 poll = await poll_rules.create_poll(
                     db,
-                    poll_deps(svc),
+                    svc.polls,
                     current.user,
                     group_id=group_id,
                     title=fields["title"],
@@ -349,7 +348,6 @@ async def comment(request: Request) -> Response:
 
 
 async def finalize(request: Request) -> Response:
-    from server.web.meeting_deps import meeting_deps
 
     current = viewer(request)
     svc = services(request)
@@ -361,7 +359,7 @@ async def finalize(request: Request) -> Response:
         return await poll_page(request, error="Choose a slot to finalize.", status_code=422)
     async with svc.db.session() as db:
         try:
-            await poll_rules.finalize_poll(db, meeting_deps(svc), current, poll_id, slot_id)
+            await poll_rules.finalize_poll(db, svc.meetings, current, poll_id, slot_id)
             await db.commit()
         except NotFound as exc:
             await db.rollback()

@@ -19,8 +19,8 @@ from server.models import Program
 from server.models.enums import ProviderName
 from server.pages.common import redirect, render, services, viewer
 from server.services.calendars import status as calendar_status
-from server.services.errors import DomainError, ValidationFailed
-from server.services.people import access, programs
+from server.services.errors import DomainError, NotFound, ValidationFailed
+from server.services.people import programs
 
 TABS = ("general", "features")
 HOURS_EARLIEST = tuple(range(0, 24))
@@ -51,9 +51,10 @@ async def _load(request: Request) -> tuple[Program, programs.ProgramSettings]:
     actor = viewer(request).actor
     program_id = _program_id(request)
     async with services(request).db.session() as db:
-        program = await db.get(Program, program_id)
-        if program is None or not await access.is_program_admin(db, actor, program_id):
-            raise HTTPException(404)
+        try:
+            program = await programs.get_administered_program(db, actor, program_id)
+        except NotFound:
+            raise HTTPException(404) from None
         return program, await programs.settings_for(db, program_id)
 
 

@@ -21,7 +21,6 @@ from server.schema.meetings import (
 from server.services.errors import NotFound, ValidationFailed
 from server.services.meetings import booking
 from server.services.people.sessions import Viewer
-from server.web.meeting_deps import meeting_deps
 
 MAX_ATTENDEE_IDS = 50
 
@@ -66,7 +65,7 @@ async def schedule_meeting(
             raise ValidationFailed(f"At most {MAX_ATTENDEE_IDS} attendees.", field="attendeeIds")
         row = await booking.schedule_meeting(
             info.context.db,
-            meeting_deps(info.context.services),
+            info.context.services.meetings,
             _viewer(info),
             connection_id=parse_id(input.connection_id, "connection", "connectionId"),
             start=input.start,
@@ -92,7 +91,7 @@ async def update_meeting(
     async def action() -> Meeting:
         row = await booking.update_meeting(
             info.context.db,
-            meeting_deps(info.context.services),
+            info.context.services.meetings,
             _viewer(info),
             parse_id(input.meeting_id, "meeting", "meetingId"),
             start=input.start,
@@ -113,7 +112,7 @@ async def cancel_meeting(
     async def action() -> Meeting:
         row = await booking.cancel_meeting(
             info.context.db,
-            meeting_deps(info.context.services),
+            info.context.services.meetings,
             _viewer(info),
             parse_id(input.meeting_id, "meeting", "meetingId"),
         )

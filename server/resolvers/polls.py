@@ -28,8 +28,6 @@ from server.schema.polls import (
 from server.schema.users import User
 from server.services.errors import NotFound, ValidationFailed
 from server.services.polls import rules as poll_rules
-from server.web.meeting_deps import meeting_deps
-from server.web.poll_deps import poll_deps
 
 MAX_IDS = poll_rules.MAX_SLOTS
 
@@ -81,7 +79,7 @@ async def create_poll(
         _cap(list(input.optional_invitee_ids), "optionalInviteeIds")
         row = await poll_rules.create_poll(
             ctx.db,
-            poll_deps(ctx.services),
+            ctx.services.polls,
             ctx.user,
             group_id=parse_id(input.group_id, "group", "groupId"),
             title=input.title,
@@ -154,7 +152,7 @@ async def finalize_poll(
     async def action() -> Meeting:
         row = await poll_rules.finalize_poll(
             ctx.db,
-            meeting_deps(ctx.services),
+            ctx.services.meetings,
             viewer,
             poll_id,
             parse_id(input.slot_id, "slot", "slotId"),

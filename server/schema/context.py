@@ -16,7 +16,7 @@ from server.models.enums import ProgramRole
 from server.services.calendars import status
 from server.services.people import access, mentoring, programs
 from server.services.people.sessions import Viewer
-from server.web.state import AppServices
+from server.wiring import AppServices
 
 
 def _loaders(db: AsyncSession, viewer: Viewer | None) -> dict[str, DataLoader[Any, Any]]:

@@ -12,7 +12,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from server.schema.context import Context
-from server.web.state import AppServices
+from server.wiring import AppServices
 
 log = logging.getLogger("tandem.graphql")
 

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.config import Settings
 from server.services.people import api_tokens, sessions
-from server.web.state import AppServices
+from server.wiring import AppServices
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_FORM_BYTES = 256 * 1024

@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from server.models.enums import ProviderName
 from server.services.calendars import push
-from server.web.state import AppServices
+from server.wiring import AppServices
 
 MAX_NOTIFICATION_BYTES = 256 * 1024
 

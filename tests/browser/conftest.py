@@ -24,9 +24,9 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from emulators.runner import BackgroundServer, free_port
-from server.app import build_services, close_services, create_app
+from server.app import create_app
 from server.config import Settings
-from server.web.state import AppServices
+from server.wiring import AppServices, build_services, close_services
 from tests.conftest import TEST_PASSWORD, make_settings
 
 CHROMIUM = Path("/usr/bin/chromium")

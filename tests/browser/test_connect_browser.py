@@ -12,7 +12,8 @@ from playwright.async_api import Browser, expect
 
 from emulators.google import RunningGoogle
 from emulators.runner import BackgroundServer, free_port
-from server.app import build_services, close_services, create_app
+from server.app import create_app
+from server.wiring import build_services, close_services
 from tests.browser.conftest import LiveServer, sign_in
 from tests.calendar_fixtures import provider_overrides
 from tests.conftest import create_user, make_settings

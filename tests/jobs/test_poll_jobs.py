@@ -12,13 +12,14 @@ from server.models import Poll
 from server.models.base import utcnow
 from server.models.enums import PollStatus
 from server.services.invites import MemoryMailer
-from server.web.state import AppServices
+from server.wiring import AppServices
+from tests.conftest import use_mailer
 from tests.polls_support import make_circle, make_poll
 
 
 async def test_poll_deadlines_closes_and_reminds(services: AppServices) -> None:
     mailer = MemoryMailer()
-    services.mailer = mailer
+    use_mailer(services, mailer)
     circle = await make_circle(services, size=2)
     overdue = await make_poll(
         services, circle, deadline=utcnow() + timedelta(hours=3), title="Overdue"

@@ -13,12 +13,12 @@ import pytest
 
 from emulators.google import RunningGoogle
 from emulators.radicale import RunningRadicale
-from server.app import build_services, close_services, create_app
+from server.app import create_app
 from server.models import BusyBlock, CalendarConnection
 from server.models.base import utcnow
 from server.models.enums import BusyKind, CalendarStatus, ConnectionKind, ProgramRole, ProviderName
 from server.services.people import accounts, mentoring, programs
-from server.web.state import AppServices
+from server.wiring import AppServices, build_services, close_services
 from tests.calendar_fixtures import CALDAV_PASSWORD, CALDAV_USER, provider_overrides
 from tests.conftest import create_user, gql, make_settings
 from tests.schema.test_graphql_programs import token_for

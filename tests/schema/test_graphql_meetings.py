@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import event
 
 from server.services.invites import MemoryMailer
-from server.web.state import AppServices
-from tests.conftest import create_user, gql
+from server.wiring import AppServices
+from tests.conftest import create_user, gql, use_mailer
 from tests.meetings_support import World, event_of, make_world, weekday_slot
 from tests.schema.test_graphql_programs import token_for
 
@@ -52,7 +52,7 @@ query List($upcoming: Boolean, $connectionId: ID) {
 @pytest.fixture
 def mailer(services: AppServices) -> MemoryMailer:
     memory = MemoryMailer()
-    services.mailer = memory
+    use_mailer(services, memory)
     return memory
 
 

@@ -12,8 +12,8 @@ from server.models import Meeting, PollAnswer
 from server.models.base import utcnow
 from server.services.invites import MemoryMailer
 from server.services.polls import rules as poll_rules
-from server.web.state import AppServices
-from tests.conftest import gql
+from server.wiring import AppServices
+from tests.conftest import gql, use_mailer
 from tests.polls_support import Circle, connect, make_circle, slot_starts, token_for
 
 CREATE = """
@@ -95,7 +95,7 @@ async def _rows(services: AppServices) -> int:
 async def test_create_answer_and_read_a_poll(
     client: httpx.AsyncClient, services: AppServices
 ) -> None:
-    services.mailer = MemoryMailer()
+    use_mailer(services, MemoryMailer())
     circle = await make_circle(services)
     ana, bo = circle.members[1], circle.members[2]
     first = slot_starts(1)[0]
@@ -187,7 +187,7 @@ async def test_typed_errors_change_nothing(
 async def test_a_closed_poll_refuses_votes(
     client: httpx.AsyncClient, services: AppServices
 ) -> None:
-    services.mailer = MemoryMailer()
+    use_mailer(services, MemoryMailer())
     circle = await make_circle(services, size=2)
     organizer = await token_for(services, circle.organizer)
     deadline = (utcnow() + timedelta(hours=1)).isoformat()
@@ -257,7 +257,7 @@ async def test_comments_are_listed_on_the_poll(
 async def test_only_the_organizer_finalizes(
     client: httpx.AsyncClient, services: AppServices
 ) -> None:
-    services.mailer = MemoryMailer()
+    use_mailer(services, MemoryMailer())
     circle = await make_circle(services)
     organizer = await token_for(services, circle.organizer)
     poll = (await _create(client, organizer, circle))["poll"]

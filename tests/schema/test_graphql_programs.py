@@ -7,7 +7,7 @@ import uuid
 import httpx
 
 from server.services.people import api_tokens
-from server.web.state import AppServices
+from server.wiring import AppServices
 from tests.conftest import create_user, gql
 
 CREATE_PROGRAM = """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from server.web.state import AppServices
+from server.wiring import AppServices
 from tests.conftest import create_user, gql, login
 from tests.schema.test_graphql_programs import ME, token_for
 

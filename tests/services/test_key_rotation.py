@@ -14,7 +14,7 @@ from server.models.enums import CalendarStatus, ProviderName
 from server.providers.secrets import SecretBox, SecretError
 from server.services.calendars.deps import load_credentials, secret_binding
 from server.services.key_rotation import rotate_all
-from server.web.state import AppServices
+from server.wiring import AppServices
 from tests.conftest import create_user
 
 SECRET = {"refresh_token": "r-" + uuid.uuid4().hex, "access_token": "a-" + uuid.uuid4().hex}

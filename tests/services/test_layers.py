@@ -139,3 +139,32 @@ def _all_imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
     return names
+
+
+FACES = [SERVICES.parent / "pages", SERVICES.parent / "resolvers"]
+DATABASE_CALLS = ("db.get(", "session.get(", "select(", ".exec(", ".execute(")
+
+
+@pytest.mark.parametrize("face", FACES, ids=lambda p: p.name)
+def test_pages_and_resolvers_reach_the_database_only_through_services(face: Path) -> None:
+    offenders = []
+    for path in face.rglob("*.py"):
+        text = path.read_text()
+        offenders += [f"{path.name}: {call}" for call in DATABASE_CALLS if call in text]
+        offenders += [
+            f"{path.name} imports {name}"
+            for name in _all_imports(path)
+            if name.split(".")[0] in {"sqlmodel", "sqlalchemy"}
+        ]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_services_know_no_web_framework() -> None:
+    offenders = [
+        f"{_module_name(path)} imports {name}"
+        for path in SERVICES.rglob("*.py")
+        for name in _all_imports(path)
+        if name.split(".")[0] in {"starlette", "strawberry"}
+        or name.startswith(("server.web", "server.pages", "server.resolvers", "server.schema"))
+    ]
+    assert not offenders, "\n".join(offenders)

@@ -10,7 +10,7 @@ from sqlmodel import select
 from server.models import AuditEvent
 from server.models.enums import ConnectionKind, ProgramRole
 from server.services.people import accounts, api_tokens, mentoring, programs
-from server.web.state import AppServices
+from server.wiring import AppServices
 from tests.conftest import create_user, csrf_from, login, new_client
 
 XSS_NAME = '<script>alert(1)</script><img src=x onerror=alert(2)> <b hx-get="/admin" hx-trigger="load">x</b>'

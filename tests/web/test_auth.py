@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from server.web.state import AppServices
+from server.wiring import AppServices
 from tests.conftest import TEST_PASSWORD, create_user, csrf_from, login, new_client
 
 
@@ -208,7 +208,8 @@ async def test_next_parameter_cannot_redirect_off_site(
 
 
 async def test_https_deployments_use_host_prefixed_secure_cookies(tmp_path, sqlite_url) -> None:
-    from server.app import build_services, close_services, create_app
+    from server.app import create_app
+    from server.wiring import build_services, close_services
     from tests.conftest import make_settings
 
     services = build_services(
@@ -239,7 +240,8 @@ async def test_https_deployments_use_host_prefixed_secure_cookies(tmp_path, sqli
 
 
 async def test_graphiql_only_outside_production(tmp_path, sqlite_url) -> None:
-    from server.app import build_services, close_services, create_app
+    from server.app import create_app
+    from server.wiring import build_services, close_services
     from tests.conftest import make_settings
 
     for env, expected in (("development", 200), ("production", 404)):

@@ -16,10 +16,10 @@ from sqlmodel import select
 from emulators.google import RunningGoogle, consent
 from emulators.microsoft import RunningMicrosoft
 from emulators.radicale import RunningRadicale
-from server.app import build_services, close_services, create_app
+from server.app import create_app
 from server.models import BusyBlock, CalendarConnection, OAuthFlow
 from server.models.enums import CalendarStatus
-from server.web.state import AppServices
+from server.wiring import AppServices, build_services, close_services
 from tests.calendar_fixtures import (
     CALDAV_PASSWORD,
     CALDAV_USER,

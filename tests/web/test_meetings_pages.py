@@ -16,9 +16,8 @@ from sqlmodel import select
 from server.models import Meeting, MeetingAttendee
 from server.models.enums import AttendeeResponse
 from server.services.invites import MemoryMailer, make_rsvp_token
-from server.web.meeting_deps import meeting_deps
-from server.web.state import AppServices
-from tests.conftest import csrf_from, login, new_client
+from server.wiring import AppServices
+from tests.conftest import csrf_from, login, new_client, use_mailer
 from tests.meetings_support import World, make_world, weekday_slot
 
 RSVP_LINK = re.compile(r"http://testserver(/rsvp/[A-Za-z0-9_\-.]+)")
@@ -27,7 +26,7 @@ RSVP_LINK = re.compile(r"http://testserver(/rsvp/[A-Za-z0-9_\-.]+)")
 @pytest.fixture
 def mailer(services: AppServices) -> MemoryMailer:
     memory = MemoryMailer()
-    services.mailer = memory
+    use_mailer(services, memory)
     return memory
 
 
@@ -247,7 +246,7 @@ async def test_rsvp_link_from_the_email_confirms_once_without_login(
             accept[:-3] + ("AAA" if not accept.endswith("AAA") else "BBB")
         )
         assert tampered.status_code == 400 and "not valid" in tampered.text
-        deps = meeting_deps(services)
+        deps = services.meetings
         expired = make_rsvp_token(
             deps.rsvp_key,
             uuid.UUID(meeting_id),

@@ -16,8 +16,8 @@ from sqlmodel import select
 from server.models import Poll
 from server.services.invites import MemoryMailer
 from server.services.polls import rules as poll_rules
-from server.web.state import AppServices
-from tests.conftest import login, new_client
+from server.wiring import AppServices
+from tests.conftest import login, new_client, use_mailer
 from tests.polls_support import Circle, connect, make_circle, make_poll, next_monday
 
 BUTTON = "Create a Poll with Proposed Meeting Slots"
@@ -112,7 +112,7 @@ async def test_new_poll_page_suggests_slots_and_names_the_unavailable(
 async def test_create_answer_comment_and_finalize_through_the_pages(
     browsers: list[httpx.AsyncClient], services: AppServices
 ) -> None:
-    services.mailer = MemoryMailer()
+    use_mailer(services, MemoryMailer())
     circle = await make_circle(services)
     olga, ana = circle.members[0], circle.members[1]
     day = next_monday(weeks=2)

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from server.models import AuditEvent, Program, User
 from server.models.enums import ProgramRole
 from server.services.people import programs
-from server.web.state import AppServices
+from server.wiring import AppServices
 from tests.conftest import create_user, login
 
 GENERAL = {

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import httpx
 
-from server.web.state import AppServices
+from server.wiring import AppServices
 from tests.conftest import create_user, login, new_client
 from tests.scheduling_data import Pair, add_busy, connect_calendar, local, make_pair, next_monday
 

@@ -14,11 +14,11 @@ from sqlmodel import select
 
 from emulators.google import RunningGoogle, send_push_notifications
 from emulators.microsoft import RunningMicrosoft
-from server.app import build_services, close_services, create_app
+from server.app import create_app
 from server.jobs.runner import run_once
 from server.models import BusyBlock, CalendarConnection, PushSubscription
 from server.models.enums import ProviderName
-from server.web.state import AppServices
+from server.wiring import AppServices, build_services, close_services
 from tests.calendar_fixtures import provider_overrides
 from tests.conftest import create_user, make_settings
 from tests.services.calendars.test_sync import connect_google, connect_microsoft

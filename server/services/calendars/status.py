@@ -1,5 +1,5 @@
-"""Calendar connections: status for display. Connecting and syncing live in calendar_connect
-and sync; this module only answers "what is connected" for pages and the API."""
+"""Calendar connections: status for display. Connecting and syncing live in ``connect``
+and ``sync``; this module only answers "what is connected" for pages and the API."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ attendee; on SQLite the database's single write lock, taken before anything is r
 slot is checked again under the lock, and the meeting is committed before the lock goes.
 Two people booking the same partner's last free hour: one wins, the other is told the
 time was just taken. Calendars and mail are reached only after the commit
-(``meeting_delivery``), so a provider outage never loses a meeting.
+(``delivery``), so a provider outage never loses a meeting.
 """
 
 from __future__ import annotations
@@ -93,6 +93,8 @@ class RsvpPreview:
     meeting: Meeting
     attendee: MeetingAttendee
     response: AttendeeResponse
+    time_zone: str = "UTC"
+    """The attendee's own zone when they have a Tandem account; guests see UTC."""
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -653,7 +655,13 @@ async def _check_link(
             "This meeting changed after this email was sent. Use the newest invitation."
         )
     _answerable(meeting, now)
-    return RsvpPreview(meeting=meeting, attendee=attendee, response=claim.response)
+    user = await db.get(User, attendee.user_id) if attendee.user_id else None
+    return RsvpPreview(
+        meeting=meeting,
+        attendee=attendee,
+        response=claim.response,
+        time_zone=user.time_zone if user is not None else "UTC",
+    )
 
 
 async def _link_used(db: AsyncSession, token: str) -> bool:

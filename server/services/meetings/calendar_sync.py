@@ -14,7 +14,7 @@ being read, are skipped: Tandem's newer version is about to overwrite the calend
 
 The provider's change token is claimed with a conditional UPDATE in the same
 transaction that applies the changes, so two workers reading the same calendar apply
-one batch once. Emails go out after the commit through ``meeting_delivery.deliver``
+one batch once. Emails go out after the commit through ``delivery.deliver``
 (the same path as ``update_meeting``), without writing the change back to the calendar
 it came from.
 """

@@ -77,7 +77,7 @@ CLAIM_LEASE = timedelta(minutes=5)
 
 @dataclass(frozen=True, slots=True)
 class MeetingDeps:
-    """What the meetings service needs from the process (see ``server.web.meeting_deps``).
+    """What the meetings service needs from the process (built once in ``server.wiring``).
 
     ``rsvp_key`` is ``derive_key(newest key, "rsvp")`` and signs new links;
     ``older_rsvp_keys`` (from the older configured keys) still open links emailed before a

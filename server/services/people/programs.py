@@ -116,6 +116,17 @@ async def get_visible_program(
     return program
 
 
+async def get_administered_program(
+    session: AsyncSession, actor: User, program_id: uuid.UUID
+) -> Program:
+    """The program, for one of its admins (or a global admin); NotFound for anyone else, so
+    a stranger cannot tell a program they may not administer from one that does not exist."""
+    program = await session.get(Program, program_id)
+    if program is None or not await access.is_program_admin(session, actor, program_id):
+        raise NotFound("program")
+    return program
+
+
 async def programs_for(session: AsyncSession, viewer: User) -> list[Program]:
     query = select(Program).order_by(col(Program.name))
     if not viewer.is_global_admin:

@@ -15,7 +15,6 @@ from sqlmodel import select
 
 from emulators.google import RunningGoogle, consent
 from emulators.microsoft import RunningMicrosoft
-from server.app import build_services, close_services
 from server.jobs.runner import run_once
 from server.models import BusyBlock, CalendarConnection
 from server.models.base import utcnow
@@ -24,7 +23,7 @@ from server.services.availability.query import AvailabilityRequest, find_availab
 from server.services.calendars import connect, sync
 from server.services.people import accounts
 from server.services.people.sessions import Viewer
-from server.web.state import AppServices
+from server.wiring import AppServices, build_services, close_services
 from tests.calendar_fixtures import microsoft_consent, provider_overrides
 from tests.conftest import create_user, make_settings
 

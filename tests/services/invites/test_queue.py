@@ -15,13 +15,12 @@ from aiosmtpd.smtp import Envelope, Session
 from sqlmodel import select
 
 from emulators.runner import free_port
-from server.app import build_services, close_services
 from server.jobs.runner import retry_mail
 from server.models import QueuedMail
 from server.models.base import utcnow
 from server.services.invites import MailError
 from server.services.invites.queue import QueueingMailer
-from server.web.state import AppServices
+from server.wiring import AppServices, build_services, close_services
 from tests.conftest import make_settings
 
 

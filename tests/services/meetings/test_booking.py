@@ -25,16 +25,15 @@ from server.services.invites import MemoryMailer, make_rsvp_token
 from server.services.meetings import booking as meeting_booking
 from server.services.meetings.activity import program_activity
 from server.services.meetings.booking import InvalidRsvpLink
-from server.web.meeting_deps import meeting_deps
-from server.web.state import AppServices
-from tests.conftest import create_user
+from server.wiring import AppServices
+from tests.conftest import create_user, use_mailer
 from tests.meetings_support import World, event_of, make_world, viewer_of, weekday_slot
 
 
 @pytest.fixture
 def mailer(services: AppServices) -> MemoryMailer:
     memory = MemoryMailer()
-    services.mailer = memory
+    use_mailer(services, memory)
     return memory
 
 
@@ -50,7 +49,7 @@ async def _book(
     async with services.db.session() as db:
         return await meeting_booking.schedule_meeting(
             db,
-            meeting_deps(services),
+            services.meetings,
             viewer,
             connection_id=connection,
             start=start,
@@ -205,7 +204,7 @@ async def test_update_raises_sequence_resets_answers_and_reinvites(
         await meeting_booking.respond_to_meeting(db, mentee, meeting.id, AttendeeResponse.ACCEPTED)
         await db.commit()
     owner = await viewer_of(services, world.mentor)
-    deps = meeting_deps(services)
+    deps = services.meetings
     async with services.db.session() as db:
         unchanged = await meeting_booking.update_meeting(
             db, deps, owner, meeting.id, title="Check-in"
@@ -239,7 +238,7 @@ async def test_cancel_sends_cancel_with_higher_sequence_once(
 ) -> None:
     meeting = await _book(services, world.mentor, world.connection, weekday_slot())
     owner, mentee = await viewer_of(services, world.mentor), await viewer_of(services, world.mentee)
-    deps = meeting_deps(services)
+    deps = services.meetings
     async with services.db.session() as db:
         with pytest.raises(PermissionDenied):
             await meeting_booking.cancel_meeting(db, deps, mentee, meeting.id)
@@ -277,7 +276,7 @@ async def test_rsvp_link_works_once_and_refuses_tampering_expiry_and_old_version
     services: AppServices, world: World
 ) -> None:
     meeting = await _book(services, world.mentor, world.connection, weekday_slot())
-    deps = meeting_deps(services)
+    deps = services.meetings
     email = (await _attendees(services, meeting.id))[world.mentee].email
     token = make_rsvp_token(
         deps.rsvp_key, meeting.id, email, AttendeeResponse.DECLINED, meeting.end_at, 0
@@ -370,7 +369,7 @@ async def test_program_activity_counts_per_connection(services: AppServices, wor
     dropped = await _book(services, world.mentor, world.connection, weekday_slot(days=3, hour=16))
     owner = await viewer_of(services, world.mentor)
     async with services.db.session() as db:
-        await meeting_booking.cancel_meeting(db, meeting_deps(services), owner, dropped.id)
+        await meeting_booking.cancel_meeting(db, services.meetings, owner, dropped.id)
         past = await db.get(Meeting, kept.id)
         assert past is not None
         past.start_at, past.end_at = (
@@ -396,7 +395,7 @@ async def test_rsvp_links_survive_a_key_rotation(services: AppServices, world: W
     import dataclasses
 
     meeting = await _book(services, world.mentor, world.connection, weekday_slot())
-    before = meeting_deps(services)
+    before = services.meetings
     email = (await _attendees(services, meeting.id))[world.mentee].email
     token = make_rsvp_token(
         before.rsvp_key, meeting.id, email, AttendeeResponse.ACCEPTED, meeting.end_at, 0

@@ -23,7 +23,6 @@ from sqlmodel import col, select
 from emulators.google import RunningGoogle
 from emulators.microsoft import RunningMicrosoft
 from emulators.radicale import RunningRadicale
-from server.app import build_services, close_services
 from server.jobs.runner import pull_meeting_changes
 from server.models import AuditEvent, CalendarConnection, Meeting, MeetingAttendee
 from server.models.base import utcnow
@@ -34,10 +33,9 @@ from server.services.meetings import booking
 from server.services.meetings.calendar_sync import sync_meeting_changes
 from server.services.meetings.delivery import retry_pending_calendar_writes
 from server.services.people import accounts, programs
-from server.web.meeting_deps import meeting_deps
-from server.web.state import AppServices
+from server.wiring import AppServices, build_services, close_services
 from tests.calendar_fixtures import provider_overrides
-from tests.conftest import make_settings
+from tests.conftest import make_settings, use_mailer
 from tests.meetings_support import World, event_of, make_world, viewer_of, weekday_slot
 from tests.services.calendars.test_sync import connect_google, connect_microsoft
 
@@ -57,7 +55,7 @@ async def svc(
     services = build_services(
         make_settings(tmp_path, database_url, **provider_overrides(google, microsoft))
     )
-    services.mailer = MemoryMailer()
+    use_mailer(services, MemoryMailer())
     yield services
     await close_services(services)
 
@@ -83,7 +81,7 @@ def _sent(services: AppServices) -> list[dict[str, str]]:
 
 async def _sync(services: AppServices, user_ids: list[uuid.UUID] | None = None) -> int:
     async with services.db.session() as db:
-        return await sync_meeting_changes(db, meeting_deps(services), user_ids)
+        return await sync_meeting_changes(db, services.meetings, user_ids)
 
 
 async def _book(services: AppServices, world: World, hours: int = 0) -> Meeting:
@@ -91,7 +89,7 @@ async def _book(services: AppServices, world: World, hours: int = 0) -> Meeting:
     async with services.db.session() as db:
         return await booking.schedule_meeting(
             db,
-            meeting_deps(services),
+            services.meetings,
             viewer,
             connection_id=world.connection,
             start=weekday_slot(days=3, hour=13) + timedelta(hours=hours),
@@ -474,7 +472,7 @@ async def test_microsoft_meeting_tandem_invites_for_gets_one_request_per_change(
         row.calendar_retry_at = utcnow() - timedelta(seconds=1)
         db.add(row)
         await db.commit()
-        assert await retry_pending_calendar_writes(db, meeting_deps(svc)) == 1
+        assert await retry_pending_calendar_writes(db, svc.meetings) == 1
     event_id = (await _reload(svc, meeting.id)).provider_event_id
     assert event_id is not None
     assert await _sync(svc) == 0

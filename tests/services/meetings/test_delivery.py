@@ -26,7 +26,6 @@ from emulators.google import RunningGoogle
 from emulators.microsoft import RunningMicrosoft
 from emulators.radicale import RunningRadicale
 from emulators.runner import free_port
-from server.app import build_services, close_services
 from server.models import CalendarConnection, Meeting
 from server.models.base import utcnow
 from server.models.enums import AttendeeResponse
@@ -36,8 +35,7 @@ from server.services.invites import SmtpMailer
 from server.services.invites.queue import QueueingMailer
 from server.services.meetings import booking
 from server.services.meetings.delivery import retry_pending_calendar_writes
-from server.web.meeting_deps import meeting_deps
-from server.web.state import AppServices
+from server.wiring import AppServices, build_services, close_services
 from tests.calendar_fixtures import provider_overrides
 from tests.conftest import make_settings
 from tests.meetings_support import World, make_world, viewer_of, weekday_slot
@@ -109,7 +107,7 @@ async def _book(services: AppServices, world: World, hours: int = 0) -> Meeting:
     async with services.db.session() as db:
         return await booking.schedule_meeting(
             db,
-            meeting_deps(services),
+            services.meetings,
             viewer,
             connection_id=world.connection,
             start=weekday_slot(days=3, hour=13) + timedelta(hours=hours),
@@ -132,13 +130,13 @@ async def _update_and_cancel(services: AppServices, world: World, meeting: Meeti
     async with services.db.session() as db:
         await booking.update_meeting(
             db,
-            meeting_deps(services),
+            services.meetings,
             owner,
             meeting.id,
             title="Mentoring session (new room)",
             location="Room 7",
         )
-        await booking.cancel_meeting(db, meeting_deps(services), owner, meeting.id)
+        await booking.cancel_meeting(db, services.meetings, owner, meeting.id)
 
 
 async def _make_due(services: AppServices, meeting_id: uuid.UUID) -> None:
@@ -214,7 +212,7 @@ async def test_google_owner_event_is_written_silently_and_tandem_invites(
         await db.commit()
     assert (await _reload(svc, meeting.id)).calendar_sync_state == "pending"
     async with svc.db.session() as db:
-        assert await retry_pending_calendar_writes(db, meeting_deps(svc)) == 1
+        assert await retry_pending_calendar_writes(db, svc.meetings) == 1
     stored = google.state.events[account][row.provider_event_id].data
     assert [a["responseStatus"] for a in stored["attendees"]] == ["accepted"]
     await _update_and_cancel(svc, world, meeting)
@@ -304,10 +302,10 @@ async def test_google_outage_keeps_meeting_invites_by_email_and_retries(
     assert len(smtp[0].messages) == 1  # attendees are invited all the same
     google.state.faults.clear()
     async with svc.db.session() as db:
-        assert await retry_pending_calendar_writes(db, meeting_deps(svc)) == 0  # not due yet
+        assert await retry_pending_calendar_writes(db, svc.meetings) == 0  # not due yet
     await _make_due(svc, meeting.id)
     async with svc.db.session() as db:
-        assert await retry_pending_calendar_writes(db, meeting_deps(svc)) == 1
+        assert await retry_pending_calendar_writes(db, svc.meetings) == 1
     row = await _reload(svc, meeting.id)
     assert row.calendar_sync_state == "synced" and row.calendar_error is None
     assert row.provider_event_id in google.state.events[account]
@@ -330,7 +328,7 @@ async def test_microsoft_outage_falls_back_to_tandem_mail_and_retry_lists_no_att
     microsoft.state.faults.clear()
     await _make_due(svc, meeting.id)
     async with svc.db.session() as db:
-        assert await retry_pending_calendar_writes(db, meeting_deps(svc)) == 1
+        assert await retry_pending_calendar_writes(db, svc.meetings) == 1
     row = await _reload(svc, meeting.id)
     assert row.calendar_sync_state == "synced" and row.provider_event_id is not None
     # Written without attendees, so Graph mails nobody a second invitation.

@@ -16,12 +16,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, func, select
 
-from server.app import build_services, close_services
 from server.db import Database, create_engine
 from server.models import PollAnswer, User
 from server.models.enums import PollAnswerValue
 from server.services.polls import rules as poll_rules
-from server.web.state import AppServices
+from server.wiring import AppServices, build_services, close_services
 from tests.conftest import make_settings
 from tests.polls_support import make_circle, make_poll
 

@@ -20,8 +20,8 @@ from server.services.people import sessions
 from server.services.polls import rules as poll_rules
 from server.services.polls import suggestions as poll_suggestions
 from server.services.polls.rules import SlotTally
-from server.web.meeting_deps import meeting_deps
-from server.web.state import AppServices
+from server.wiring import AppServices
+from tests.conftest import use_mailer
 from tests.polls_support import (
     Circle,
     connect,
@@ -385,7 +385,7 @@ async def _finalize(
     async with services.db.session() as db:
         try:
             meeting = await poll_rules.finalize_poll(
-                db, meeting_deps(services), sessions.Viewer(actor, actor), poll_id, slot_id
+                db, services.meetings, sessions.Viewer(actor, actor), poll_id, slot_id
             )
         except Exception:
             await db.rollback()
@@ -395,7 +395,7 @@ async def _finalize(
 
 
 async def test_finalize_makes_one_meeting_with_every_invitee(services: AppServices) -> None:
-    services.mailer = MemoryMailer()
+    use_mailer(services, MemoryMailer())
     circle = await make_circle(services)
     poll = await make_poll(services, circle)
     other = await make_poll(services, circle, title="Other")
@@ -437,7 +437,7 @@ async def test_finalize_makes_one_meeting_with_every_invitee(services: AppServic
 
 
 async def test_a_closed_poll_can_still_be_finalized(services: AppServices) -> None:
-    services.mailer = MemoryMailer()
+    use_mailer(services, MemoryMailer())
     circle = await make_circle(services, size=2)
     poll = await make_poll(services, circle, deadline=utcnow() + timedelta(hours=1))
     async with services.db.session() as db:
@@ -451,7 +451,7 @@ async def test_a_closed_poll_can_still_be_finalized(services: AppServices) -> No
 
 async def test_a_failed_booking_leaves_the_poll_open(services: AppServices) -> None:
     """If the meetings service refuses, the status change is rolled back with it."""
-    services.mailer = MemoryMailer()
+    use_mailer(services, MemoryMailer())
     circle = await make_circle(services, size=2)
     poll = await make_poll(services, circle)
     slot = (await _details(services, circle.organizer, poll.id)).slots[0]
