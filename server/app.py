@@ -65,19 +65,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
-async def _server_error(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-    return render(
-        request,
-        "pages/error.html",
-        {
-            "heading": "Something went wrong",
-            "message": "Tandem hit an unexpected error. Please try again.",
-        },
-        status_code=500,
-    )
-
-
 def routes(services: AppServices) -> list[Any]:
     return [
         Route("/", home.home),
@@ -178,7 +165,8 @@ def create_app(
             LoginRequired: _login_required,
             BodyTooLarge: _body_too_large,
             HTTPException: _http_error,
-            500: _server_error,
+            # Unhandled errors become a 500 page inside RequestGuard, with every security
+            # header and without the CSRF token.
         },
         lifespan=lifespan,
     )

@@ -84,6 +84,19 @@ class Settings(BaseSettings):
     session_max_age_seconds: int = 14 * 24 * 3600
     login_attempts_per_window: int = 10
     login_window_seconds: int = 300
+    http_header_timeout_seconds: float = Field(
+        default=10.0,
+        description="A connection must finish sending a request's headers within this time.",
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0, description="A request body must arrive within this time (else 408)."
+    )
+    http_keep_alive_seconds: int = Field(
+        default=5, description="Idle keep-alive connections are closed after this time."
+    )
+    http_max_header_bytes: int = Field(
+        default=16 * 1024, description="Request line and headers larger than this get a 400."
+    )
 
     @cached_property
     def resolved_database_url(self) -> str:

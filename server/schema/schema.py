@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from graphql.validation.rules.max_introspection_depth_rule import MaxIntrospectionDepthRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
+from strawberry.extensions import AddValidationRules, MaskErrors, SchemaExtension
 from strawberry.permission import BasePermission
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from server.resolvers import availability, calendar, programs, users
 from server.resolvers import meetings as meeting_resolvers
 from server.resolvers import polls as poll_resolvers
 from server.schema.availability import Availability
 from server.schema.calendar import CalendarConnectionPayload, StartCalendarConnectionPayload
+from server.schema.limits import BoundedDocuments
 from server.schema.meetings import (
     CancelMeetingPayload,
     Meeting,
@@ -47,6 +44,9 @@ from server.schema.programs import (
     UpdateProgramSettingsPayload,
 )
 from server.schema.users import User
+from server.web.quiet_log import bad_requests, exception_summary
+
+log = logging.getLogger("tandem.graphql")
 
 AUTH: list[type[BasePermission]] = [IsAuthenticated]
 ADMIN_AS_SELF: list[type[BasePermission]] = [IsAuthenticated, NotActingOnBehalf]
@@ -148,13 +148,55 @@ EXTENSIONS: list[Any] = [
     # The schema has no cycles, so ordinary fields stay shallow; introspection types nest
     # without end (ofType { ofType { ... } }), which this rule bounds.
     lambda: AddValidationRules([MaxIntrospectionDepthRule]),
-    lambda: QueryDepthLimiter(max_depth=10),
-    lambda: MaxAliasesLimiter(max_alias_count=30),
-    lambda: MaxTokensLimiter(max_token_count=4000),
+    # Tokens, depth, aliases, expanded size and repeated fields are measured (and the
+    # document cached) before graphql-core validates it: see server/schema/limits.py.
+    BoundedDocuments,
     lambda: MaskErrors(should_mask_error=_should_mask),
 ]
 
-schema = strawberry.Schema(
+
+class TandemSchema(strawberry.Schema):
+    """Logs errors without the document or variables: either may carry a secret (an app
+    password written inline, a token in a variable). One line per request: the operation
+    name, the error codes and the request id; unexpected exceptions add their type and
+    where they were raised, never their message."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        codes = [_error_code(error) for error in errors]
+        unexpected = [e.original_error for e in errors if _should_mask(e)]
+        request = getattr(getattr(execution_context, "context", None), "request", None)
+        request_id = getattr(getattr(request, "state", None), "request_id", "-")
+        name = getattr(execution_context, "operation_name", None)
+        operation = name if isinstance(name, str) and SAFE_NAME.fullmatch(name) else "-"
+        if unexpected:
+            log.error(
+                "graphql request %s operation %s failed: %s",
+                request_id,
+                operation,
+                ", ".join(exception_summary(exc) for exc in unexpected if exc is not None),
+            )
+        else:
+            bad_requests.info(
+                "graphql request %s operation %s refused: %s",
+                request_id,
+                operation,
+                ", ".join(sorted(set(codes))),
+            )
+
+
+SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _error_code(error: GraphQLError) -> str:
+    code = (error.extensions or {}).get("code")
+    if isinstance(code, str):
+        return code
+    return "INTERNAL" if _should_mask(error) else "INVALID"
+
+
+schema = TandemSchema(
     query=Query,
     mutation=Mutation,
     config=StrawberryConfig(disable_field_suggestions=True),

@@ -1,10 +1,16 @@
-"""The ``/graphql`` endpoint: strawberry's ASGI view with one database session per request."""
+"""The ``/graphql`` endpoint: strawberry's ASGI view with one database session per request.
+
+The body is checked before strawberry sees it: at most ``MAX_GRAPHQL_BODY_BYTES``, JSON
+nested at most ``MAX_JSON_DEPTH`` levels, and a single JSON object (no batches, no bare
+values). Each refusal is a 400/413 with a sentence saying what to send instead.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -12,9 +18,12 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from server.schema.context import Context
+from server.web.bounded_json import MAX_JSON_DEPTH, JSONRefused, loads_bounded
 from server.wiring import AppServices
 
 log = logging.getLogger("tandem.graphql")
+
+MAX_GRAPHQL_BODY_BYTES = 256 * 1024
 
 
 class TandemGraphQL(GraphQL[Context, None]):
@@ -35,6 +44,30 @@ class TandemGraphQL(GraphQL[Context, None]):
         async with self.services.db.session() as db:
             scope.setdefault("state", {})["db"] = db
             await super().__call__(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """One JSON object per request, bounded in size and nesting."""
+        if len(data) > MAX_GRAPHQL_BODY_BYTES:
+            raise HTTPException(
+                413, f"A GraphQL request may be at most {MAX_GRAPHQL_BODY_BYTES} bytes."
+            )
+        try:
+            value = loads_bounded(data, MAX_JSON_DEPTH)
+        except JSONRefused as exc:
+            raise HTTPException(400, str(exc)) from exc
+        if isinstance(value, list):
+            raise HTTPException(
+                400, "Batched requests (a JSON array) are not accepted; send one operation."
+            )
+        if not isinstance(value, dict):
+            raise HTTPException(
+                400,
+                'The body must be a JSON object such as {"query": "...", "variables": {...}}.',
+            )
+        name = value.get("operationName")
+        if name is not None and not isinstance(name, str):
+            raise HTTPException(400, "The GraphQL operation's `operationName` must be a string.")
+        return value
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

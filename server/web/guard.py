@@ -12,22 +12,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import secrets
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import PlainTextResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.config import Settings
 from server.services.people import api_tokens, sessions
+from server.web.quiet_log import bad_requests, exception_summary, new_request_id
 from server.wiring import AppServices
+
+log = logging.getLogger("tandem")
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_FORM_BYTES = 256 * 1024
 MAX_BODY_BYTES = 1024 * 1024
+MAX_FORM_FIELDS = 200
 ANON_CSRF_COOKIE = "tandem_csrf"
 
 
@@ -70,26 +77,113 @@ class RequestGuard:
         self.services = services
         self.cookie_name = session_cookie_name(services.settings.secure_cookies)
         self.csp = content_security_policy(services.settings)
+        self.body_timeout = services.settings.http_body_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Every response, error pages included, leaves through ``secured`` and so carries
+        the security headers; an unhandled exception becomes a 500 page rendered here,
+        without the session's CSRF token, rather than in Starlette's outer handler."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
         method: str = scope["method"]
         path: str = scope["path"]
         state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id = new_request_id()
+        graphiql = path == "/graphql" and method == "GET"
+        secure = self.services.settings.secure_cookies
+        started = False
+
+        async def secured(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                out = MutableHeaders(scope=message)
+                out.setdefault("Content-Security-Policy", GRAPHIQL_CSP if graphiql else self.csp)
+                out.setdefault("X-Content-Type-Options", "nosniff")
+                out.setdefault("X-Frame-Options", "DENY")
+                # "same-origin", not "no-referrer": under no-referrer browsers send
+                # `Origin: null` on form posts, which the origin check must refuse.
+                out.setdefault("Referrer-Policy", "same-origin")
+                if not path.startswith("/static/"):
+                    out.setdefault("Cache-Control", "no-store")
+                if secure:
+                    out.setdefault("Strict-Transport-Security", "max-age=31536000")
+                out["X-Request-Id"] = request_id
+            await send(message)
+
+        bounded = _bounded(receive, MAX_BODY_BYTES, self.body_timeout)
+        try:
+            await self._guarded(scope, bounded, secured)
+        except ClientDisconnect:
+            bad_requests.info("request %s: client went away during %s %s", request_id, method, path)
+        except BodyTimeout:
+            bad_requests.info("request %s: body of %s %s too slow", request_id, method, path)
+            if not started:
+                await _refuse(scope, secured, "Request body took too long.", 408)
+        except BodyTooLarge:
+            if not started:
+                await _refuse(scope, secured, "Request body too large.", 413)
+        except Exception as exc:
+            log.error(
+                "request %s: unhandled error on %s %s: %s",
+                request_id,
+                method,
+                path,
+                exception_summary(exc),
+            )
+            if started:
+                raise
+            await self._error_page(scope, secured)
+
+    async def _error_page(self, scope: Scope, send: Send) -> None:
+        html = self.services.templates.get_template("pages/error.html").render(
+            {
+                "request": Request(scope),
+                "viewer": None,
+                "csrf_token": "",
+                "notice": None,
+                "zone": "UTC",
+                "heading": "Something went wrong",
+                "message": "Tandem hit an unexpected error. Please try again.",
+            }
+        )
+        await HTMLResponse(html, status_code=500)(scope, _replay(b""), send)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        method: str = scope["method"]
+        path: str = scope["path"]
+        state: dict[str, Any] = scope["state"]
         content_type = headers.get("content-type", "").lower()
 
         if method in UNSAFE_METHODS and content_type.startswith("multipart/"):
-            await PlainTextResponse("Multipart requests are not accepted.", 415)(
-                scope, receive, send
-            )
+            await _refuse(scope, send, "Multipart requests are not accepted.", 415)
             return
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-            await PlainTextResponse("Request body too large.", 413)(scope, receive, send)
+            await _refuse(scope, send, "Request body too large.", 413)
             return
+
+        form: dict[str, list[str]] | None = None
+        if method in UNSAFE_METHODS and content_type.startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            body = await _read_body(receive, MAX_FORM_BYTES)
+            if body is None:
+                await _refuse(scope, send, "Form too large.", 413)
+                return
+            if body.count(b"&") >= MAX_FORM_FIELDS:
+                await _refuse(
+                    scope, send, f"A form may have at most {MAX_FORM_FIELDS} fields.", 413
+                )
+                return
+            try:
+                form = parse_qs(body.decode("latin-1"), max_num_fields=MAX_FORM_FIELDS)
+            except ValueError:
+                await _refuse(scope, send, "The form could not be read.", 400)
+                return
+            receive = _replay(body)
 
         bearer = _bearer_token(headers)
         viewer = None
@@ -122,74 +216,89 @@ class RequestGuard:
 
         if method in UNSAFE_METHODS and not path.startswith("/webhooks/"):
             if not _same_origin(headers, scope):
-                await PlainTextResponse("Cross-origin request refused.", 403)(scope, receive, send)
+                await _refuse(scope, send, "Cross-origin request refused.", 403)
                 return
             # An API call with no credentials at all carries nothing to forge; it stays anonymous.
             anonymous_api = path == "/graphql" and user_session is None
             if bearer is None and not anonymous_api:
                 provided = headers.get("x-csrf-token")
-                if provided is None and content_type.startswith(
-                    "application/x-www-form-urlencoded"
-                ):
-                    body = await _read_body(receive, MAX_FORM_BYTES)
-                    if body is None:
-                        await PlainTextResponse("Form too large.", 413)(scope, receive, send)
-                        return
-                    values = parse_qs(body.decode("latin-1"), max_num_fields=200)
-                    provided = next(iter(values.get("csrf_token", [])), None)
-                    receive = _replay(body)
+                if provided is None and form is not None:
+                    provided = next(iter(form.get("csrf_token", [])), None)
                 expected = state["csrf_token"] if new_anon_token is None else None
                 if (
                     not provided
                     or not expected
                     or not hmac.compare_digest(provided.encode(), str(expected).encode())
                 ):
-                    await PlainTextResponse(
+                    await _refuse(
+                        scope,
+                        send,
                         "This form has expired or did not come from Tandem. Reload the page and "
                         "try again.",
                         403,
-                    )(scope, receive, send)
+                    )
                     return
 
         secure = self.services.settings.secure_cookies
-        graphiql = path == "/graphql" and method == "GET"
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start" and new_anon_token is not None:
                 out = MutableHeaders(scope=message)
-                out.setdefault("Content-Security-Policy", GRAPHIQL_CSP if graphiql else self.csp)
-                out.setdefault("X-Content-Type-Options", "nosniff")
-                out.setdefault("X-Frame-Options", "DENY")
-                # "same-origin", not "no-referrer": under no-referrer browsers send
-                # `Origin: null` on form posts, which the origin check must refuse.
-                out.setdefault("Referrer-Policy", "same-origin")
-                if not path.startswith("/static/"):
-                    out.setdefault("Cache-Control", "no-store")
-                if secure:
-                    out.setdefault("Strict-Transport-Security", "max-age=31536000")
-                if new_anon_token is not None:
-                    flags = "HttpOnly; SameSite=Lax; Path=/" + ("; Secure" if secure else "")
-                    out.append("Set-Cookie", f"{ANON_CSRF_COOKIE}={new_anon_token}; {flags}")
+                flags = "HttpOnly; SameSite=Lax; Path=/" + ("; Secure" if secure else "")
+                out.append("Set-Cookie", f"{ANON_CSRF_COOKIE}={new_anon_token}; {flags}")
             await send(message)
 
-        await self.app(scope, _capped(receive, MAX_BODY_BYTES), send_with_headers)
+        await self.app(scope, receive, send_with_cookie)
+
+
+async def _refuse(scope: Scope, send: Send, message: str, status: int) -> None:
+    """A plain-text refusal, logged (rate-limited) with the request id, never the body."""
+    state = scope.get("state", {})
+    bad_requests.info(
+        "request %s: %s %s refused with %d",
+        state.get("request_id", "-"),
+        scope["method"],
+        scope["path"],
+        status,
+    )
+    await PlainTextResponse(message, status)(scope, _replay(b""), send)
+
+
+class BodyTimeout(Exception):
+    """The client sent its body too slowly; answered 408."""
 
 
 class BodyTooLarge(Exception):
     """A chunked body grew past the cap; the connection is answered 413 by the server."""
 
 
-def _capped(receive: Receive, limit: int) -> Receive:
-    """Count body bytes as they arrive: a chunked body declares no length up front."""
+def _bounded(receive: Receive, limit: int, timeout: float) -> Receive:
+    """Count body bytes as they arrive (a chunked body declares no length up front) and
+    bound how long the whole body may take, so a slow client cannot hold a worker. A
+    disconnect before the body is complete raises ``ClientDisconnect``."""
     seen = 0
+    deadline: float | None = None
+    complete = False
 
     async def wrapped() -> Message:
-        nonlocal seen
-        message = await receive()
+        nonlocal seen, deadline, complete
+        if complete:
+            return await receive()
+        loop = asyncio.get_running_loop()
+        if deadline is None:
+            deadline = loop.time() + timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            raise BodyTimeout from None
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
                 raise BodyTooLarge
+            complete = not message.get("more_body", False)
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect
         return message
 
     return wrapped
@@ -226,7 +335,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
     while more:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            raise ClientDisconnect
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

@@ -6,16 +6,16 @@ so a prober learns nothing; authentic ones only mark a calendar for a resync.
 
 from __future__ import annotations
 
-import json
-
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from server.models.enums import ProviderName
 from server.services.calendars import push
+from server.web.bounded_json import JSONRefused, loads_bounded, nesting_exceeds
 from server.wiring import AppServices
 
 MAX_NOTIFICATION_BYTES = 256 * 1024
+MAX_NOTIFICATION_DEPTH = 16
 
 
 def _services(request: Request) -> AppServices:
@@ -42,10 +42,16 @@ async def microsoft(request: Request) -> Response:
     body = await request.body()
     if len(body) > MAX_NOTIFICATION_BYTES:
         return Response(status_code=413)
+    # Graph posts `{"value": [...]}` a few levels deep; anything nested deeper, or any
+    # JSON that is not an object, is not a notification.
+    if nesting_exceeds(body, MAX_NOTIFICATION_DEPTH):
+        return PlainTextResponse("notification nested too deeply", status_code=400)
     try:
-        payload = json.loads(body or b"{}")
-    except ValueError:
+        payload = loads_bounded(body or b"{}", MAX_NOTIFICATION_DEPTH)
+    except JSONRefused:
         return Response(status_code=202)
+    if not isinstance(payload, dict):
+        return PlainTextResponse("a notification is a JSON object", status_code=400)
     svc = _services(request)
     async with svc.db.session() as db:
         await push.handle_notifications(
