@@ -41,6 +41,10 @@ class RateLimitedLog:
         self.logger.log(level, message, *args)
         return True
 
+    def reset(self) -> None:
+        with self._lock:
+            self._window_start, self._written, self._suppressed = 0.0, 0, 0
+
     def info(self, message: str, *args: object) -> bool:
         return self.log(logging.INFO, message, *args)
 
