@@ -129,19 +129,13 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from server.app import create_app
+    from server.web.http_server import uvicorn_options
 
     async def nothing(_session: Any) -> None:
         return None
 
     asyncio.run(_with_db(settings, nothing))
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level="info",
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-    )
+    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:

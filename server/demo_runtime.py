@@ -122,7 +122,10 @@ def run_demo(*, host: str, port: int) -> None:
         f"Google/Microsoft consent pages list the demo accounts; iCloud form: server {radicale.url},"
     )
     print(f"  user name = the demo email, app-specific password = {DEMO_CALDAV_PASSWORD}")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    from server.web.http_server import uvicorn_options
+
+    options = {**uvicorn_options(settings), "log_level": "warning"}
+    uvicorn.run(create_app(settings), host=host, port=port, **options)
 
 
 def _ics(start: datetime, end: datetime) -> str:
