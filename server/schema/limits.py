@@ -17,10 +17,12 @@ caller (no introspection when anonymous) is part of the validation cache key.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,7 @@ from graphql.language import (
     parse,
 )
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 
 MAX_TOKENS = 2000
 MAX_DEPTH = 10
@@ -303,6 +306,13 @@ class DocumentCache:
         self._items: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
+    def peek(self, query: str) -> _Entry | None:
+        with self._lock:
+            entry = self._items.get(query)
+            if entry is not None:
+                self._items.move_to_end(query)
+            return entry
+
     def get(self, query: str) -> _Entry:
         with self._lock:
             entry = self._items.get(query)
@@ -328,34 +338,49 @@ class DocumentCache:
 
 DOCUMENTS = DocumentCache()
 
+_WORKERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="graphql-validate")
+"""Few threads, so under a flood of new documents the event loop still gets most of the
+interpreter (the GIL is shared): refusals queue here, ``/healthz`` and cached queries do not."""
+
 
 class BoundedDocuments(SchemaExtension):
     """Parse from the cache, refuse over-limit documents, and reuse validations.
 
-    Runs in place of strawberry's own parse step (it sets ``graphql_document``) and, on a
-    cache hit, in place of validation (it sets ``pre_execution_errors`` to ``[]``)."""
+    Runs in place of strawberry's own parse step (it sets ``graphql_document``) and of its
+    validation (it sets ``pre_execution_errors``). A cache miss parses, measures and
+    validates in a worker thread: each step is bounded, but the event loop must stay free
+    for other requests (``/healthz``, ordinary queries) while many such steps run."""
 
     def __init__(self, cache: DocumentCache | None = None) -> None:
         super().__init__()
         self.cache = cache or DOCUMENTS
         self.entry: _Entry | None = None
 
-    def on_parse(self) -> Iterator[None]:
+    async def on_parse(self) -> AsyncIterator[None]:
         context = self.execution_context
         if context.query and context.graphql_document is None:
-            entry = self.cache.get(context.query)
+            entry = self.cache.peek(context.query)
+            if entry is None:
+                loop = asyncio.get_running_loop()
+                entry = await loop.run_in_executor(_WORKERS, self.cache.get, context.query)
             if entry.refusal is not None:
                 raise entry.refusal.error()
             self.entry = entry
             context.graphql_document = entry.document
         yield
 
-    def on_validate(self) -> Iterator[None]:
+    async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
         entry = self.entry
         rules = tuple(context.validation_rules)
-        if entry is not None and rules in entry.validated:
-            context.pre_execution_errors = []
+        if entry is not None and entry.document is not None and rules:
+            if rules in entry.validated:
+                context.pre_execution_errors = []
+            else:
+                errors = await asyncio.get_running_loop().run_in_executor(
+                    _WORKERS, validate_document, context.schema._schema, entry.document, rules
+                )
+                context.pre_execution_errors = errors
+                if not errors:
+                    entry.validated.add(rules)
         yield
-        if entry is not None and context.pre_execution_errors == []:
-            entry.validated.add(rules)

@@ -304,3 +304,30 @@ def test_oversized_headers_are_refused(server: int) -> None:
     answer = sock.recv(65536)
     sock.close()
     assert answer.split(b" ", 2)[1] in (b"400", b"431")
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_access_log_omits_query_strings(server: int) -> None:
+    access = logging.getLogger("uvicorn.access")
+    collect = _Collect()
+    access.addHandler(collect)
+    previous = access.level
+    access.setLevel(logging.INFO)
+    try:
+        httpx.get(f"http://127.0.0.1:{server}/calendar/callback/google?code=oauth-code-123")
+        deadline = time.monotonic() + 5
+        while not collect.lines and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        access.removeHandler(collect)
+        access.setLevel(previous)
+    assert any("/calendar/callback/google" in line for line in collect.lines), collect.lines
+    assert not any("oauth-code-123" in line for line in collect.lines)
