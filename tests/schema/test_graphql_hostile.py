@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from server.schema.limits import DOCUMENTS, MAX_SELECTIONS
-from server.web.state import AppServices
+from server.wiring import AppServices
 from tests.conftest import create_user
 from tests.schema.test_graphql_programs import ME, token_for
 

@@ -15,10 +15,10 @@ import pytest
 
 from emulators.google import RunningGoogle
 from emulators.radicale import RunningRadicale
-from server.app import build_services, close_services, create_app
+from server.app import create_app
 from server.schema.limits import DOCUMENTS
 from server.web.quiet_log import bad_requests
-from server.web.state import AppServices
+from server.wiring import AppServices, build_services, close_services
 from tests.calendar_fixtures import CALDAV_PASSWORD, CALDAV_USER, provider_overrides
 from tests.conftest import create_user, login, make_settings
 from tests.schema.test_graphql_programs import token_for

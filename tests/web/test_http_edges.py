@@ -21,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server.app import build_services, close_services, create_app
+from server.app import create_app
 from server.web.http_server import uvicorn_options
 from server.web.quiet_log import bad_requests
-from server.web.state import AppServices
+from server.wiring import AppServices, build_services, close_services
 from tests.conftest import create_user, csrf_from, login, make_settings
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
