@@ -155,7 +155,9 @@ class _Measure:
                     "QUERY_TOO_COMPLEX",
                 )
 
-    def _check(self, size: _Size) -> None:
+    def _check(self, size: _Size, *, depth: bool = True) -> None:
+        """Depth is judged on operations only: a fragment on an introspection type nests
+        as deep as ``__schema`` allows, and counts for nothing once spread under it."""
         if size.selections > MAX_SELECTIONS:
             raise _refuse(
                 f"The query selects more than {MAX_SELECTIONS} fields once its fragments are "
@@ -167,7 +169,7 @@ class _Measure:
                 f"The query uses {size.aliases} aliases; at most {MAX_ALIASES} are allowed.",
                 "TOO_MANY_ALIASES",
             )
-        if size.depth > MAX_DEPTH or size.total_depth > MAX_TOTAL_DEPTH:
+        if depth and (size.depth > MAX_DEPTH or size.total_depth > MAX_TOTAL_DEPTH):
             raise _refuse(
                 f"The query nests fields too deeply; at most {MAX_DEPTH} levels are allowed.",
                 "QUERY_TOO_DEEP",
@@ -195,7 +197,7 @@ class _Measure:
         size = self._set_size(fragment.selection_set)
         self.visiting.discard(name)
         self.sizes[name] = size
-        self._check(size)
+        self._check(size, depth=False)
         return size
 
     def _set_size(self, selection_set: SelectionSetNode | None) -> _Size:
@@ -231,7 +233,7 @@ class _Measure:
                 continue
             total = self._add(total, size)
             if total.selections > MAX_SELECTIONS:
-                self._check(total)
+                self._check(total, depth=False)
         return total
 
     def _flatten(self, sets: list[SelectionSetNode]) -> Iterator[FieldNode]:

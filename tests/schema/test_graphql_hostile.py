@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import get_introspection_query
 
 from server.schema.limits import DOCUMENTS, MAX_SELECTIONS
 from server.wiring import AppServices
@@ -63,6 +64,7 @@ HOSTILE: dict[str, tuple[str, str]] = {
         "QUERY_TOO_COMPLEX",
     ),
     "token bomb": ("{ me { " + " ".join(["id"] * 5000) + " } }", "QUERY_TOO_LARGE"),
+    "depth bomb": ("{ me { " + "a { " * 14 + "b" + " }" * 14 + " } }", "QUERY_TOO_DEEP"),
     "deep list literal": (
         "{ user(id: " + "[" * 40 + '"x"' + "]" * 40 + ") { id } }",
         "INPUT_TOO_DEEP",
@@ -121,6 +123,20 @@ async def test_ordinary_fragments_and_repeats_still_work(
     body = (await post(client, {"query": query, "operationName": "Mine"}, token)).json()
     assert "errors" not in body, body
     assert body["data"]["me"]["calendar"]["status"] == "NOT_CONNECTED"
+
+
+async def test_full_introspection_query_still_works(client: httpx.AsyncClient, token: str) -> None:
+    """The query GraphiQL and code generators send: deep ``ofType`` nesting, many spreads."""
+    query = get_introspection_query(
+        descriptions=True,
+        specified_by_url=True,
+        directive_is_repeatable=True,
+        schema_description=True,
+        input_value_deprecation=True,
+    )
+    body = (await post(client, {"query": query}, token)).json()
+    assert "errors" not in body, body.get("errors")
+    assert body["data"]["__schema"]["queryType"]["name"] == "Query"
 
 
 async def test_healthz_and_ordinary_queries_stay_fast_during_an_attack(
