@@ -1,7 +1,7 @@
 """Hostile GraphQL documents are refused cheaply, before graphql-core's validation can spend
 seconds on them, while ``/healthz`` and ordinary queries stay fast.
 
-Time bounds are generous (the machine is shared); the documents below cost seconds to
+Time bounds are generous (the machine is shared, so they allow for a heavily loaded CPU); the documents below cost seconds to
 minutes without the measurement in ``server/schema/limits.py``."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from server.wiring import AppServices
 from tests.conftest import create_user
 from tests.schema.test_graphql_programs import ME, token_for
 
-BOUND_SECONDS = 1.0
+BOUND_SECONDS = 2.5  # shared machine; unloaded, each refusal takes well under 0.1 s
 
 
 @pytest.fixture(autouse=True)
