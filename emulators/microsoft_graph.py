@@ -6,6 +6,16 @@ refuses more than 20 schedules or 62 days; calendarView pages with ``@odata.next
 (10 items by default); all-day events come back as midnight of their own date even when
 ``Prefer: outlook.timezone`` asks for another zone; delta returns whole events and
 ``@removed`` entries and answers 410 for a forgotten token.
+
+Found after the first release (each cited where it is modelled):
+
+* A second ``POST /me/events`` with a used ``transactionId`` is refused (400
+  ``ErrorDuplicateTransactionId``), not answered with the first event.
+* Event ids contain ``/``, ``+`` and ``=``; a raw ``/`` or a ``%2F`` in the id's path
+  segment is refused (400 ``RequestBroker--ParseUri``); ``%252F`` works.
+* getSchedule resolves ``schedules`` by the mailbox's SMTP address (``mail``) only.
+* A mailbox under an access policy answers 403 ``ErrorAccessDenied``.
+* Subscriptions renew with ``PATCH /subscriptions/{id}``.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.requests import Request
@@ -153,13 +163,12 @@ def event_json(event: Event, *, zone_name: str = "UTC", body_type: str = "html")
         if body_type == "text"
         else f"<html><body>{html.escape(event.body)}</body></html>"
     )
-    return {
+    serialized: dict[str, Any] = {
         "@odata.etag": f'W/"{event.change_key}"',
         "id": event.id,
         "createdDateTime": event.created.strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
         "lastModifiedDateTime": event.modified.strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
         "changeKey": event.change_key,
-        "transactionId": event.transaction_id,
         "iCalUId": event.ical_uid,
         "subject": event.subject,
         "bodyPreview": event.body[:255],
@@ -182,6 +191,11 @@ def event_json(event: Event, *, zone_name: str = "UTC", body_type: str = "html")
         "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
         "webLink": f"https://outlook.office365.com/owa/?itemid={event.id}",
     }
+    if event.transaction_id:
+        # "This property is only returned in a response payload if an app has set it."
+        # (event resource doc, transactionId)
+        serialized["transactionId"] = event.transaction_id
+    return serialized
 
 
 def _attendees(raw: Any, previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -265,6 +279,12 @@ def graph_routes(state: MicrosoftState) -> list[Route]:
                 "Lifetime validation failed, the token is expired.",
                 headers={"WWW-Authenticate": 'Bearer realm="", error="invalid_token"'},
             )
+        if account.access_denied:
+            # An Exchange Online application access policy (or a mailbox-level REST
+            # block) refuses the call while the token stays valid: "ErrorAccessDenied",
+            # "Access to OData is disabled." (auth-limit-mailbox-access doc). The doc
+            # names app-only access; Tandem treats the delegated case alike.
+            return graph_error(403, "ErrorAccessDenied", account.access_denied)
         return account
 
     async def json_body(request: Request) -> dict[str, Any]:
@@ -290,14 +310,18 @@ def graph_routes(state: MicrosoftState) -> list[Route]:
         return wrapped
 
     async def me(request: Request, account: Account) -> Response:
-        return JSONResponse(
-            {
-                "id": account.oid,
-                "displayName": account.name,
-                "mail": None if account.personal else account.email,
-                "userPrincipalName": account.email,
-            }
-        )
+        """The signed-in user. ``mail`` is the mailbox address (may differ from the UPN,
+        null for personal accounts); ``$select`` narrows the answer (user-get doc)."""
+        user = {
+            "id": account.oid,
+            "displayName": account.name,
+            "mail": account.mail,
+            "userPrincipalName": account.email,
+        }
+        select = [s.strip() for s in request.query_params.get("$select", "").split(",")]
+        if any(select):
+            user = {k: v for k, v in user.items() if k in select}
+        return JSONResponse(user)
 
     async def get_schedule(request: Request, account: Account) -> Response:
         if account.personal:
@@ -331,10 +355,10 @@ def graph_routes(state: MicrosoftState) -> list[Route]:
         zone_name = _prefer(request).get("outlook.timezone", "UTC")
         _zone(zone_name)
         with state.lock:
+            # "schedules: A collection of SMTP addresses of users, distribution lists, or
+            # resources" (calendar-getschedule doc): resolved by ``mail``, never by UPN.
             value = [
-                _schedule(
-                    state.accounts.get(str(sid).lower()), str(sid), start, end, interval, zone_name
-                )
+                _schedule(state.mailbox(str(sid)), str(sid), start, end, interval, zone_name)
                 for sid in schedules
             ]
         return JSONResponse({"value": value})
@@ -415,10 +439,18 @@ def graph_routes(state: MicrosoftState) -> list[Route]:
         body = await json_body(request)
         with state.lock:
             transaction_id = body.get("transactionId")
-            if transaction_id:
-                for existing in account.events.values():
-                    if existing.transaction_id == transaction_id and not existing.deleted:
-                        return JSONResponse(event_json(existing), status_code=201)
+            if transaction_id and any(
+                e.transaction_id == transaction_id for e in account.events.values()
+            ):
+                # Graph does not hand back the first event: it refuses the retry. Reported
+                # in public clients (e.g. alcionai/corso#2490); message as they quote it.
+                # Whether a deleted event's transactionId frees up again is undocumented;
+                # the emulator keeps it used (the stricter choice).
+                raise _BadRequest(
+                    "ErrorDuplicateTransactionId",
+                    "Your request can't be completed. The TransactionId specified in the "
+                    "request has already been used to create a different event.",
+                )
             if "start" not in body or "end" not in body:
                 raise _BadRequest("ErrorInvalidRequest", "start and end are required.")
             now = datetime.now(UTC)
@@ -436,7 +468,7 @@ def graph_routes(state: MicrosoftState) -> list[Route]:
         return event
 
     async def one_event(request: Request, account: Account) -> Response:
-        event_id = request.path_params["event_id"]
+        event_id = _event_id_from_raw_path(request)
         prefer = _prefer(request)
         zone_name = prefer.get("outlook.timezone", "UTC")
         body_type = "text" if prefer.get("outlook.body-content-type") == "text" else "html"
@@ -506,7 +538,9 @@ def graph_routes(state: MicrosoftState) -> list[Route]:
         Route("/v1.0/me/calendarView/delta", endpoint(delta)),
         Route("/v1.0/me/events", endpoint(create_event), methods=["POST"]),
         Route(
-            "/v1.0/me/events/{event_id}", endpoint(one_event), methods=["GET", "PATCH", "DELETE"]
+            "/v1.0/me/events/{event_path:path}",
+            endpoint(one_event),
+            methods=["GET", "PATCH", "DELETE"],
         ),
         Route("/v1.0/subscriptions", endpoint(create_subscription), methods=["POST"]),
         Route(
@@ -517,6 +551,33 @@ def graph_routes(state: MicrosoftState) -> list[Route]:
 
 class _NotFound(Exception):
     pass
+
+
+_EVENTS_PREFIX = b"/v1.0/me/events/"
+
+
+def _event_id_from_raw_path(request: Request) -> str:
+    """The event id as Graph reads it from the request line.
+
+    Ids contain ``/``, ``+`` and ``=``. A raw ``/`` splits the segment and Graph answers
+    400 (microsoft-graph-docs #3598, "Get event id includes '/' get 400 bad request"); a
+    ``%2F`` is decoded before routing and refused the same way, "RequestBroker--ParseUri",
+    "Resource not found for the segment ..." (#10167, also #2674 in -contrib); what works
+    is ``%252F``, which Graph decodes twice (#10167). The emulator therefore refuses a
+    ``/`` or ``%2F`` in the segment and otherwise decodes twice. Whether single-encoded
+    ``+`` and ``=`` (``%2B``, ``%3D``) survive is not documented; decoded twice they do.
+    """
+    raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    raw = raw.split(b"?", 1)[0]
+    segment = raw[len(_EVENTS_PREFIX) :] if raw.startswith(_EVENTS_PREFIX) else b""
+    text = segment.decode("latin-1")
+    if not text or "/" in text or "%2f" in text.lower():
+        piece = text.replace("%2F", "/").replace("%2f", "/").split("/")
+        rest = piece[1] if len(piece) > 1 else ""
+        raise _BadRequest(
+            "RequestBroker--ParseUri", f"Resource not found for the segment '{rest[:20]}'."
+        )
+    return unquote(unquote(text))
 
 
 def _sync_gone() -> JSONResponse:
