@@ -433,7 +433,7 @@ class MicrosoftProvider:
                 refreshed = True
                 continue
             if response.status_code >= 500 and not idempotent:
-                raise OutcomeUnknown(f"Microsoft Graph failed ({response.status_code})")
+                raise _FailedAnswer(f"Microsoft Graph failed ({response.status_code})")
             if response.status_code in _RETRY_STATUSES:
                 hinted = _retry_after(response)
                 wait = hinted if hinted is not None else 0.25 * 2**attempts
@@ -611,20 +611,27 @@ class MicrosoftProvider:
         (400 ``ErrorDuplicateTransactionId``) instead of returning the first event, and a
         create that timed out or got a 5xx may have been stored (and the attendees
         emailed). Either way the event is looked up by its ``transactionId`` in its own
-        time window and its id returned. Raises ``OutcomeUnknown`` when the first
-        attempt's fate cannot be told yet: the caller retries later, never creating a
-        second event and never inviting by itself meanwhile.
+        time window and its id returned. A 5xx after which no such event exists raises
+        ``ProviderUnavailable`` (nothing happened). ``OutcomeUnknown`` means the first
+        attempt's fate cannot be told yet (a timeout, or the lookup failed): the caller
+        retries later, never creating a second event and never inviting by itself
+        meanwhile.
         """
         body = _event_body(event) | {"transactionId": event.uid}
         try:
             response = await self._graph(
                 credentials, "POST", "/me/events", body=body, idempotent=False
             )
-        except OutcomeUnknown:
+        except OutcomeUnknown as failure:
             found = await self._find_created(credentials, event)
-            if found is None:
-                raise
-            return found
+            if found is not None:
+                return found
+            if isinstance(failure, _FailedAnswer):
+                # Graph answered an error and its store holds no such event: nothing was
+                # created and nobody was invited. (A timed-out request may still be in
+                # flight, so that case stays unknown.)
+                raise ProviderUnavailable(str(failure)) from None
+            raise
         if response.status_code == 400 and _error_code(response) == "ErrorDuplicateTransactionId":
             found = await self._find_created(credentials, event)
             if found is None:
@@ -853,6 +860,10 @@ class MicrosoftProvider:
 
 
 # -- helpers -------------------------------------------------------------------------------
+class _FailedAnswer(OutcomeUnknown):
+    """A write answered with a 5xx: it may have been carried out before the failure."""
+
+
 _LIFECYCLE = {
     "subscriptionRemoved": NoticeKind.REMOVED,
     "reauthorizationRequired": NoticeKind.REAUTHORIZE,

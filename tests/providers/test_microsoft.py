@@ -597,10 +597,15 @@ async def test_create_refused_before_commit_is_retried_by_the_caller_only(
 ) -> None:
     credentials = (await connect(provider, http, WORK)).credentials
     emulator.state.fail_next("/v1.0/me/events", 503, headers={"Retry-After": "0"})
-    emulator.state.fail_next("/calendarView", 503, headers={"Retry-After": "0"}, times=5)
-    with pytest.raises(OutcomeUnknown):  # a 503 cannot tell whether the store committed
+    with pytest.raises(ProviderUnavailable) as caught:  # looked up: nothing was created
         await provider.create_event(credentials, meeting(), send_invitations=True)
+    assert not isinstance(caught.value, OutcomeUnknown)
     assert len(emulator.state.requests_to("/me/events", "POST")) == 1
+    emulator.state.fail_next("/v1.0/me/events", 503, headers={"Retry-After": "0"})
+    emulator.state.fail_next("/calendarView", 503, headers={"Retry-After": "0"}, times=5)
+    with pytest.raises(OutcomeUnknown):  # and no lookup possible: the fate is unknown
+        await provider.create_event(credentials, meeting(), send_invitations=True)
+    assert len(emulator.state.requests_to("/me/events", "POST")) == 2
     assert emulator.state.account(WORK).events == {}
 
 
