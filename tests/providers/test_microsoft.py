@@ -329,6 +329,13 @@ async def test_personal_account_reads_calendar_view(
     seed(HOME, subject="Maybe", start=T0 + 15 * hour, end=T0 + 16 * hour, show_as="tentative")
     seed(
         HOME,
+        subject="Home office",
+        start=T0 + 17 * hour,
+        end=T0 + 18 * hour,
+        show_as="workingElsewhere",  # free, as on every provider
+    )
+    seed(
+        HOME,
         subject="Holiday",
         start=date(2030, 1, 9),
         end=date(2030, 1, 10),
