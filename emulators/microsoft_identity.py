@@ -287,8 +287,9 @@ def identity_routes(state: MicrosoftState) -> list[Route]:
             return _aad_error(401, "invalid_client", 7000215, "Invalid client secret provided.")
         if state.client_secret_expired:
             # What an app registration whose secret passed its end date gets, for every
-            # grant (AADSTS7000222, Microsoft Entra error code reference). Status 401 as
-            # for the other invalid_client errors; the exact status is not documented.
+            # grant: AADSTS7000222 with this text, as public clients quote it (the Entra
+            # error-code list names the code). Status 401 as for the other invalid_client
+            # errors; the exact status is not documented.
             return _aad_error(
                 401,
                 "invalid_client",

@@ -632,7 +632,8 @@ class MicrosoftProvider:
                 # flight, so that case stays unknown.)
                 raise ProviderUnavailable(str(failure)) from None
             raise
-        if response.status_code == 400 and _error_code(response) == "ErrorDuplicateTransactionId":
+        duplicate = _error_code(response) == "ErrorDuplicateTransactionId"
+        if response.status_code in (400, 409) and duplicate:  # 400 mostly; some report 409
             found = await self._find_created(credentials, event)
             if found is None:
                 raise ProviderError(
