@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import unquote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -501,6 +502,14 @@ def graph_routes(state: MicrosoftState) -> list[Route]:
         client_state = body.get("clientState")
         if client_state is not None and len(str(client_state)) > 128:
             raise _BadRequest("InvalidRequest", "clientState must be at most 128 characters.")
+        if state.validate_notification_urls:
+            for url in {body["notificationUrl"], body.get("lifecycleNotificationUrl")} - {None}:
+                if not await _validated(state, str(url)):
+                    raise _BadRequest(
+                        "ValidationError",
+                        "Subscription validation request failed. Notification endpoint must "
+                        "respond with 200 OK to validation request.",
+                    )
         subscription = {
             "id": str(uuid.uuid4()),
             "resource": body["resource"],
@@ -578,6 +587,28 @@ def _event_id_from_raw_path(request: Request) -> str:
             "RequestBroker--ParseUri", f"Resource not found for the segment '{rest[:20]}'."
         )
     return unquote(unquote(text))
+
+
+async def _validated(state: MicrosoftState, url: str) -> bool:
+    """Graph's handshake before it creates a subscription: POST the URL with an opaque
+    ``validationToken`` query parameter (text/plain) and expect, within 10 seconds, 200
+    with ``Content-Type: text/plain`` and the URL-decoded token as the body; both the
+    notification and the lifecycle URL are checked (change-notifications delivery doc,
+    notificationUrl validation). The token has spaces and colons like the real one, so
+    an endpoint that echoes it still encoded fails."""
+    token = (
+        "Validation: Testing client application reachability for subscription "
+        f"Request-Id: {uuid.uuid4()}"
+    )
+    try:
+        async with httpx.AsyncClient(verify=state.validation_verify, timeout=10.0) as client:
+            answer = await client.post(
+                url, params={"validationToken": token}, headers={"Content-Type": "text/plain"}
+            )
+    except httpx.HTTPError:
+        return False
+    content_type = answer.headers.get("content-type", "").split(";")[0].strip().lower()
+    return answer.status_code == 200 and content_type == "text/plain" and answer.text == token
 
 
 def _sync_gone() -> JSONResponse:

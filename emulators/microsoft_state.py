@@ -166,6 +166,10 @@ class MicrosoftState(FaultInjection):
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.after_commit_faults: list[Fault] = []
         self.client_secret_expired = False
+        # Graph's validation handshake on subscription create; off by default because
+        # most tests hand out notification URLs nothing listens on.
+        self.validate_notification_urls = False
+        self.validation_verify: Any = True  # CA (path or SSLContext) for https endpoints
         self._seq = 0
 
     # -- seeding ---------------------------------------------------------------------------

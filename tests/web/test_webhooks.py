@@ -18,6 +18,7 @@ from server.app import create_app
 from server.jobs.runner import run_once
 from server.models import BusyBlock, CalendarConnection, PushSubscription
 from server.models.enums import ProviderName
+from server.providers.base import ProviderError, PushProvider
 from server.wiring import AppServices, build_services, close_services
 from tests.calendar_fixtures import provider_overrides
 from tests.conftest import create_user, make_settings
@@ -309,3 +310,33 @@ async def test_a_subscription_graph_forgot_is_opened_anew_at_renewal(
         ).one()
     assert row.channel_id != old.channel_id and row.channel_id in microsoft.state.subscriptions
     assert row.renew_failures == 0
+
+
+async def test_graph_validation_handshake_reaches_tandem_and_a_deaf_url_is_refused(
+    svc: AppServices, microsoft: RunningMicrosoft
+) -> None:
+    from emulators.runner import BackgroundServer
+    from server.services.calendars.deps import load_credentials
+
+    user = await create_user(svc, "handshake@example.org")
+    microsoft.state.add_account("handshake@contoso.test")
+    await connect_microsoft(svc, user, "handshake@contoso.test", microsoft.ca_path)
+    async with svc.db.session() as db:
+        connection = (
+            await db.exec(select(CalendarConnection).where(CalendarConnection.user_id == user))
+        ).one()
+    credentials = load_credentials(svc.calendar.secrets, connection)
+    provider = svc.registry.get(ProviderName.MICROSOFT)
+    assert isinstance(provider, PushProvider)
+    tandem = BackgroundServer(create_app(services=svc)).start()
+    microsoft.state.validate_notification_urls = True
+    try:
+        channel = await provider.open_push_channel(
+            credentials, f"{tandem.url}/webhooks/microsoft", "s3cret"
+        )
+        assert channel.channel_id in microsoft.state.subscriptions
+        with pytest.raises(ProviderError):  # nothing echoes the token there
+            await provider.open_push_channel(credentials, f"{tandem.url}/healthz", "s3cret")
+    finally:
+        microsoft.state.validate_notification_urls = False
+        tandem.stop()
