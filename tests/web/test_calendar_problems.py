@@ -15,7 +15,7 @@ from server.models import CalendarConnection, PushSubscription
 from server.models.base import utcnow
 from server.models.enums import CalendarStatus, ProviderName
 from server.services.calendars import sync
-from server.web.state import AppServices
+from server.wiring import AppServices
 from tests.conftest import create_user, login
 
 

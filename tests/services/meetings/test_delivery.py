@@ -397,7 +397,7 @@ async def test_microsoft_create_of_unknown_fate_sends_no_mail_and_the_retry_find
     microsoft.state.faults.clear()
     await _make_due(svc, meeting.id)
     async with svc.db.session() as db:
-        assert await retry_pending_calendar_writes(db, meeting_deps(svc)) == 1
+        assert await retry_pending_calendar_writes(db, svc.meetings) == 1
     row = await _reload(svc, meeting.id)
     events = microsoft.state.account(account).events
     assert row.calendar_sync_state == "synced" and list(events) == [row.provider_event_id]
