@@ -8,6 +8,7 @@ never does.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
@@ -19,7 +20,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulators.microsoft_graph import graph_error, graph_routes
 from emulators.microsoft_identity import identity_routes
@@ -42,7 +43,16 @@ _DEFAULT_FAULT_CODES = {
 
 
 class _RecordAndFault:
-    """Records every request and answers with an injected fault when one matches."""
+    """Records every request and answers with an injected fault when one matches.
+
+    Faults come in two kinds: ``fail_next`` refuses a request before anything happens;
+    ``fail_after_commit`` lets the request do its work (the event is stored, Graph has
+    emailed the attendees) and then answers an error, or nothing in time. The second is
+    what makes a blind retry of ``POST /me/events`` dangerous: Graph documents
+    ``transactionId`` only as a way "to avoid redundant POST operations in case of client
+    retries" (event resource doc) and a retry with a used one is refused with 400
+    ``ErrorDuplicateTransactionId`` (see ``microsoft_graph.create_event``).
+    """
 
     def __init__(self, app: ASGIApp, state: MicrosoftState) -> None:
         self.app = app
@@ -59,9 +69,21 @@ class _RecordAndFault:
         self.state.record(
             scope["method"], path, tuple(unquote(n) for n in names), headers.get("prefer")
         )
-        fault = self.state.take_fault(path)
+        fault = self.state.take_fault(path, scope["method"])
         if fault is None:
-            await self.app(scope, receive, send)
+            late = self.state.take_after_commit_fault(scope["method"], path)
+            if late is None:
+                await self.app(scope, receive, send)
+                return
+
+            async def swallow(message: Message) -> None:
+                return None  # the work is done; its answer never reaches the client
+
+            await self.app(scope, receive, swallow)
+            if late.delay:
+                await asyncio.sleep(late.delay)
+            code, message = _DEFAULT_FAULT_CODES.get(late.status, ("UnknownError", "Failed."))
+            await graph_error(late.status, code, message)(scope, receive, send)
             return
         extra = dict(fault.headers)
         if fault.status == 429:

@@ -6,6 +6,16 @@ refuses more than 20 schedules or 62 days; calendarView pages with ``@odata.next
 (10 items by default); all-day events come back as midnight of their own date even when
 ``Prefer: outlook.timezone`` asks for another zone; delta returns whole events and
 ``@removed`` entries and answers 410 for a forgotten token.
+
+Found after the first release (each cited where it is modelled):
+
+* A second ``POST /me/events`` with a used ``transactionId`` is refused (400
+  ``ErrorDuplicateTransactionId``), not answered with the first event.
+* Event ids contain ``/``, ``+`` and ``=``; a raw ``/`` or a ``%2F`` in the id's path
+  segment is refused (400 ``RequestBroker--ParseUri``); ``%252F`` works.
+* getSchedule resolves ``schedules`` by the mailbox's SMTP address (``mail``) only.
+* A mailbox under an access policy answers 403 ``ErrorAccessDenied``.
+* Subscriptions renew with ``PATCH /subscriptions/{id}``.
 """
 
 from __future__ import annotations
@@ -17,9 +27,10 @@ import secrets
 import uuid
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -153,13 +164,12 @@ def event_json(event: Event, *, zone_name: str = "UTC", body_type: str = "html")
         if body_type == "text"
         else f"<html><body>{html.escape(event.body)}</body></html>"
     )
-    return {
+    serialized: dict[str, Any] = {
         "@odata.etag": f'W/"{event.change_key}"',
         "id": event.id,
         "createdDateTime": event.created.strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
         "lastModifiedDateTime": event.modified.strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
         "changeKey": event.change_key,
-        "transactionId": event.transaction_id,
         "iCalUId": event.ical_uid,
         "subject": event.subject,
         "bodyPreview": event.body[:255],
@@ -182,6 +192,11 @@ def event_json(event: Event, *, zone_name: str = "UTC", body_type: str = "html")
         "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
         "webLink": f"https://outlook.office365.com/owa/?itemid={event.id}",
     }
+    if event.transaction_id:
+        # "This property is only returned in a response payload if an app has set it."
+        # (event resource doc, transactionId)
+        serialized["transactionId"] = event.transaction_id
+    return serialized
 
 
 def _attendees(raw: Any, previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -265,6 +280,12 @@ def graph_routes(state: MicrosoftState) -> list[Route]:
                 "Lifetime validation failed, the token is expired.",
                 headers={"WWW-Authenticate": 'Bearer realm="", error="invalid_token"'},
             )
+        if account.access_denied:
+            # An Exchange Online application access policy (or a mailbox-level REST
+            # block) refuses the call while the token stays valid: "ErrorAccessDenied",
+            # "Access to OData is disabled." (auth-limit-mailbox-access doc). The doc
+            # names app-only access; Tandem treats the delegated case alike.
+            return graph_error(403, "ErrorAccessDenied", account.access_denied)
         return account
 
     async def json_body(request: Request) -> dict[str, Any]:
@@ -290,14 +311,18 @@ def graph_routes(state: MicrosoftState) -> list[Route]:
         return wrapped
 
     async def me(request: Request, account: Account) -> Response:
-        return JSONResponse(
-            {
-                "id": account.oid,
-                "displayName": account.name,
-                "mail": None if account.personal else account.email,
-                "userPrincipalName": account.email,
-            }
-        )
+        """The signed-in user. ``mail`` is the mailbox address (may differ from the UPN,
+        null for personal accounts); ``$select`` narrows the answer (user-get doc)."""
+        user = {
+            "id": account.oid,
+            "displayName": account.name,
+            "mail": account.mail,
+            "userPrincipalName": account.email,
+        }
+        select = [s.strip() for s in request.query_params.get("$select", "").split(",")]
+        if any(select):
+            user = {k: v for k, v in user.items() if k in select}
+        return JSONResponse(user)
 
     async def get_schedule(request: Request, account: Account) -> Response:
         if account.personal:
@@ -331,10 +356,10 @@ def graph_routes(state: MicrosoftState) -> list[Route]:
         zone_name = _prefer(request).get("outlook.timezone", "UTC")
         _zone(zone_name)
         with state.lock:
+            # "schedules: A collection of SMTP addresses of users, distribution lists, or
+            # resources" (calendar-getschedule doc): resolved by ``mail``, never by UPN.
             value = [
-                _schedule(
-                    state.accounts.get(str(sid).lower()), str(sid), start, end, interval, zone_name
-                )
+                _schedule(state.mailbox(str(sid)), str(sid), start, end, interval, zone_name)
                 for sid in schedules
             ]
         return JSONResponse({"value": value})
@@ -415,10 +440,18 @@ def graph_routes(state: MicrosoftState) -> list[Route]:
         body = await json_body(request)
         with state.lock:
             transaction_id = body.get("transactionId")
-            if transaction_id:
-                for existing in account.events.values():
-                    if existing.transaction_id == transaction_id and not existing.deleted:
-                        return JSONResponse(event_json(existing), status_code=201)
+            if transaction_id and any(
+                e.transaction_id == transaction_id for e in account.events.values()
+            ):
+                # Graph does not hand back the first event: it refuses the retry. Reported
+                # in public clients (e.g. alcionai/corso#2490); message as they quote it.
+                # Whether a deleted event's transactionId frees up again is undocumented;
+                # the emulator keeps it used (the stricter choice).
+                raise _BadRequest(
+                    "ErrorDuplicateTransactionId",
+                    "Your request can't be completed. The TransactionId specified in the "
+                    "request has already been used to create a different event.",
+                )
             if "start" not in body or "end" not in body:
                 raise _BadRequest("ErrorInvalidRequest", "start and end are required.")
             now = datetime.now(UTC)
@@ -436,7 +469,7 @@ def graph_routes(state: MicrosoftState) -> list[Route]:
         return event
 
     async def one_event(request: Request, account: Account) -> Response:
-        event_id = request.path_params["event_id"]
+        event_id = _event_id_from_raw_path(request)
         prefer = _prefer(request)
         zone_name = prefer.get("outlook.timezone", "UTC")
         body_type = "text" if prefer.get("outlook.body-content-type") == "text" else "html"
@@ -469,6 +502,14 @@ def graph_routes(state: MicrosoftState) -> list[Route]:
         client_state = body.get("clientState")
         if client_state is not None and len(str(client_state)) > 128:
             raise _BadRequest("InvalidRequest", "clientState must be at most 128 characters.")
+        if state.validate_notification_urls:
+            for url in {body["notificationUrl"], body.get("lifecycleNotificationUrl")} - {None}:
+                if not await _validated(state, str(url)):
+                    raise _BadRequest(
+                        "ValidationError",
+                        "Subscription validation request failed. Notification endpoint must "
+                        "respond with 200 OK to validation request.",
+                    )
         subscription = {
             "id": str(uuid.uuid4()),
             "resource": body["resource"],
@@ -506,7 +547,9 @@ def graph_routes(state: MicrosoftState) -> list[Route]:
         Route("/v1.0/me/calendarView/delta", endpoint(delta)),
         Route("/v1.0/me/events", endpoint(create_event), methods=["POST"]),
         Route(
-            "/v1.0/me/events/{event_id}", endpoint(one_event), methods=["GET", "PATCH", "DELETE"]
+            "/v1.0/me/events/{event_path:path}",
+            endpoint(one_event),
+            methods=["GET", "PATCH", "DELETE"],
         ),
         Route("/v1.0/subscriptions", endpoint(create_subscription), methods=["POST"]),
         Route(
@@ -517,6 +560,55 @@ def graph_routes(state: MicrosoftState) -> list[Route]:
 
 class _NotFound(Exception):
     pass
+
+
+_EVENTS_PREFIX = b"/v1.0/me/events/"
+
+
+def _event_id_from_raw_path(request: Request) -> str:
+    """The event id as Graph reads it from the request line.
+
+    Ids contain ``/``, ``+`` and ``=``. A raw ``/`` splits the segment and Graph answers
+    400 (microsoft-graph-docs #3598, "Get event id includes '/' get 400 bad request"); a
+    ``%2F`` is decoded before routing and refused the same way, "RequestBroker--ParseUri",
+    "Resource not found for the segment ..." (#10167, also #2674 in -contrib); what works
+    is ``%252F``, which Graph decodes twice (#10167). The emulator therefore refuses a
+    ``/`` or ``%2F`` in the segment and otherwise decodes twice. Whether single-encoded
+    ``+`` and ``=`` (``%2B``, ``%3D``) survive is not documented; decoded twice they do.
+    """
+    raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    raw = raw.split(b"?", 1)[0]
+    segment = raw[len(_EVENTS_PREFIX) :] if raw.startswith(_EVENTS_PREFIX) else b""
+    text = segment.decode("latin-1")
+    if not text or "/" in text or "%2f" in text.lower():
+        piece = text.replace("%2F", "/").replace("%2f", "/").split("/")
+        rest = piece[1] if len(piece) > 1 else ""
+        raise _BadRequest(
+            "RequestBroker--ParseUri", f"Resource not found for the segment '{rest[:20]}'."
+        )
+    return unquote(unquote(text))
+
+
+async def _validated(state: MicrosoftState, url: str) -> bool:
+    """Graph's handshake before it creates a subscription: POST the URL with an opaque
+    ``validationToken`` query parameter (text/plain) and expect, within 10 seconds, 200
+    with ``Content-Type: text/plain`` and the URL-decoded token as the body; both the
+    notification and the lifecycle URL are checked (change-notifications delivery doc,
+    notificationUrl validation). The token has spaces and colons like the real one, so
+    an endpoint that echoes it still encoded fails."""
+    token = (
+        "Validation: Testing client application reachability for subscription "
+        f"Request-Id: {uuid.uuid4()}"
+    )
+    try:
+        async with httpx.AsyncClient(verify=state.validation_verify, timeout=10.0) as client:
+            answer = await client.post(
+                url, params={"validationToken": token}, headers={"Content-Type": "text/plain"}
+            )
+    except httpx.HTTPError:
+        return False
+    content_type = answer.headers.get("content-type", "").split(";")[0].strip().lower()
+    return answer.status_code == 200 and content_type == "text/plain" and answer.text == token
 
 
 def _sync_gone() -> JSONResponse:

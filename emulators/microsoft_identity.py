@@ -144,8 +144,9 @@ def _id_token(
         "exp": now + 3600,
         "name": account.name,
         "oid": account.oid,
+        # The sign-in name (UPN); for work accounts not necessarily the mailbox address.
         "preferred_username": account.email,
-        "email": account.email,
+        "email": account.mail or account.email,
         "sub": _b64url(hashlib.sha256((account.oid + state.client_id).encode()).digest()),
         "tid": account.tenant_id,
         "ver": "2.0",
@@ -284,6 +285,18 @@ def identity_routes(state: MicrosoftState) -> list[Route]:
             )
         if client_secret != state.client_secret:
             return _aad_error(401, "invalid_client", 7000215, "Invalid client secret provided.")
+        if state.client_secret_expired:
+            # What an app registration whose secret passed its end date gets, for every
+            # grant: AADSTS7000222 with this text, as public clients quote it (the Entra
+            # error-code list names the code). Status 401 as for the other invalid_client
+            # errors; the exact status is not documented.
+            return _aad_error(
+                401,
+                "invalid_client",
+                7000222,
+                f"The provided client secret keys for app '{state.client_id}' are expired. "
+                "Visit the Azure portal to create new keys for your app.",
+            )
         grant_type = form.get("grant_type")
         with state.lock:
             if grant_type == "authorization_code":

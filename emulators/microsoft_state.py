@@ -8,6 +8,7 @@ inspects from its own.
 
 from __future__ import annotations
 
+import base64
 import secrets
 import threading
 import time
@@ -30,8 +31,16 @@ SHOW_AS = ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown")
 
 
 def new_id(prefix: str = "AAMk") -> str:
-    """An opaque Graph-looking identifier."""
-    return prefix + secrets.token_urlsafe(24)
+    """An opaque identifier shaped like a real Exchange item id.
+
+    Real Outlook/Exchange ids are standard base64, not URL-safe: they contain ``/`` and
+    ``+`` and end in ``=`` (examples in microsoft-graph-docs issues #3598 and #10167:
+    ``...BwDa/z/LP4AgT69azDFy64XqAAAAAAEPAADa/z/LP4AgT...AAMj1/AAAA=``). Every id minted
+    here has all three, so a client that puts an id into a URL path unencoded fails
+    every time, not one time in a few.
+    """
+    body = base64.b64encode(secrets.token_bytes(45)).decode()
+    return f"{prefix}AGI2{body[:20]}/{body[20:40]}+{body[40:]}AAA="
 
 
 @dataclass
@@ -71,6 +80,13 @@ class Account:
     tenant_id: str
     events: dict[str, Event] = field(default_factory=dict)
     schedule_error: str | None = None
+    # The mailbox's SMTP address (Graph ``mail``). For work accounts it often differs
+    # from the sign-in name (``userPrincipalName``, the id token's ``preferred_username``);
+    # getSchedule resolves only this. Personal accounts have none.
+    mail: str | None = None
+    # An Exchange application access policy (or another mailbox-level denial) in force:
+    # every Graph call on this mailbox answers 403 ErrorAccessDenied with this message.
+    access_denied: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,13 +164,28 @@ class MicrosoftState(FaultInjection):
         self.delta_tokens: dict[str, DeltaCursor] = {}
         self.delta_pages: dict[str, tuple[list[dict[str, Any]], str]] = {}
         self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.after_commit_faults: list[Fault] = []
+        self.client_secret_expired = False
+        # Graph's validation handshake on subscription create; off by default because
+        # most tests hand out notification URLs nothing listens on.
+        self.validate_notification_urls = False
+        self.validation_verify: Any = True  # CA (path or SSLContext) for https endpoints
         self._seq = 0
 
     # -- seeding ---------------------------------------------------------------------------
     def add_account(
-        self, email: str, *, name: str | None = None, personal: bool = False
+        self,
+        email: str,
+        *,
+        name: str | None = None,
+        personal: bool = False,
+        mail: str | None = None,
     ) -> Account:
-        """A work/school account (in ``work_tenant_id``) or a personal Microsoft account."""
+        """A work/school account (in ``work_tenant_id``) or a personal Microsoft account.
+
+        ``email`` is the sign-in name (UPN). ``mail`` is the mailbox's SMTP address, by
+        default the same for work accounts and none for personal ones.
+        """
         with self.lock:
             account = Account(
                 email=email,
@@ -162,9 +193,20 @@ class MicrosoftState(FaultInjection):
                 personal=personal,
                 oid=str(uuid.uuid4()),
                 tenant_id=CONSUMER_TENANT_ID if personal else self.work_tenant_id,
+                mail=None if personal else (mail or email),
             )
             self.accounts[email.lower()] = account
             return account
+
+    def mailbox(self, address: str) -> Account | None:
+        """The work mailbox whose SMTP address (``mail``) is ``address``, as getSchedule
+        resolves it: a UPN that is not also the address finds nothing."""
+        with self.lock:
+            wanted = address.lower()
+            return next(
+                (a for a in self.accounts.values() if a.mail and a.mail.lower() == wanted),
+                None,
+            )
 
     def account(self, email: str) -> Account:
         with self.lock:
@@ -265,6 +307,51 @@ class MicrosoftState(FaultInjection):
             self.account(email).schedule_error = message
 
     # -- fault injection -------------------------------------------------------------------
+    def fail_after_commit(
+        self,
+        path_substring: str,
+        status: int = 503,
+        *,
+        times: int = 1,
+        method: str = "POST",
+        delay: float = 0.0,
+    ) -> None:
+        """The next ``times`` matching requests are carried out (the event or subscription
+        exists afterwards, attendees were invited) but answered with ``status`` after
+        ``delay`` seconds, as when Graph's front end fails or the client times out after
+        the store committed. Use a ``delay`` above the client's timeout to model a timeout.
+        """
+        with self.lock:
+            self.after_commit_faults.append(
+                Fault(path_substring, status, None, {}, times, method=method, delay=delay)
+            )
+
+    def take_after_commit_fault(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self.after_commit_faults:
+                if fault.matches(method, path):
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self.after_commit_faults.remove(fault)
+                    return fault
+            return None
+
+    def deny_access(self, email: str, message: str | None = "Access to OData is disabled.") -> None:
+        """Put (or, with None, lift) an access policy on a mailbox: Graph answers 403
+        ``ErrorAccessDenied`` while the grant itself stays valid."""
+        with self.lock:
+            self.account(email).access_denied = message
+
+    def expire_client_secret(self, expired: bool = True) -> None:
+        """The app registration's client secret has expired: the token endpoint answers
+        ``invalid_client`` with AADSTS7000222 for every grant."""
+        with self.lock:
+            self.client_secret_expired = expired
+
+    def fail_renewals(self, times: int) -> None:
+        """The next ``times`` subscription renewals (PATCH) answer 503 without renewing."""
+        self.fail_next("/v1.0/subscriptions/", 503, times=times, method="PATCH")
+
     def expire_access_tokens(self) -> None:
         """Every access token issued so far is now expired (Graph answers 401)."""
         with self.lock:

@@ -35,6 +35,9 @@ class CalendarConnection(SQLModel, table=True):
     synced_from: datetime | None = Field(default=None, sa_type=UTCDateTime)
     synced_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, max_length=500)
+    # Why the last sync failed, for code and admins (``services.calendars.sync``
+    # ``PROBLEM_*``): a lost grant, an access policy, Tandem's own provider configuration...
+    error_code: str | None = Field(default=None, max_length=40)
     failure_count: int = 0
     retry_after: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Set by a push notification: the next job tick resyncs, however fresh the cache.
@@ -98,3 +101,7 @@ class PushSubscription(SQLModel, table=True):
     secret_hash: str = Field(max_length=64)
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     created_at: datetime = created_field()
+    # Failed renewals in a row and when to try again (backoff); while failing, the
+    # calendar is polled and its status says live updates are paused.
+    renew_failures: int = 0
+    renew_retry_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

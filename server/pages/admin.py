@@ -19,6 +19,13 @@ async def _admin_page(request: Request, **extra: Any) -> Response:
     actor = current.actor
     items = []
     async with services(request).db.session() as db:
+        # Tandem's own provider configuration failing (an expired Microsoft client
+        # secret) is for the people who run the installation, not for members.
+        operator_problems = (
+            await calendar_status.operator_problems(db)
+            if actor.is_global_admin or actor.is_operator
+            else {}
+        )
         visible = await programs.programs_for(db, actor)
         for program in visible:
             if not await access.is_program_admin(db, actor, program.id):
@@ -45,8 +52,15 @@ async def _admin_page(request: Request, **extra: Any) -> Response:
                 )
             items.append({"program": program, "members": rows})
     status_code = extra.pop("status_code", 200)
+    problems = [
+        {"provider": calendar_status.PROVIDER_LABELS[p.value], "count": n}
+        for p, n in sorted(operator_problems.items())
+    ]
     return render(
-        request, "pages/admin.html", {"programs": items, **extra}, status_code=status_code
+        request,
+        "pages/admin.html",
+        {"programs": items, "operator_problems": problems, **extra},
+        status_code=status_code,
     )
 
 

@@ -28,11 +28,15 @@ async def _page(request: Request, tab: str, **extra: Any) -> Response:
     async with services(request).db.session() as db:
         tokens = await api_tokens.list_tokens(db, current.user) if tab == "settings" else []
         calendar = await calendar_status.connection_for(db, current.user.id)
+        push_paused = calendar is not None and await calendar_status.push_paused(
+            db, current.user.id
+        )
         settings = await programs.settings_for_user(db, current.user.id)
     context: dict[str, Any] = {
         "tab": tab,
         "tokens": tokens,
         "calendar": calendar,
+        "push_paused": push_paused,
         "allowed_providers": settings.allowed_providers,
         "provider_labels": calendar_status.PROVIDER_LABELS,
         "zones": time_zone_names(),

@@ -194,6 +194,28 @@ class ProviderUnavailable(ProviderError):
     """The provider failed or timed out; retry later with backoff."""
 
 
+class OutcomeUnknown(ProviderUnavailable):
+    """A write may or may not have taken effect (a timeout or a 5xx after the request was
+    sent) and the provider could not tell which. Retry later; meanwhile act as if it
+    happened where acting otherwise could double an effect (invitations, events)."""
+
+
+class AccessDenied(ProviderError):
+    """The grant is valid but the provider refused this account for now: an
+    administrator's access policy, a mailbox-level block or a transient 403. Reconnecting
+    does not help; retry with backoff. ``policy`` is True when the provider named an
+    access policy."""
+
+    def __init__(self, message: str, *, policy: bool = False) -> None:
+        super().__init__(message)
+        self.policy = policy
+
+
+class ProviderMisconfigured(ProviderError):
+    """The provider refused Tandem itself (an expired or wrong client secret,
+    ``invalid_client``): an operator must fix the configuration; no user action helps."""
+
+
 class SyncTokenExpired(ProviderError):
     """An incremental sync token is no longer valid; a full resync is needed."""
 

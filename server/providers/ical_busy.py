@@ -18,9 +18,9 @@ Rules (RFC 5545 plus what calendar apps write):
 * Not busy: ``TRANSP:TRANSPARENT``, ``STATUS:CANCELLED``, and Microsoft's
   ``X-MICROSOFT-CDO-BUSYSTATUS:FREE``. Kinds: ``OOF`` -> ``OUT_OF_OFFICE``,
   ``STATUS:TENTATIVE`` (or busy status ``TENTATIVE``) -> ``TENTATIVE``; an out-of-office
-  or tentative all-day event keeps the more specific kind. ``WORKINGELSEWHERE`` counts as
-  busy: the person is in a meeting, only somewhere else. The busy status is read from
-  ``X-MICROSOFT-CDO-BUSYSTATUS`` (the calendar owner's own status) and, when absent,
+  or tentative all-day event keeps the more specific kind. ``WORKINGELSEWHERE`` is
+  free, as on every provider (Graph ``workingElsewhere``, Google working-location
+  events). The busy status is read from ``X-MICROSOFT-CDO-BUSYSTATUS`` (the calendar owner's own status) and, when absent,
   ``X-MICROSOFT-CDO-INTENDEDSTATUS``.
 * Events the user declined are NOT skipped: the parser does not know which ATTENDEE is
   the user, and guessing could hide real busy time. Servers usually drop declined
@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 _PAD = timedelta(days=2)
 
 _BUSY_STATUS_PROPS = ("X-MICROSOFT-CDO-BUSYSTATUS", "X-MICROSOFT-CDO-INTENDEDSTATUS")
+# "Working elsewhere" is free on every provider (Graph's workingElsewhere, Google's
+# working-location events, which Google writes as transparent): the person is working,
+# only not at the usual place, and can be met (README, "What counts as busy").
+_NOT_BUSY_STATUSES = frozenset({"FREE", "WORKINGELSEWHERE"})
 
 _FBTYPE_KINDS = {
     "BUSY": BusyKind.BUSY,
@@ -156,7 +160,7 @@ def _event_kind(event: icalendar.cal.Component) -> BusyKind | None:
         (str(event[name]).upper() for name in _BUSY_STATUS_PROPS if event.get(name) is not None),
         None,
     )
-    if busy_status == "FREE":
+    if busy_status in _NOT_BUSY_STATUSES:
         return None
     if busy_status == "OOF":
         return BusyKind.OUT_OF_OFFICE

@@ -6,10 +6,23 @@ itself). msal is synchronous, so every msal call runs in a worker thread. What T
 stores per user is msal's serialized token cache plus the account's id; refreshed caches
 are handed back through ``Credentials.replace_secret``.
 
-Free/busy comes from Graph ``getSchedule`` for work/school accounts. Personal accounts
-cannot use getSchedule, so they read ``calendarView`` restricted to times and show-as.
-Both paths drop subjects, locations and bodies at JSON-parse time: they never reach an
-object Tandem keeps.
+Free/busy comes from Graph ``getSchedule`` for work/school accounts, asked for the
+mailbox's SMTP address (``mail`` from ``GET /me``, read at connect time: getSchedule's
+``schedules`` are "SMTP addresses", and a work account's sign-in name often is not one).
+When getSchedule cannot answer for that address, the user's own calendar is read through
+``calendarView`` instead. Personal accounts cannot use getSchedule, so they always read
+``calendarView`` restricted to times and show-as. Both paths drop subjects, locations
+and bodies at JSON-parse time: they never reach an object Tandem keeps. ``showAs`` /
+status ``workingElsewhere`` is *free* (the person is working, only not at the office), as
+Google's working-location events and Tandem's CalDAV reading treat it.
+
+Writes are not blindly retried: a create (event or subscription) that timed out or got a
+5xx may have been carried out. After such a failure on an event create, the event the
+first attempt made is looked up by its ``transactionId`` (the Tandem UID) and kept; a
+retried create with a used ``transactionId`` is refused by Graph
+(``ErrorDuplicateTransactionId``) and resolved the same way.
+
+Event ids go into URL paths with ``/`` encoded as ``%252F`` (see ``_event_path``).
 
 Every URL comes from settings (``microsoft_authority``, ``microsoft_graph_base``) so the
 same code talks to Microsoft or to ``emulators.microsoft``. The ``httpx.AsyncClient``
@@ -22,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import logging
 import re
 import ssl
 import threading
@@ -42,6 +56,7 @@ from msal.exceptions import MsalServiceError
 
 from server.config import Settings
 from server.providers.base import (
+    AccessDenied,
     AuthExpired,
     AuthorizationDeclined,
     AuthorizationStart,
@@ -55,7 +70,9 @@ from server.providers.base import (
     ExternalEvent,
     InvalidCredentials,
     NoticeKind,
+    OutcomeUnknown,
     ProviderError,
+    ProviderMisconfigured,
     ProviderName,
     ProviderUnavailable,
     PushChannel,
@@ -63,6 +80,8 @@ from server.providers.base import (
     RateLimited,
     SyncTokenExpired,
 )
+
+log = logging.getLogger("tandem.providers.microsoft")
 
 GRAPH_SCOPES = ("https://graph.microsoft.com/Calendars.ReadWrite",)
 CONSUMER_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
@@ -73,6 +92,7 @@ SUBSCRIPTION_LIFETIME = timedelta(minutes=4200)  # event subscriptions live < 42
 _AVAILABILITY_INTERVAL = 15
 _PAGE_LIMIT = 500  # pages followed per call: a guard against a server that loops
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_POLICY_DENIALS = ("access to odata is disabled", "access policy")
 _SYNC_GONE_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinvalid"})
 _PREFER_UTC = {"Prefer": 'outlook.timezone="UTC"'}
 _PRIVATE_KEYS = frozenset({"subject", "location", "locations", "body", "bodyPreview", "attendees"})
@@ -246,6 +266,8 @@ class MicrosoftProvider:
         if "error" in result:
             if result["error"] == "access_denied":
                 raise AuthorizationDeclined("Access to the Microsoft calendar was declined")
+            if result["error"] == "invalid_client":
+                raise _misconfigured(result)
             raise InvalidCredentials(f"Microsoft refused the sign-in ({_safe(result['error'])})")
         claims: dict[str, Any] = result.get("id_token_claims") or {}
         email = str(claims.get("preferred_username") or claims.get("email") or "")
@@ -260,15 +282,29 @@ class MicrosoftProvider:
         home = str(match["home_account_id"])
         serialized = cache.serialize()
         self._remember(home, serialized)
-        secret = {
+        secret: dict[str, Any] = {
             "token_cache": serialized,
             "home_account_id": home,
             "personal": personal,
             "email": email,
         }
+        credentials = Credentials(provider=ProviderName.MICROSOFT, secret=secret)
+        mailbox = email
+        if not personal:
+            # The address getSchedule is asked for, and the one shown and written as the
+            # organizer: the mailbox's ``mail``, which for work accounts is often not the
+            # sign-in name. Without it (Graph unreachable right now) the first busy fetch
+            # reads it instead.
+            try:
+                mailbox = await self._mailbox(credentials) or email
+            except ProviderError:
+                mailbox = email
+            else:
+                secret["mailbox"] = mailbox
+            credentials.changed = False
         return ConnectedAccount(
-            credentials=Credentials(provider=ProviderName.MICROSOFT, secret=secret),
-            account_email=email,
+            credentials=credentials,
+            account_email=mailbox,
             label="Outlook.com" if personal else "Office 365",
         )
 
@@ -308,6 +344,8 @@ class MicrosoftProvider:
         if "error" in result:
             if result["error"] in ("invalid_grant", "interaction_required"):
                 raise AuthExpired("The Microsoft sign-in expired; reconnect the calendar")
+            if result["error"] == "invalid_client":
+                raise _misconfigured(result)
             raise ProviderUnavailable(f"Microsoft sign-in failed ({_safe(result['error'])})")
         return str(result["access_token"]), cache.serialize() if cache.has_state_changed else None
 
@@ -354,8 +392,15 @@ class MicrosoftProvider:
         params: Mapping[str, str] | None = None,
         body: Any = None,
         headers: Mapping[str, str] | None = None,
+        idempotent: bool = True,
     ) -> httpx.Response:
-        """One Graph call: refresh once on 401, retry 429/5xx within a small time budget."""
+        """One Graph call: refresh once on 401, retry 429/5xx within a small time budget.
+
+        A call that is not ``idempotent`` (a create) is retried only after a 429, which
+        Graph answers before doing anything; after a timeout or a 5xx it may have been
+        carried out, so it raises ``OutcomeUnknown`` and the caller finds out. A
+        connection that never opened raises plain ``ProviderUnavailable`` (nothing sent).
+        """
         url = self._url(path_or_link)
         token = await self._token(credentials)
         refreshed = False
@@ -371,9 +416,15 @@ class MicrosoftProvider:
                     headers={**(headers or {}), "Authorization": f"Bearer {token}"},
                     timeout=self._settings.provider_timeout_seconds,
                 )
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                raise ProviderUnavailable("Microsoft Graph could not be reached") from None
             except httpx.TimeoutException:
+                if not idempotent:
+                    raise OutcomeUnknown("Microsoft Graph timed out") from None
                 raise ProviderUnavailable("Microsoft Graph timed out") from None
             except httpx.HTTPError:
+                if not idempotent:
+                    raise OutcomeUnknown("Microsoft Graph did not answer") from None
                 raise ProviderUnavailable("Microsoft Graph could not be reached") from None
             if response.status_code == 401:
                 if refreshed:
@@ -381,6 +432,8 @@ class MicrosoftProvider:
                 token = await self._token(credentials, force_refresh=True)
                 refreshed = True
                 continue
+            if response.status_code >= 500 and not idempotent:
+                raise _FailedAnswer(f"Microsoft Graph failed ({response.status_code})")
             if response.status_code in _RETRY_STATUSES:
                 hinted = _retry_after(response)
                 wait = hinted if hinted is not None else 0.25 * 2**attempts
@@ -401,9 +454,14 @@ class MicrosoftProvider:
         status = response.status_code
         if status < 400:
             return
-        message = f"Microsoft Graph refused {what} ({status} {_error_code(response)})".strip()
+        code = _error_code(response)
+        message = f"Microsoft Graph refused {what} ({status} {code})".strip()
         if status == 403:
-            raise AuthExpired(message)
+            # 403 is not a lost grant (that is invalid_grant on refresh, or a 401 after a
+            # refresh): an access policy ("ErrorAccessDenied", "Access to OData is
+            # disabled.", auth-limit-mailbox-access doc), a missing permission, or a
+            # passing refusal. Reconnecting would not change it.
+            raise AccessDenied(message, policy=_names_policy(response))
         if status >= 500:
             raise ProviderUnavailable(message)
         raise ProviderError(message)
@@ -447,20 +505,43 @@ class MicrosoftProvider:
         if credentials.secret.get("personal"):
             spans, readable = await self._busy_from_view(credentials, start, end, time_zone)
         else:
-            spans, readable = await self._busy_from_schedule(credentials, start, end)
+            spans, readable = await self._busy_from_schedule(credentials, start, end, time_zone)
         return BusyFetch(_clip_sorted(spans, start, end), readable=readable)
 
+    async def _mailbox(self, credentials: Credentials) -> str | None:
+        """The signed-in mailbox's SMTP address (``mail``; null for mailbox-less or
+        personal accounts)."""
+        response = await self._graph(
+            credentials, "GET", "/me", params={"$select": "mail,userPrincipalName"}
+        )
+        self._check(response, "the account details")
+        mail = str(_parse(response, private=True).get("mail") or "").strip()
+        return mail or None
+
+    async def _schedule_address(self, credentials: Credentials, *, reread: bool) -> str:
+        """The address to ask getSchedule for; read from ``/me`` (and kept in the secret,
+        so the caller persists it) when unknown or when ``reread``."""
+        known = credentials.secret.get("mailbox")
+        if known and not reread:
+            return str(known)
+        fallback = str(credentials.secret.get("email", ""))
+        mailbox = await self._mailbox(credentials) or fallback
+        if mailbox != known:
+            credentials.replace_secret({**credentials.secret, "mailbox": mailbox})
+        return mailbox
+
     async def _busy_from_schedule(
-        self, credentials: Credentials, start: datetime, end: datetime
+        self, credentials: Credentials, start: datetime, end: datetime, time_zone: str
     ) -> tuple[set[tuple[datetime, datetime, BusyKind]], bool]:
-        email = str(credentials.secret.get("email", ""))
+        address = await self._schedule_address(credentials, reread=False)
+        reread = False
         spans: set[tuple[datetime, datetime, BusyKind]] = set()
         readable = True
         chunk_start = start
         while chunk_start < end:
             chunk_end = min(end, chunk_start + SCHEDULE_CHUNK)
             request = {
-                "schedules": [email],
+                "schedules": [address],
                 "startTime": _utc_dtz(chunk_start),
                 "endTime": _utc_dtz(chunk_end),
                 "availabilityViewInterval": _AVAILABILITY_INTERVAL,
@@ -469,8 +550,27 @@ class MicrosoftProvider:
                 credentials, "POST", "/me/calendar/getSchedule", body=request, headers=_PREFER_UTC
             )
             self._check(response, "the free/busy request")
-            chunk_readable = _schedule_spans(_parse(response, private=True), email, spans)
-            readable = readable and chunk_readable
+            chunk = _schedule_spans(_parse(response, private=True), address)
+            if chunk is None and not reread:
+                # The address may be stale (the mailbox was renamed, or it was stored
+                # before Tandem read ``mail``): read it again once and retry this chunk.
+                reread = True
+                fresh = await self._schedule_address(credentials, reread=True)
+                if fresh.lower() != address.lower():
+                    address = fresh
+                    continue
+            if chunk is None:
+                # getSchedule cannot answer for this mailbox; the user's own calendar can
+                # still be read directly, so nobody stays "unknown" over an address.
+                view, view_readable = await self._busy_from_view(
+                    credentials, chunk_start, chunk_end, time_zone
+                )
+                spans |= view
+                readable = readable and view_readable
+            else:
+                chunk_spans, chunk_readable = chunk
+                spans |= chunk_spans
+                readable = readable and chunk_readable
             chunk_start = chunk_end
         return spans, readable
 
@@ -505,13 +605,70 @@ class MicrosoftProvider:
 
         Graph always emails the attendees of a meeting created on the organizer's
         calendar (``send_invitations`` cannot turn that off), so the meetings service
-        must not send its own invitations for Microsoft owners. ``transactionId`` is the
-        Tandem UID, which makes a retried create return the first event.
+        must not send its own invitations for Microsoft owners.
+
+        ``transactionId`` is the Tandem UID. Graph refuses a second create with it
+        (400 ``ErrorDuplicateTransactionId``) instead of returning the first event, and a
+        create that timed out or got a 5xx may have been stored (and the attendees
+        emailed). Either way the event is looked up by its ``transactionId`` in its own
+        time window and its id returned. A 5xx after which no such event exists raises
+        ``ProviderUnavailable`` (nothing happened). ``OutcomeUnknown`` means the first
+        attempt's fate cannot be told yet (a timeout, or the lookup failed): the caller
+        retries later, never creating a second event and never inviting by itself
+        meanwhile.
         """
         body = _event_body(event) | {"transactionId": event.uid}
-        response = await self._graph(credentials, "POST", "/me/events", body=body)
+        try:
+            response = await self._graph(
+                credentials, "POST", "/me/events", body=body, idempotent=False
+            )
+        except OutcomeUnknown as failure:
+            found = await self._find_created(credentials, event)
+            if found is not None:
+                return found
+            if isinstance(failure, _FailedAnswer):
+                # Graph answered an error and its store holds no such event: nothing was
+                # created and nobody was invited. (A timed-out request may still be in
+                # flight, so that case stays unknown.)
+                raise ProviderUnavailable(str(failure)) from None
+            raise
+        duplicate = _error_code(response) == "ErrorDuplicateTransactionId"
+        if response.status_code in (400, 409) and duplicate:  # 400 mostly; some report 409
+            found = await self._find_created(credentials, event)
+            if found is None:
+                raise ProviderError(
+                    "The meeting's event was created before and is no longer in the "
+                    "owner's Microsoft calendar"
+                )
+            return found
         self._check(response, "the new event")
         return str(_parse(response, private=True)["id"])
+
+    async def _find_created(self, credentials: Credentials, event: ExternalEvent) -> str | None:
+        """The id of the event an earlier create of ``event`` made, if it exists.
+
+        Read through ``calendarView`` over the event's own window selecting only ``id``
+        and ``transactionId`` (documented on every event an app gave one), rather than
+        ``$filter=transactionId eq ...``, which Graph does not document; ``iCalUId`` is
+        filterable but Graph assigns it, so Tandem cannot know it before the create
+        answered. Raises ``OutcomeUnknown`` when Graph cannot be asked now.
+        """
+        params = {
+            "startDateTime": _iso_z(event.start),
+            "endDateTime": _iso_z(event.end),
+            "$select": "id,transactionId",
+            "$top": "100",
+        }
+        try:
+            async for page in self._pages(
+                credentials, "/me/calendarView", params, _PREFER_UTC, "the event", private=True
+            ):
+                for item in page.get("value") or []:
+                    if item.get("transactionId") == event.uid and item.get("id"):
+                        return str(item["id"])
+        except ProviderUnavailable as exc:
+            raise OutcomeUnknown("Microsoft Graph could not confirm the new event") from exc
+        return None
 
     async def update_event(
         self,
@@ -523,7 +680,7 @@ class MicrosoftProvider:
     ) -> None:
         """Patch the meeting; Graph emails attendees about the update itself."""
         response = await self._graph(
-            credentials, "PATCH", f"/me/events/{provider_event_id}", body=_event_body(event)
+            credentials, "PATCH", _event_path(provider_event_id), body=_event_body(event)
         )
         if response.status_code == 404:
             raise ProviderError("The event no longer exists in the owner's Microsoft calendar")
@@ -533,7 +690,7 @@ class MicrosoftProvider:
         self, credentials: Credentials, provider_event_id: str, *, send_invitations: bool
     ) -> None:
         """Delete the meeting; Graph sends attendees the cancellation. Gone is fine."""
-        response = await self._graph(credentials, "DELETE", f"/me/events/{provider_event_id}")
+        response = await self._graph(credentials, "DELETE", _event_path(provider_event_id))
         if response.status_code in (404, 410):
             return
         self._check(response, "the event deletion")
@@ -578,11 +735,11 @@ class MicrosoftProvider:
         one; ask for the event itself before anyone cancels a meeting over it. Only the
         fields of Tandem's own events are read (first just the transactionId)."""
         event_id = provider_event_id
-        quoted = quote(event_id, safe="")
+        path = _event_path(event_id)
         probe = await self._graph(
             credentials,
             "GET",
-            f"/me/events/{quoted}",
+            path,
             params={"$select": "id,transactionId,isCancelled"},
         )
         if probe.status_code == 404:
@@ -594,7 +751,7 @@ class MicrosoftProvider:
         full = await self._graph(
             credentials,
             "GET",
-            f"/me/events/{quoted}",
+            path,
             params={"$select": "id,transactionId,isCancelled,subject,body,start,end,attendees"},
             headers={"Prefer": 'outlook.timezone="UTC", outlook.body-content-type="text"'},
         )
@@ -648,15 +805,22 @@ class MicrosoftProvider:
             "expirationDateTime": _iso_z(datetime.now(UTC) + SUBSCRIPTION_LIFETIME),
             "clientState": secret,
         }
-        response = await self._graph(credentials, "POST", "/subscriptions", body=body)
+        # Not retried after a timeout or 5xx: a subscription made by a lost attempt only
+        # runs until it expires, and its notifications carry a clientState Tandem never
+        # stored, so they are ignored.
+        response = await self._graph(
+            credentials, "POST", "/subscriptions", body=body, idempotent=False
+        )
         self._check(response, "the subscription")
         return _channel(_parse(response, private=True))
 
     async def renew_push_channel(
         self, credentials: Credentials, channel: PushChannel, address: str, secret: str
     ) -> PushChannel:
-        """Extend the subscription in place (``PATCH expirationDateTime``); its id and
-        clientState stay, so ``address`` and ``secret`` are not needed here."""
+        """Extend the subscription in place (``PATCH /subscriptions/{id}`` with a new
+        ``expirationDateTime``, webhooks doc); its id and clientState stay, so ``address``
+        and ``secret`` are not needed here. Raises ``ProviderError`` when Graph no longer
+        knows it (it must be created anew), ``ProviderUnavailable`` to retry later."""
         body = {"expirationDateTime": _iso_z(datetime.now(UTC) + SUBSCRIPTION_LIFETIME)}
         response = await self._graph(
             credentials, "PATCH", f"/subscriptions/{channel.channel_id}", body=body
@@ -697,11 +861,56 @@ class MicrosoftProvider:
 
 
 # -- helpers -------------------------------------------------------------------------------
+class _FailedAnswer(OutcomeUnknown):
+    """A write answered with a 5xx: it may have been carried out before the failure."""
+
+
 _LIFECYCLE = {
     "subscriptionRemoved": NoticeKind.REMOVED,
     "reauthorizationRequired": NoticeKind.REAUTHORIZE,
     "missed": NoticeKind.CHANGED,  # changes were dropped: a full resync finds them
 }
+
+
+def _event_path(event_id: str) -> str:
+    """``/me/events/{id}`` with the id made safe for Graph's path parsing.
+
+    Exchange ids contain ``/``, ``+`` and ``=``. A raw ``/`` splits the path (400,
+    microsoft-graph-docs #3598) and Graph decodes ``%2F`` before routing, answering 400
+    ``RequestBroker--ParseUri`` (#10167, -contrib #2674); double-encoding the slash
+    (``%252F``) is what those reports found to work, and no current Microsoft guidance
+    says otherwise (checked against the stored docs; not re-verified live). ``+`` and
+    ``=`` are percent-encoded once, as RFC 3986 requires for a literal in a segment.
+    """
+    return "/me/events/" + quote(event_id, safe="").replace("%2F", "%252F")
+
+
+def _names_policy(response: httpx.Response) -> bool:
+    try:
+        error = response.json().get("error") or {}
+        message = str(error.get("message", "")).lower()
+    except (ValueError, AttributeError):
+        return False
+    return any(marker in message for marker in _POLICY_DENIALS)
+
+
+def _misconfigured(result: Mapping[str, Any]) -> ProviderMisconfigured:
+    """The token endpoint refused Tandem's own client credentials. Logged for operators
+    with the AADSTS codes only (the description names the app; no secret is in it, but
+    nothing from it is needed)."""
+    codes = [c for c in result.get("error_codes") or [] if isinstance(c, int)]
+    expired = 7000222 in codes
+    log.error(
+        "Microsoft refused Tandem's client credentials (invalid_client, AADSTS%s): %s",
+        ",".join(str(c) for c in codes) or "?",
+        "the client secret has expired"
+        if expired
+        else "check TANDEM_MICROSOFT_CLIENT_ID and TANDEM_MICROSOFT_CLIENT_SECRET",
+    )
+    return ProviderMisconfigured(
+        "Microsoft refused Tandem's app credentials (the client secret "
+        + ("has expired)" if expired else "is not accepted)")
+    )
 
 
 def _safe(code: Any) -> str:
@@ -775,16 +984,18 @@ def _graph_instant(value: Mapping[str, Any]) -> datetime:
 
 
 def _schedule_spans(
-    payload: Mapping[str, Any], email: str, spans: set[tuple[datetime, datetime, BusyKind]]
-) -> bool:
-    """Add one getSchedule answer's busy items to ``spans``; False if unreadable."""
+    payload: Mapping[str, Any], address: str
+) -> tuple[set[tuple[datetime, datetime, BusyKind]], bool] | None:
+    """One getSchedule answer's busy items and whether all were readable; None when the
+    schedule came back with an ``error`` (unknown address, mailbox not reachable)."""
     entries = payload.get("value") or []
     entry = next(
-        (e for e in entries if str(e.get("scheduleId", "")).lower() == email.lower()),
+        (e for e in entries if str(e.get("scheduleId", "")).lower() == address.lower()),
         entries[0] if entries else None,
     )
     if entry is None or entry.get("error"):
-        return False
+        return None
+    spans: set[tuple[datetime, datetime, BusyKind]] = set()
     readable = True
     for item in entry.get("scheduleItems") or []:
         status = str(item.get("status", "busy"))
@@ -795,7 +1006,7 @@ def _schedule_spans(
             continue
         kind = _KIND_BY_STATUS.get(status, BusyKind.BUSY)
         spans.add((_graph_instant(item["start"]), _graph_instant(item["end"]), kind))
-    return readable
+    return spans, readable
 
 
 def _view_span(

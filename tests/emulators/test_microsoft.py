@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -200,3 +201,138 @@ async def test_delta_reports_removed_and_forgets_tokens(
     emulator.state.invalidate_delta_tokens()
     gone = await http.get(second["@odata.deltaLink"], headers=headers)
     assert gone.status_code == 410
+
+
+def event_body(transaction_id: str | None = None) -> dict[str, object]:
+    body: dict[str, object] = {
+        "subject": "Mentoring",
+        "start": {"dateTime": "2030-01-07T09:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2030-01-07T10:00:00", "timeZone": "UTC"},
+    }
+    if transaction_id:
+        body["transactionId"] = transaction_id
+    return body
+
+
+async def test_used_transaction_id_is_refused_not_answered_with_the_first_event(
+    emulator: RunningMicrosoft, http: httpx.AsyncClient
+) -> None:
+    url, headers = emulator.graph_base + "/me/events", bearer(emulator, WORK)
+    first = await http.post(url, json=event_body("uid-1@tandem"), headers=headers)
+    assert first.status_code == 201
+    assert first.json()["transactionId"] == "uid-1@tandem"
+    again = await http.post(url, json=event_body("uid-1@tandem"), headers=headers)
+    assert again.status_code == 400
+    error = again.json()["error"]
+    assert error["code"] == "ErrorDuplicateTransactionId"
+    assert set(error["innerError"]) >= {"date", "request-id"}
+    assert len(emulator.state.account(WORK).events) == 1
+    plain = await http.post(url, json=event_body(), headers=headers)
+    assert "transactionId" not in plain.json()  # only returned when an app set it
+
+
+async def test_failure_after_commit_keeps_the_work_done(
+    emulator: RunningMicrosoft, http: httpx.AsyncClient
+) -> None:
+    emulator.state.fail_after_commit("/v1.0/me/events", 503)
+    url, headers = emulator.graph_base + "/me/events", bearer(emulator, WORK)
+    answer = await http.post(url, json=event_body("uid-2@tandem"), headers=headers)
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "ServiceUnavailable"
+    (stored,) = emulator.state.account(WORK).events.values()
+    assert stored.transaction_id == "uid-2@tandem"
+    assert (await http.post(url, json=event_body(), headers=headers)).status_code == 201
+
+
+async def test_event_ids_have_slashes_and_need_double_encoding_in_paths(
+    emulator: RunningMicrosoft, http: httpx.AsyncClient
+) -> None:
+    event_id = emulator.state.add_event(WORK, subject="a", start=T0, end=T0 + timedelta(hours=1))
+    assert "/" in event_id and "+" in event_id and event_id.endswith("=")
+    base, headers = emulator.graph_base + "/me/events/", bearer(emulator, WORK)
+    raw = await http.get(base + event_id, headers=headers)
+    assert raw.status_code == 400
+    single = await http.get(base + quote(event_id, safe=""), headers=headers)
+    assert single.status_code == 400
+    assert single.json()["error"]["code"] == "RequestBroker--ParseUri"
+    double = quote(event_id, safe="").replace("%2F", "%252F")
+    found = await http.get(base + double, headers=headers)
+    assert found.status_code == 200
+    assert found.json()["id"] == event_id
+
+
+async def test_get_schedule_resolves_mail_not_upn_and_me_selects(
+    emulator: RunningMicrosoft, http: httpx.AsyncClient
+) -> None:
+    upn = "ada.l@contoso.onmicrosoft.example"
+    emulator.state.add_account(upn, mail="ada.lovelace@contoso.example")
+    headers = bearer(emulator, upn)
+    me = await http.get(
+        emulator.graph_base + "/me", params={"$select": "mail,userPrincipalName"}, headers=headers
+    )
+    assert me.json() == {"mail": "ada.lovelace@contoso.example", "userPrincipalName": upn}
+    url = emulator.graph_base + "/me/calendar/getSchedule"
+    answer = await http.post(
+        url, json=schedule_body([upn, "ada.lovelace@contoso.example"], 1), headers=headers
+    )
+    by_upn, by_mail = answer.json()["value"]
+    assert by_upn["scheduleId"] == upn and "message" in by_upn["error"]
+    assert by_upn["scheduleItems"] == []
+    assert "error" not in by_mail
+
+
+async def test_access_policy_answers_403_access_denied(
+    emulator: RunningMicrosoft, http: httpx.AsyncClient
+) -> None:
+    emulator.state.deny_access(WORK)
+    denied = await http.get(emulator.graph_base + "/me", headers=bearer(emulator, WORK))
+    assert denied.status_code == 403
+    assert denied.json()["error"] == {
+        "code": "ErrorAccessDenied",
+        "message": "Access to OData is disabled.",
+        "innerError": denied.json()["error"]["innerError"],
+    }
+
+
+async def test_expired_client_secret_answers_invalid_client_7000222(
+    emulator: RunningMicrosoft, http: httpx.AsyncClient
+) -> None:
+    emulator.state.expire_client_secret()
+    answer = await http.post(
+        emulator.authority + "/oauth2/v2.0/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": "x",
+            "client_id": emulator.state.client_id,
+            "client_secret": emulator.state.client_secret,
+        },
+    )
+    assert answer.status_code == 401
+    assert answer.json()["error"] == "invalid_client"
+    assert answer.json()["error_codes"] == [7000222]
+
+
+async def test_subscription_renews_with_patch_and_renewal_faults(
+    emulator: RunningMicrosoft, http: httpx.AsyncClient
+) -> None:
+    headers = bearer(emulator, WORK)
+    soon = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = await http.post(
+        emulator.graph_base + "/subscriptions",
+        json={
+            "changeType": "created,updated,deleted",
+            "notificationUrl": "https://tandem.example/webhooks/microsoft",
+            "resource": "/me/events",
+            "expirationDateTime": soon,
+            "clientState": "s",
+        },
+        headers=headers,
+    )
+    sub_url = emulator.graph_base + "/subscriptions/" + created.json()["id"]
+    emulator.state.fail_renewals(1)
+    failed = await http.patch(sub_url, json={"expirationDateTime": later}, headers=headers)
+    assert failed.status_code == 503
+    renewed = await http.patch(sub_url, json={"expirationDateTime": later}, headers=headers)
+    assert renewed.status_code == 200
+    assert renewed.json()["expirationDateTime"].startswith(later[:16])

@@ -17,6 +17,7 @@ from emulators.microsoft import RunningMicrosoft, start_microsoft_emulator
 from emulators.runner import client_ssl_context
 from server.config import Settings
 from server.providers.base import (
+    AccessDenied,
     AuthExpired,
     AuthorizationDeclined,
     BusyInterval,
@@ -28,6 +29,8 @@ from server.providers.base import (
     ExternalEvent,
     InvalidCredentials,
     OAuthProvider,
+    OutcomeUnknown,
+    ProviderMisconfigured,
     ProviderName,
     ProviderUnavailable,
     RateLimited,
@@ -275,14 +278,17 @@ async def test_schedule_maps_statuses_and_drops_free(
     assert call.prefer == 'outlook.timezone="UTC"'
 
 
-async def test_schedule_error_or_unknown_is_unreadable(
+async def test_schedule_error_falls_back_to_own_calendar_and_unknown_is_unreadable(
     provider: MicrosoftProvider, http: httpx.AsyncClient, emulator: RunningMicrosoft
 ) -> None:
     credentials = (await connect(provider, http, WORK)).credentials
+    hour = timedelta(hours=1)
+    emulator.state.add_event(WORK, subject="x", start=T0 + 2 * hour, end=T0 + 3 * hour)
     emulator.state.set_schedule_error(WORK, "Mailbox moving")
-    failed = await provider.fetch_busy(credentials, T0, T0 + timedelta(days=1), "UTC")
-    assert not failed.readable
-    assert failed.intervals == []
+    fallback = await provider.fetch_busy(credentials, T0, T0 + timedelta(days=1), "UTC")
+    assert fallback.readable  # read from the user's own calendarView instead
+    assert fallback.intervals == [BusyInterval(T0 + 2 * hour, T0 + 3 * hour, BusyKind.BUSY)]
+    assert len(emulator.state.requests_to("/calendarView")) == 1
 
     emulator.state.set_schedule_error(WORK, None)
     emulator.state.add_event(
@@ -321,6 +327,13 @@ async def test_personal_account_reads_calendar_view(
     seed(HOME, subject="Off", start=T0 + 11 * hour, end=T0 + 12 * hour, is_cancelled=True)
     seed(HOME, subject="Free", start=T0 + 13 * hour, end=T0 + 14 * hour, show_as="free")
     seed(HOME, subject="Maybe", start=T0 + 15 * hour, end=T0 + 16 * hour, show_as="tentative")
+    seed(
+        HOME,
+        subject="Home office",
+        start=T0 + 17 * hour,
+        end=T0 + 18 * hour,
+        show_as="workingElsewhere",  # free, as on every provider
+    )
     seed(
         HOME,
         subject="Holiday",
@@ -422,8 +435,10 @@ async def test_create_is_idempotent_then_update_and_delete(
 ) -> None:
     credentials = (await connect(provider, http, WORK)).credentials
     event_id = await provider.create_event(credentials, meeting(), send_invitations=True)
+    assert "/" in event_id and "+" in event_id and event_id.endswith("=")  # like Exchange's
     again = await provider.create_event(credentials, meeting(), send_invitations=True)
-    assert again == event_id
+    assert again == event_id  # Graph refused the repeat (400); the first was looked up
+    assert len(emulator.state.requests_to("/me/events", "POST")) == 2
     stored = emulator.state.account(WORK).events[event_id]
     assert len(emulator.state.account(WORK).events) == 1
     assert stored.transaction_id == "m-1@tandem"
@@ -539,3 +554,162 @@ async def test_event_details_never_leave_the_provider(
     text = repr(busy) + repr(changes) + repr(provider) + json.dumps([work.secret, home.secret])
     assert SENTINEL not in text
     assert SENTINEL not in repr(vars(provider))
+
+
+# -- Graph as it really behaves: retried creates ------------------------------------------
+async def test_create_answered_503_after_commit_keeps_the_first_event(
+    provider: MicrosoftProvider, http: httpx.AsyncClient, emulator: RunningMicrosoft
+) -> None:
+    credentials = (await connect(provider, http, WORK)).credentials
+    emulator.state.fail_after_commit("/v1.0/me/events", 503)
+
+    event_id = await provider.create_event(credentials, meeting(), send_invitations=True)
+
+    events = emulator.state.account(WORK).events
+    assert list(events) == [event_id]  # found, not created twice, no orphan
+    assert len(emulator.state.requests_to("/me/events", "POST")) == 1  # no blind retry
+    (lookup,) = emulator.state.requests_to("/calendarView")
+    assert "$select" in lookup.params
+
+
+async def test_create_that_timed_out_after_commit_keeps_the_first_event(
+    emulator: RunningMicrosoft, http: httpx.AsyncClient, make_provider: MakeProvider
+) -> None:
+    provider = make_provider(http)
+    provider._settings = provider._settings.model_copy(update={"provider_timeout_seconds": 0.5})
+    credentials = (await connect(provider, http, WORK)).credentials
+    emulator.state.fail_after_commit("/v1.0/me/events", 504, delay=2.0)
+
+    event_id = await provider.create_event(credentials, meeting(), send_invitations=True)
+
+    assert list(emulator.state.account(WORK).events) == [event_id]
+    assert len(emulator.state.requests_to("/me/events", "POST")) == 1
+
+
+async def test_create_whose_fate_is_unknown_raises_outcome_unknown(
+    provider: MicrosoftProvider, http: httpx.AsyncClient, emulator: RunningMicrosoft
+) -> None:
+    credentials = (await connect(provider, http, WORK)).credentials
+    emulator.state.fail_after_commit("/v1.0/me/events", 503)
+    emulator.state.fail_next("/calendarView", 503, headers={"Retry-After": "0"}, times=5)
+    with pytest.raises(OutcomeUnknown):
+        await provider.create_event(credentials, meeting(), send_invitations=True)
+    # The later retry finds the event through the refused duplicate instead of making one.
+    event_id = await provider.create_event(credentials, meeting(), send_invitations=True)
+    assert list(emulator.state.account(WORK).events) == [event_id]
+
+
+async def test_create_refused_before_commit_is_retried_by_the_caller_only(
+    provider: MicrosoftProvider, http: httpx.AsyncClient, emulator: RunningMicrosoft
+) -> None:
+    credentials = (await connect(provider, http, WORK)).credentials
+    emulator.state.fail_next("/v1.0/me/events", 503, headers={"Retry-After": "0"})
+    with pytest.raises(ProviderUnavailable) as caught:  # looked up: nothing was created
+        await provider.create_event(credentials, meeting(), send_invitations=True)
+    assert not isinstance(caught.value, OutcomeUnknown)
+    assert len(emulator.state.requests_to("/me/events", "POST")) == 1
+    emulator.state.fail_next("/v1.0/me/events", 503, headers={"Retry-After": "0"})
+    emulator.state.fail_next("/calendarView", 503, headers={"Retry-After": "0"}, times=5)
+    with pytest.raises(OutcomeUnknown):  # and no lookup possible: the fate is unknown
+        await provider.create_event(credentials, meeting(), send_invitations=True)
+    assert len(emulator.state.requests_to("/me/events", "POST")) == 2
+    assert emulator.state.account(WORK).events == {}
+
+
+# -- Graph as it really behaves: ids that are not URL-safe ---------------------------------
+async def test_events_with_slash_plus_and_equals_in_ids_update_delete_and_recheck(
+    emulator: RunningMicrosoft, http: httpx.AsyncClient, make_provider: MakeProvider
+) -> None:
+    provider = make_provider(http, owns_uid=lambda uid: uid.endswith("@tandem"))
+    credentials = (await connect(provider, http, WORK)).credentials
+    event_id = await provider.create_event(credentials, meeting(), send_invitations=True)
+    assert "/" in event_id and "+" in event_id
+
+    await provider.update_event(
+        credentials, event_id, meeting(title="Moved"), send_invitations=True
+    )
+    assert emulator.state.account(WORK).events[event_id].subject == "Moved"
+    change = await provider.recheck_removed(credentials, event_id)
+    assert (change.deleted, change.title) == (False, "Moved")
+
+    await provider.delete_event(credentials, event_id, send_invitations=True)
+    assert emulator.state.account(WORK).events[event_id].deleted
+    gone = await provider.recheck_removed(credentials, event_id)
+    assert gone.deleted
+
+
+# -- Graph as it really behaves: getSchedule takes the mailbox address ---------------------
+UPN = "ada.lovelace@contoso.onmicrosoft.example"
+MAIL = "ada@contoso.example"
+
+
+async def test_schedule_is_asked_for_the_mailbox_address_not_the_upn(
+    emulator: RunningMicrosoft, http: httpx.AsyncClient, provider: MicrosoftProvider
+) -> None:
+    emulator.state.accounts.clear()
+    emulator.state.add_account(UPN, name="Ada", mail=MAIL)
+    connected = await connect(provider, http, UPN)
+    assert connected.account_email == MAIL
+    assert connected.credentials.secret["mailbox"] == MAIL
+    emulator.state.add_event(UPN, subject="x", start=T0, end=T0 + timedelta(hours=1))
+
+    result = await provider.fetch_busy(connected.credentials, T0, T0 + timedelta(days=1), "UTC")
+
+    assert result.readable
+    assert result.intervals == [BusyInterval(T0, T0 + timedelta(hours=1), BusyKind.BUSY)]
+    assert emulator.state.requests_to("/calendarView") == []  # getSchedule answered
+
+
+async def test_connection_stored_without_mailbox_reads_it_and_keeps_it(
+    emulator: RunningMicrosoft, http: httpx.AsyncClient, provider: MicrosoftProvider
+) -> None:
+    emulator.state.accounts.clear()
+    emulator.state.add_account(UPN, name="Ada", mail=MAIL)
+    credentials = (await connect(provider, http, UPN)).credentials
+    del credentials.secret["mailbox"]  # as stored before Tandem read ``mail``
+    emulator.state.add_event(UPN, subject="x", start=T0, end=T0 + timedelta(hours=1))
+
+    result = await provider.fetch_busy(credentials, T0, T0 + timedelta(days=1), "UTC")
+
+    assert result.readable and len(result.intervals) == 1
+    assert credentials.changed and credentials.secret["mailbox"] == MAIL
+    assert emulator.state.requests_to("/calendarView") == []
+
+
+# -- Graph as it really behaves: 403 and a refused client secret ---------------------------
+async def test_access_policy_403_is_access_denied_not_a_lost_grant(
+    provider: MicrosoftProvider, http: httpx.AsyncClient, emulator: RunningMicrosoft
+) -> None:
+    credentials = (await connect(provider, http, WORK)).credentials
+    emulator.state.deny_access(WORK)
+    with pytest.raises(AccessDenied) as caught:
+        await provider.fetch_busy(credentials, T0, T0 + timedelta(days=1), "UTC")
+    assert not isinstance(caught.value, AuthExpired)
+    assert caught.value.policy
+    emulator.state.deny_access(WORK, None)
+    emulator.state.fail_next("/getSchedule", 403)  # a passing refusal without a policy
+    with pytest.raises(AccessDenied) as passing:
+        await provider.fetch_busy(credentials, T0, T0 + timedelta(days=1), "UTC")
+    assert not passing.value.policy
+    assert (await provider.fetch_busy(credentials, T0, T0 + timedelta(days=1), "UTC")).readable
+
+
+async def test_expired_client_secret_is_misconfiguration_logged_without_secrets(
+    provider: MicrosoftProvider,
+    http: httpx.AsyncClient,
+    emulator: RunningMicrosoft,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    credentials = (await connect(provider, http, WORK)).credentials
+    emulator.state.expire_access_tokens()
+    emulator.state.expire_client_secret()
+    with (
+        caplog.at_level("ERROR", logger="tandem.providers.microsoft"),
+        pytest.raises(ProviderMisconfigured) as caught,
+    ):
+        await provider.fetch_busy(credentials, T0, T0 + timedelta(days=1), "UTC")
+    assert not isinstance(caught.value, AuthExpired)
+    assert "expired" in str(caught.value)
+    assert "7000222" in caplog.text
+    for secret in [emulator.state.client_secret, *refresh_tokens_in(credentials)]:
+        assert secret not in caplog.text and secret not in str(caught.value)

@@ -18,6 +18,7 @@ from server.app import create_app
 from server.jobs.runner import run_once
 from server.models import BusyBlock, CalendarConnection, PushSubscription
 from server.models.enums import ProviderName
+from server.providers.base import ProviderError, PushProvider
 from server.wiring import AppServices, build_services, close_services
 from tests.calendar_fixtures import provider_overrides
 from tests.conftest import create_user, make_settings
@@ -250,6 +251,7 @@ async def test_graph_subscriptions_are_extended_in_place(
         ).one()
     assert (row.channel_id, row.secret_hash) == (old.channel_id, old.secret_hash)
     assert row.expires_at > datetime.now(UTC) + timedelta(days=1)
+    assert (row.renew_failures, row.renew_retry_at) == (0, None)
     mine = [
         k for k, s in microsoft.state.subscriptions.items() if s["owner"] == "extend@contoso.test"
     ]
@@ -263,17 +265,78 @@ async def test_a_failed_renewal_keeps_the_channel_for_the_next_try(
     microsoft.state.add_account("flaky@contoso.test")
     await connect_microsoft(svc, user, "flaky@contoso.test", microsoft.ca_path)
     old = await _expire_soon(svc, user)
-    microsoft.state.fail_next("/subscriptions/", 503, times=20)
+    microsoft.state.fail_renewals(20)
     await run_once(svc)
     async with svc.db.session() as db:
         rows = (
             await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))
         ).all()
     assert [r.channel_id for r in rows] == [old.channel_id]
+    assert rows[0].renew_failures == 1  # the settings page says live updates are paused
+    assert rows[0].renew_retry_at is not None
+    assert rows[0].renew_retry_at > datetime.now(UTC) + timedelta(seconds=30)  # backoff
     microsoft.state.faults.clear()
+    patches = len(microsoft.state.requests_to("/subscriptions/", "PATCH"))
+    await run_once(svc)  # not due yet: no retry storm
+    assert len(microsoft.state.requests_to("/subscriptions/", "PATCH")) == patches
+    async with svc.db.session() as db:
+        due = (
+            await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))
+        ).one()
+        due.renew_retry_at = datetime.now(UTC) - timedelta(seconds=1)
+        db.add(due)
+        await db.commit()
     await run_once(svc)
     async with svc.db.session() as db:
         row = (
             await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))
         ).one()
     assert row.expires_at > datetime.now(UTC) + timedelta(days=1)
+    assert (row.renew_failures, row.renew_retry_at) == (0, None)
+
+
+async def test_a_subscription_graph_forgot_is_opened_anew_at_renewal(
+    svc: AppServices, microsoft: RunningMicrosoft
+) -> None:
+    user = await create_user(svc, "forgot@example.org")
+    microsoft.state.add_account("forgot@contoso.test")
+    await connect_microsoft(svc, user, "forgot@contoso.test", microsoft.ca_path)
+    old = await _expire_soon(svc, user)
+    del microsoft.state.subscriptions[old.channel_id]  # removed on Graph's side (404)
+    await run_once(svc)
+    async with svc.db.session() as db:
+        row = (
+            await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))
+        ).one()
+    assert row.channel_id != old.channel_id and row.channel_id in microsoft.state.subscriptions
+    assert row.renew_failures == 0
+
+
+async def test_graph_validation_handshake_reaches_tandem_and_a_deaf_url_is_refused(
+    svc: AppServices, microsoft: RunningMicrosoft
+) -> None:
+    from emulators.runner import BackgroundServer
+    from server.services.calendars.deps import load_credentials
+
+    user = await create_user(svc, "handshake@example.org")
+    microsoft.state.add_account("handshake@contoso.test")
+    await connect_microsoft(svc, user, "handshake@contoso.test", microsoft.ca_path)
+    async with svc.db.session() as db:
+        connection = (
+            await db.exec(select(CalendarConnection).where(CalendarConnection.user_id == user))
+        ).one()
+    credentials = load_credentials(svc.calendar.secrets, connection)
+    provider = svc.registry.get(ProviderName.MICROSOFT)
+    assert isinstance(provider, PushProvider)
+    tandem = BackgroundServer(create_app(services=svc)).start()
+    microsoft.state.validate_notification_urls = True
+    try:
+        channel = await provider.open_push_channel(
+            credentials, f"{tandem.url}/webhooks/microsoft", "s3cret"
+        )
+        assert channel.channel_id in microsoft.state.subscriptions
+        with pytest.raises(ProviderError):  # nothing echoes the token there
+            await provider.open_push_channel(credentials, f"{tandem.url}/healthz", "s3cret")
+    finally:
+        microsoft.state.validate_notification_urls = False
+        tandem.stop()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import random
 import secrets
 import uuid
 from collections.abc import Mapping
@@ -21,19 +22,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete
-from sqlmodel import col, select
+from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import CalendarConnection, PushSubscription
 from server.models.base import utcnow
 from server.models.enums import CalendarStatus, ProviderName
 from server.providers.base import (
+    AccessDenied,
+    AuthExpired,
     Credentials,
     NoticeKind,
     ProviderError,
+    ProviderMisconfigured,
+    ProviderUnavailable,
     PushChannel,
     PushNotice,
     PushProvider,
+    RateLimited,
 )
 from server.providers.secrets import SecretError
 from server.services.calendars.deps import (
@@ -46,6 +52,11 @@ log = logging.getLogger("tandem.push")
 
 RENEW_BEFORE = timedelta(hours=12)
 MAX_VALIDATION_TOKEN = 1024
+RENEW_RETRY_BASE = timedelta(minutes=2)
+RENEW_RETRY_CAP = timedelta(hours=2)
+# Failures a later try of the same call can fix; anything else from a renewal means the
+# provider no longer has the channel (Graph's 404), so a new one is opened at once.
+_TRANSIENT = (ProviderUnavailable, RateLimited, AccessDenied, AuthExpired, ProviderMisconfigured)
 
 
 def _hash(secret: str) -> str:
@@ -180,7 +191,8 @@ async def _accept(db: AsyncSession, provider_name: ProviderName, notice: PushNot
     if notice.kind == NoticeKind.HELLO:
         return False
     if notice.kind == NoticeKind.REMOVED:
-        row.expires_at = utcnow()  # the renewal job opens a new channel
+        row.expires_at = utcnow()  # the renewal job opens a new channel, without waiting
+        row.renew_retry_at = None
         db.add(row)
     elif notice.kind == NoticeKind.REAUTHORIZE:
         row.expires_at = min(row.expires_at, utcnow() + timedelta(minutes=1))
@@ -191,12 +203,22 @@ async def _accept(db: AsyncSession, provider_name: ProviderName, notice: PushNot
 
 async def renew_expiring(db: AsyncSession, deps: CalendarDeps, now: datetime | None = None) -> int:
     """Renew channels that expire soon through the provider (Graph extends a subscription in
-    place; Google opens a new channel). A channel the provider dropped is opened anew. When
-    renewal fails the row stays, so the next run tries again; polling covers the gap."""
+    place; Google opens a new channel). A channel the provider dropped is opened anew.
+
+    When renewal fails the row stays and is tried again after a backoff (full jitter,
+    doubling from ``RENEW_RETRY_BASE`` to ``RENEW_RETRY_CAP``); meanwhile the calendar is
+    polled like any other (``sync``), and its status says live updates are paused
+    (``status.push_paused``). One failed renewal never loses push for good."""
     now = now or utcnow()
     rows = (
         await db.exec(
-            select(PushSubscription).where(col(PushSubscription.expires_at) < now + RENEW_BEFORE)
+            select(PushSubscription).where(
+                col(PushSubscription.expires_at) < now + RENEW_BEFORE,
+                or_(
+                    col(PushSubscription.renew_retry_at).is_(None),
+                    col(PushSubscription.renew_retry_at) <= now,
+                ),
+            )
         )
     ).all()
     renewed = 0
@@ -216,7 +238,16 @@ async def renew_expiring(db: AsyncSession, deps: CalendarDeps, now: datetime | N
             continue
         if await _renew(deps, provider, row, credentials, now):
             renewed += 1
-            db.add(row)
+            row.renew_failures = 0
+            row.renew_retry_at = None
+        else:
+            row.renew_failures += 1
+            ceiling = min(
+                RENEW_RETRY_CAP.total_seconds(),
+                RENEW_RETRY_BASE.total_seconds() * 2 ** (row.renew_failures - 1),
+            )
+            row.renew_retry_at = now + timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+        db.add(row)
         save_refreshed_credentials(deps.secrets, connection, credentials)
     await db.commit()
     return renewed
@@ -233,9 +264,17 @@ async def _renew(
     secret = secrets.token_urlsafe(32)
     address = webhook_url(deps, row.provider)
     try:
+        channel: PushChannel | None = None
         if row.expires_at > now:
-            channel = await provider.renew_push_channel(credentials, _channel(row), address, secret)
-        else:  # already gone (expired or removed by the provider): open a new one
+            try:
+                channel = await provider.renew_push_channel(
+                    credentials, _channel(row), address, secret
+                )
+            except _TRANSIENT:
+                raise
+            except ProviderError as exc:  # the provider no longer has it
+                log.info("push channel %s gone at renewal: %s", row.id, type(exc).__name__)
+        if channel is None:  # already gone (expired or removed by the provider): open anew
             await _stop(deps, row, credentials)
             channel = await provider.open_push_channel(credentials, address, secret)
     except ProviderError as exc:

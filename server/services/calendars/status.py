@@ -6,11 +6,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
+from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.models import CalendarConnection
-from server.models.enums import CalendarStatus
+from server.models import CalendarConnection, PushSubscription
+from server.models.enums import CalendarStatus, ProviderName
+from server.services.calendars.sync import PROBLEM_PROVIDER_CONFIG
 
 PROVIDER_LABELS = {
     "google": "Google",
@@ -42,3 +44,28 @@ async def statuses(
         )
     )
     return {row.user_id: row for row in result.all()}
+
+
+async def operator_problems(session: AsyncSession) -> dict[ProviderName, int]:
+    """Providers that refuse Tandem's own configuration (an expired client secret), with
+    how many connections are held up: shown to global administrators, since no user can
+    fix it."""
+    rows = await session.exec(
+        select(CalendarConnection.provider, func.count())
+        .where(
+            CalendarConnection.error_code == PROBLEM_PROVIDER_CONFIG,
+            CalendarConnection.status != CalendarStatus.DISCONNECTED,
+        )
+        .group_by(col(CalendarConnection.provider))
+    )
+    return {ProviderName(provider): int(count) for provider, count in rows.all()}
+
+
+async def push_paused(session: AsyncSession, user_id: uuid.UUID) -> bool:
+    """Whether the user's live updates (push) are failing to renew, so Tandem is polling."""
+    rows = await session.exec(
+        select(PushSubscription.id).where(
+            PushSubscription.user_id == user_id, col(PushSubscription.renew_failures) > 0
+        )
+    )
+    return rows.first() is not None

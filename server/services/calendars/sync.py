@@ -26,11 +26,13 @@ from server.models import BusyBlock, CalendarConnection, User
 from server.models.base import utcnow
 from server.models.enums import CalendarStatus
 from server.providers.base import (
+    AccessDenied,
     AuthExpired,
     BusyFetch,
     Credentials,
     InvalidCredentials,
     ProviderError,
+    ProviderMisconfigured,
     ProviderUnavailable,
     RateLimited,
 )
@@ -46,6 +48,17 @@ log = logging.getLogger("tandem.sync")
 BACKOFF_BASE_SECONDS = 30.0
 BACKOFF_CAP_SECONDS = 3600.0
 LOOKBEHIND = timedelta(days=1)
+# ``CalendarConnection.error_code``: why the last sync failed.
+PROBLEM_AUTH_LOST = "auth_lost"  # the grant is gone: only the user reconnecting helps
+PROBLEM_ACCESS_POLICY = "access_policy"  # an organization's policy blocks Tandem
+PROBLEM_ACCESS_DENIED = "access_denied"  # a 403 naming no policy: often passing
+PROBLEM_PROVIDER_CONFIG = "provider_config"  # Tandem's own client credentials: operators
+PROBLEM_UNAVAILABLE = "unavailable"
+PROBLEM_UNREADABLE = "unreadable"
+RETRYING_PROBLEMS = frozenset(
+    {PROBLEM_ACCESS_POLICY, PROBLEM_ACCESS_DENIED, PROBLEM_PROVIDER_CONFIG, PROBLEM_UNAVAILABLE}
+)
+"""Problems Tandem keeps retrying on its own (with backoff): reconnecting does not help."""
 PROVIDER_LABEL = {"google": "Google", "microsoft": "Microsoft", "icloud": "The CalDAV server"}
 
 
@@ -154,6 +167,7 @@ async def _apply(
             connection,
             CalendarStatus.ERROR,
             "Tandem could not read the stored credentials. Please reconnect.",
+            PROBLEM_UNREADABLE,
         )
     save_refreshed_credentials(deps.secrets, connection, credentials)
     error = task.exception()
@@ -165,6 +179,7 @@ async def _apply(
                 connection,
                 CalendarStatus.ERROR,
                 f"{label} could not read your calendar, so your availability is unknown.",
+                PROBLEM_UNREADABLE,
             )
         for interval in fetched.intervals:
             if interval.end > interval.start:
@@ -180,6 +195,7 @@ async def _apply(
         connection.last_synced_at = now
         connection.synced_from, connection.synced_until = start, end
         connection.last_error = None
+        connection.error_code = None
         connection.failure_count = 0
         connection.retry_after = None
         connection.sync_requested = False
@@ -190,28 +206,84 @@ async def _apply(
             connection,
             CalendarStatus.NEEDS_REAUTH,
             f"{label} no longer accepts Tandem's access. Reconnect your calendar.",
+            PROBLEM_AUTH_LOST,
         )
+    if isinstance(error, AccessDenied):
+        # The grant is fine; reconnecting would not help. A policy stays until an
+        # administrator lifts it (Exchange applies changes within about 30 minutes), a
+        # passing 403 goes away: both are retried with backoff, the cache kept meanwhile.
+        if error.policy:
+            reason = (
+                f"{label} says your organization's policy does not let Tandem read this "
+                "calendar. Ask your IT administrator to allow Tandem; Tandem keeps trying."
+            )
+        else:
+            reason = f"{label} refused access to your calendar for now; Tandem will retry."
+        _defer(
+            connection, now, None, PROBLEM_ACCESS_POLICY if error.policy else PROBLEM_ACCESS_DENIED
+        )
+        connection.status = CalendarStatus.ERROR
+        connection.last_error = reason
+        db.add(connection)
+        log.info("sync of user %s refused: access denied", connection.user_id)
+        return SyncOutcome(connection.user_id, False, connection.status, reason)
+    if isinstance(error, ProviderMisconfigured):
+        # Tandem's own app credentials were refused (an expired client secret): an
+        # operator's problem, shown to administrators; the user is not asked to reconnect.
+        log.error(
+            "sync of user %s: %s refused Tandem's client credentials; operators must update them",
+            connection.user_id,
+            label,
+        )
+        _defer(connection, now, None, PROBLEM_PROVIDER_CONFIG)
+        connection.last_error = (
+            f"Tandem cannot reach {label} right now because of a configuration problem on "
+            "Tandem's side. Administrators have been told; nothing to do on yours."
+        )
+        db.add(connection)
+        return SyncOutcome(connection.user_id, False, connection.status, connection.last_error)
     if isinstance(error, RateLimited | ProviderUnavailable | TimeoutError | asyncio.TimeoutError):
-        connection.failure_count += 1
         retry = error.retry_after if isinstance(error, RateLimited) else None
-        connection.retry_after = now + timedelta(
-            seconds=backoff_delay(connection.failure_count, retry)
-        )
+        _defer(connection, now, retry, PROBLEM_UNAVAILABLE)
         connection.last_error = f"{label} did not answer; Tandem will retry."
         db.add(connection)
         log.info("sync deferred for user %s: %s", connection.user_id, type(error).__name__)
         return SyncOutcome(connection.user_id, False, connection.status, connection.last_error)
     if isinstance(error, ProviderError):
-        return _fail(connection, CalendarStatus.ERROR, f"{label} refused to share your busy times.")
+        return _fail(
+            connection,
+            CalendarStatus.ERROR,
+            f"{label} refused to share your busy times.",
+            PROBLEM_UNREADABLE,
+        )
     # Anything else (a malformed answer, a parser bug) must not roll back the other
     # connections of this batch: record it on this connection only, without details.
     log.warning("sync of user %s failed: %s", connection.user_id, type(error).__name__)
-    return _fail(connection, CalendarStatus.ERROR, f"{label} sent an answer Tandem could not read.")
+    return _fail(
+        connection,
+        CalendarStatus.ERROR,
+        f"{label} sent an answer Tandem could not read.",
+        PROBLEM_UNREADABLE,
+    )
 
 
-def _fail(connection: CalendarConnection, status: CalendarStatus, reason: str) -> SyncOutcome:
+def _defer(
+    connection: CalendarConnection, now: datetime, retry_after: float | None, code: str
+) -> None:
+    """Count a failure a later try can fix and back off before that try."""
+    connection.failure_count += 1
+    connection.retry_after = now + timedelta(
+        seconds=backoff_delay(connection.failure_count, retry_after)
+    )
+    connection.error_code = code
+
+
+def _fail(
+    connection: CalendarConnection, status: CalendarStatus, reason: str, code: str
+) -> SyncOutcome:
     connection.status = status
     connection.last_error = reason
+    connection.error_code = code
     connection.failure_count += 1
     log.info("calendar of user %s is now %s", connection.user_id, status.value)
     return SyncOutcome(connection.user_id, False, status, reason)

@@ -5,9 +5,12 @@ Who sends the invitations is decided per provider, so attendees never get two:
 - Google: Tandem emails (iCalendar with signed RSVP links) and writes the owner's event
   with ``sendUpdates=none``.
 - Microsoft: Graph always emails the attendees of an event it creates, so Tandem sends
-  nothing itself. If Graph could not be reached when the meeting was booked, Tandem
-  emails instead and, from then on, writes the owner's event *without* attendees, so
-  Graph has nobody to email.
+  nothing itself. If Graph could not be reached when the meeting was booked (nothing
+  was created), Tandem emails instead and, from then on, writes the owner's event
+  *without* attendees, so Graph has nobody to email. If the create may have happened
+  (a timeout, or a 5xx after which the event could not be looked up: ``OutcomeUnknown``),
+  Graph may already have emailed the attendees, so Tandem sends nothing and retries; the
+  retry finds the first event by its ``transactionId`` rather than making a second.
 - CalDAV (iCloud and others): servers do not schedule for Tandem, so Tandem emails.
 - No calendar, or calendar sync off for the program: Tandem emails.
 
@@ -33,12 +36,15 @@ from server.models import CalendarConnection, Meeting, MeetingAttendee, User
 from server.models.base import utcnow
 from server.models.enums import CalendarStatus, MeetingStatus, ProviderName
 from server.providers.base import (
+    AccessDenied,
     AuthExpired,
     CalendarProvider,
     Credentials,
     EventAttendee,
     ExternalEvent,
     InvalidCredentials,
+    OutcomeUnknown,
+    ProviderMisconfigured,
     ProviderUnavailable,
     RateLimited,
 )
@@ -139,8 +145,13 @@ async def deliver(
     """
     first_try_by_provider = meeting.invitations_by == INVITES_BY_PROVIDER
     if write_calendar and meeting.calendar_sync_state == STATE_PENDING:
-        await write_owner_calendar(db, deps.calendar, meeting)
-        if first_try_by_provider and meeting.provider_event_id is None and kind == "request":
+        may_exist = await write_owner_calendar(db, deps.calendar, meeting)
+        if (
+            first_try_by_provider
+            and meeting.provider_event_id is None
+            and kind == "request"
+            and not may_exist
+        ):
             # Graph never got the meeting, so it invited nobody: Tandem does, for good.
             meeting.invitations_by = INVITES_BY_TANDEM
         db.add(meeting)
@@ -221,9 +232,13 @@ def invitation_for(
     )
 
 
-async def write_owner_calendar(db: AsyncSession, deps: CalendarDeps, meeting: Meeting) -> None:
+async def write_owner_calendar(db: AsyncSession, deps: CalendarDeps, meeting: Meeting) -> bool:
     """Bring the owner's calendar in line with the meeting (create, update or delete) and
-    record the outcome on the row. Does not commit."""
+    record the outcome on the row. Does not commit.
+
+    Returns True when the write failed in a way that may have taken effect anyway (the
+    provider's ``OutcomeUnknown``, or a budget timeout mid-call): the caller must then
+    act as if the provider had the meeting (and had invited its attendees)."""
     now = utcnow()
     connection = await _connection(db, meeting.owner_id)
     if (
@@ -233,21 +248,43 @@ async def write_owner_calendar(db: AsyncSession, deps: CalendarDeps, meeting: Me
         or connection.status == CalendarStatus.DISCONNECTED
     ):
         _failed(meeting, "The organizer's calendar is no longer connected.")
-        return
+        return False
     if meeting.status == MeetingStatus.CANCELLED and meeting.provider_event_id is None:
         _synced(meeting)
-        return
+        return False
     try:
         credentials = load_credentials(deps.secrets, connection)
     except SecretError:
         _failed(meeting, "Tandem could not open the organizer's calendar credentials.")
-        return
+        return False
     provider = deps.registry.get(connection.provider)
+    may_exist = False
     try:
         await _apply(provider, credentials, meeting, await _event(db, meeting, connection))
     except (AuthExpired, InvalidCredentials):
         _retry_later(meeting, now, "The organizer must reconnect their calendar.")
-    except (RateLimited, ProviderUnavailable, TimeoutError):
+    except (OutcomeUnknown, TimeoutError):
+        may_exist = True
+        _retry_later(
+            meeting,
+            now,
+            "The organizer's calendar did not confirm the meeting; Tandem will check again.",
+        )
+    except AccessDenied:
+        _retry_later(
+            meeting,
+            now,
+            "The organizer's calendar refused access (an organization policy or a passing "
+            "refusal); Tandem will retry.",
+        )
+    except ProviderMisconfigured:
+        _retry_later(
+            meeting,
+            now,
+            "Tandem's connection to the calendar provider is misconfigured; an administrator "
+            "has been told and Tandem will retry.",
+        )
+    except (RateLimited, ProviderUnavailable):
         _retry_later(meeting, now, "The organizer's calendar did not answer; Tandem will retry.")
     except Exception as exc:  # a provider bug must not lose the meeting or its emails
         log.warning("calendar write for meeting %s failed: %s", meeting.id, type(exc).__name__)
@@ -260,6 +297,7 @@ async def write_owner_calendar(db: AsyncSession, deps: CalendarDeps, meeting: Me
         save_refreshed_credentials(deps.secrets, connection, credentials)
         db.add(connection)
     db.add(meeting)
+    return may_exist
 
 
 async def retry_pending_calendar_writes(
@@ -270,7 +308,9 @@ async def retry_pending_calendar_writes(
     Each meeting is claimed with a conditional UPDATE (a short lease on
     ``calendar_retry_at``), so several workers never write the same meeting at once.
     Provider writes are idempotent (Google ids and Graph ``transactionId`` come from the
-    UID, CalDAV PUTs to the UID's URL), so a retry after a lost answer does not duplicate.
+    UID, CalDAV PUTs to the UID's URL; Graph refuses a used ``transactionId`` and the
+    provider then looks the first event up), so a retry after a lost answer does not
+    duplicate.
     """
     now = utcnow()
     due = (

@@ -21,6 +21,7 @@ from server.models.base import utcnow
 from server.models.enums import CalendarStatus, ProviderName
 from server.services.availability.query import AvailabilityRequest, find_availability
 from server.services.calendars import connect, sync
+from server.services.calendars import status as calendar_status
 from server.services.people import accounts
 from server.services.people.sessions import Viewer
 from server.wiring import AppServices, build_services, close_services
@@ -261,3 +262,75 @@ async def test_stale_cache_answers_from_cache_and_says_how_old(
     ]
     assert answer.participants[1].calendar_status == "connected"
     assert [(b.start, b.end) for b in answer.busy] == [(_at(2, 9), _at(2, 10))]
+
+
+async def test_microsoft_access_policy_is_an_error_with_its_reason_and_is_retried(
+    svc: AppServices, microsoft: RunningMicrosoft
+) -> None:
+    user = await create_user(svc, "s9@example.org")
+    account = f"s9-{uuid.uuid4().hex[:6]}@contoso.test"
+    microsoft.state.add_account(account)
+    await connect_microsoft(svc, user, account, microsoft.ca_path)
+    microsoft.state.deny_access(account)
+    await _make_stale(svc, user)
+    async with svc.db.session() as db:
+        outcomes = await sync.sync_users(db, svc.calendar, [user])
+    connection = await _connection(svc, user)
+    assert outcomes[user].ok is False
+    assert connection.status == CalendarStatus.ERROR  # not "reconnect your calendar"
+    assert connection.error_code == sync.PROBLEM_ACCESS_POLICY
+    assert connection.last_error is not None and "policy" in connection.last_error
+    assert connection.retry_after is not None and connection.retry_after > utcnow()
+    # Still polled once the backoff is over, and back to connected when the policy lifts.
+    microsoft.state.deny_access(account, None)
+    async with svc.db.session() as db:
+        row = await db.get(CalendarConnection, connection.id)
+        assert row is not None
+        row.retry_after = utcnow() - timedelta(seconds=1)
+        db.add(row)
+        await db.commit()
+        assert user in await sync.stale_user_ids(db, [user], timedelta(minutes=15))
+        await sync.sync_users(db, svc.calendar, [user])
+    connection = await _connection(svc, user)
+    assert connection.status == CalendarStatus.CONNECTED and connection.error_code is None
+
+
+async def test_microsoft_passing_403_backs_off_without_asking_to_reconnect(
+    svc: AppServices, microsoft: RunningMicrosoft
+) -> None:
+    user = await create_user(svc, "s10@example.org")
+    account = f"s10-{uuid.uuid4().hex[:6]}@contoso.test"
+    microsoft.state.add_account(account)
+    await connect_microsoft(svc, user, account, microsoft.ca_path)
+    await _make_stale(svc, user)
+    microsoft.state.fail_next("/getSchedule", 403)
+    async with svc.db.session() as db:
+        await sync.sync_users(db, svc.calendar, [user])
+    connection = await _connection(svc, user)
+    assert connection.status != CalendarStatus.NEEDS_REAUTH
+    assert connection.error_code == sync.PROBLEM_ACCESS_DENIED
+    assert connection.retry_after is not None and connection.retry_after > utcnow()
+
+
+async def test_expired_microsoft_client_secret_is_an_operator_problem_not_a_user_one(
+    svc: AppServices, microsoft: RunningMicrosoft
+) -> None:
+    user = await create_user(svc, "s11@example.org")
+    account = f"s11-{uuid.uuid4().hex[:6]}@contoso.test"
+    microsoft.state.add_account(account)
+    await connect_microsoft(svc, user, account, microsoft.ca_path)
+    await _make_stale(svc, user)
+    microsoft.state.expire_access_tokens()
+    microsoft.state.expire_client_secret()
+    try:
+        async with svc.db.session() as db:
+            await sync.sync_users(db, svc.calendar, [user])
+        connection = await _connection(svc, user)
+        assert connection.status == CalendarStatus.CONNECTED  # nothing for the user to do
+        assert connection.error_code == sync.PROBLEM_PROVIDER_CONFIG
+        assert connection.retry_after is not None and connection.retry_after > utcnow()
+        async with svc.db.session() as db:
+            problems = await calendar_status.operator_problems(db)
+        assert problems == {ProviderName.MICROSOFT: 1}
+    finally:
+        microsoft.state.expire_client_secret(False)

@@ -363,3 +363,45 @@ async def test_sync_off_or_no_calendar_means_no_calendar_write(
         ).all()
     assert connections == []
     assert len(smtp[0].messages) == 2
+
+
+async def test_microsoft_create_answered_503_after_commit_keeps_the_event_and_graphs_invite(
+    svc: AppServices, smtp: tuple[Inbox, int], microsoft: RunningMicrosoft
+) -> None:
+    world = await make_world(svc, two_way_sync=True)
+    account = f"m-{uuid.uuid4().hex[:6]}@contoso.test"
+    microsoft.state.add_account(account)
+    await connect_microsoft(svc, world.mentor, account, microsoft.ca_path)
+    microsoft.state.fail_after_commit("/v1.0/me/events", 503)  # stored, then the answer is lost
+    meeting = await _book(svc, world)
+    row = await _reload(svc, meeting.id)
+    events = microsoft.state.account(account).events
+    assert list(events) == [row.provider_event_id]  # the first event, no orphan, no second
+    assert row.calendar_sync_state == "synced" and row.invitations_by == "provider"
+    assert smtp[0].messages == []  # Graph invited; Tandem's own invitation would be a second
+
+
+async def test_microsoft_create_of_unknown_fate_sends_no_mail_and_the_retry_finds_the_event(
+    svc: AppServices, smtp: tuple[Inbox, int], microsoft: RunningMicrosoft
+) -> None:
+    world = await make_world(svc, two_way_sync=True)
+    account = f"m-{uuid.uuid4().hex[:6]}@contoso.test"
+    microsoft.state.add_account(account)
+    await connect_microsoft(svc, world.mentor, account, microsoft.ca_path)
+    microsoft.state.fail_after_commit("/v1.0/me/events", 503)
+    microsoft.state.fail_next("/calendarView", 503, headers={"Retry-After": "0"}, times=5)
+    meeting = await _book(svc, world)
+    row = await _reload(svc, meeting.id)
+    assert row.calendar_sync_state == "pending" and row.invitations_by == "provider"
+    assert row.provider_event_id is None and smtp[0].messages == []
+    microsoft.state.faults.clear()
+    await _make_due(svc, meeting.id)
+    async with svc.db.session() as db:
+        assert await retry_pending_calendar_writes(db, svc.meetings) == 1
+    row = await _reload(svc, meeting.id)
+    events = microsoft.state.account(account).events
+    assert row.calendar_sync_state == "synced" and list(events) == [row.provider_event_id]
+    assert [a["emailAddress"]["address"][:7] for a in events[row.provider_event_id].attendees] == [
+        "mentee-"
+    ]
+    assert smtp[0].messages == []
