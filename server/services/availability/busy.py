@@ -51,6 +51,7 @@ class PersonBusy:
     known: bool
     intervals: list[BusyInterval]
     unknown: list[Gap]
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,7 @@ class BusyPicture:
 
 async def read_busy(
     db: AsyncSession,
-    deps: CalendarDeps,
+    deps: CalendarDeps | None,
     user_ids: Sequence[uuid.UUID],
     windows: Sequence[Span],
     *,
@@ -70,6 +71,7 @@ async def read_busy(
     budget_seconds: float = REFRESH_BUDGET_SECONDS,
     margin: timedelta = timedelta(0),
     ignore_meeting_id: uuid.UUID | None = None,
+    include_meetings: bool = True,
 ) -> BusyPicture:
     """Busy times of ``user_ids`` overlapping ``windows`` (each widened by ``margin``).
 
@@ -77,6 +79,7 @@ async def read_busy(
     lock and must not wait on providers); uncovered times are then unknown. With
     ``fetch=True`` fetched blocks are committed. ``ignore_meeting_id`` leaves out a
     Tandem meeting being moved (and the calendar block at exactly its old time).
+    ``deps`` may be ``None`` only without ``fetch``.
     """
     now = now or utcnow()
     ids = list(dict.fromkeys(user_ids))
@@ -84,6 +87,8 @@ async def read_busy(
     notes: list[str] = []
     started = time.monotonic()
     if fetch:
+        if deps is None:
+            raise ValueError("fetching busy times needs the calendar dependencies")
         notes.extend(await _refresh_defaults(db, deps, ids, now, budget_seconds))
     remaining = max(budget_seconds - (time.monotonic() - started), 0.0)
     gaps = await coverage.ensure_covered(
@@ -124,7 +129,11 @@ async def read_busy(
             if any(row.start_at < w_hi and row.end_at > w_lo for w_lo, w_hi in wide):
                 by_user[row.user_id].append(BusyInterval(row.start_at, row.end_at, row.kind))
         # Tandem's own scheduled meetings are busy time too, even before a calendar sync.
-        booked = await meeting_busy(db, ids, lo, hi, ignore_meeting_id=ignore_meeting_id)
+        booked = (
+            await meeting_busy(db, ids, lo, hi, ignore_meeting_id=ignore_meeting_id)
+            if include_meetings
+            else {}
+        )
         for user_id, meeting_intervals in booked.items():
             by_user[user_id] = sorted([*by_user[user_id], *meeting_intervals])
     people: dict[uuid.UUID, PersonBusy] = {}
@@ -136,6 +145,10 @@ async def read_busy(
             and connection.last_synced_at is not None
         )
         unread = gaps.get(user_id, []) if known else []
+        user = users.get(user_id)
+        note = _gap_note(user.name if user else "Someone", unread) if unread else None
+        if note:
+            notes.append(note)
         people[user_id] = PersonBusy(
             user_id=user_id,
             calendar_status=connection.status.value if connection else "not_connected",
@@ -143,10 +156,8 @@ async def read_busy(
             known=known,
             intervals=by_user.get(user_id, []),
             unknown=unread,
+            note=note,
         )
-        if unread:
-            user = users.get(user_id)
-            notes.append(_gap_note(user.name if user else "Someone", unread))
     return BusyPicture(people, notes)
 
 

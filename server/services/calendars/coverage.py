@@ -152,7 +152,7 @@ async def _extra_ranges(
 
 async def ensure_covered(
     db: AsyncSession,
-    deps: CalendarDeps,
+    deps: CalendarDeps | None,
     user_ids: Sequence[uuid.UUID],
     windows: Sequence[Span],
     *,
@@ -166,10 +166,13 @@ async def ensure_covered(
     Users without a connected, synced calendar are left out (they are wholly unknown,
     which callers already know from the connection). Times before ``now - LOOKBEHIND``
     are not asked about. With ``fetch=False`` nothing is fetched or written (booking
-    re-checks inside a locked transaction): every uncovered part comes back as a gap.
-    Commits when it stored anything.
+    re-checks inside a locked transaction): every uncovered part comes back as a gap,
+    and ``deps`` may be ``None``. Commits when it fetched.
     """
     now = now or utcnow()
+    if fetch and deps is None:
+        raise ValueError("fetching busy times needs the calendar dependencies")
+    horizon_days = deps.horizon_days if deps is not None else 60
     deadline = time.monotonic() + budget_seconds if budget_seconds is not None else None
     wanted = _merge((max(lo, now - LOOKBEHIND), hi) for lo, hi in windows if hi > now - LOOKBEHIND)
     if not wanted or not user_ids:
@@ -190,7 +193,7 @@ async def ensure_covered(
     gaps: dict[uuid.UUID, list[Span]] = {}
     for connection_id, (connection, _zone) in connections.items():
         covered = [(r.start_at, r.end_at) for r in extras[connection_id]]
-        default = default_range(connection, deps.horizon_days)
+        default = default_range(connection, horizon_days)
         if default is not None:
             covered.append(default)
         pieces = [piece for window in wanted for piece in uncovered(window, covered)]
@@ -212,7 +215,7 @@ async def ensure_covered(
             plans.append((connection, zone, (max(span[0], now - LOOKBEHIND), span[1])))
     fetched: dict[uuid.UUID, list[Span]] = defaultdict(list)
     failed: dict[uuid.UUID, str] = {}
-    if fetch and plans:
+    if fetch and plans and deps is not None:
         outcomes = await _fetch_all(deps, plans, now, deadline)
         for (connection, _zone, span), outcome in zip(plans, outcomes, strict=True):
             if isinstance(outcome, str):
@@ -262,11 +265,11 @@ async def _fetch_all(
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             return WHY_TIMEOUT
-        try:  # noqa: SIM105 - every failure is a reason, never an exception to the reader
+        try:
             answer = await asyncio.wait_for(
                 provider.fetch_busy(credentials, span[0], span[1], zone), remaining
             )
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             return WHY_TIMEOUT
         except RateLimited:
             return WHY_FAILED
