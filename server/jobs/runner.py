@@ -34,6 +34,18 @@ async def sync_stale_calendars(services: AppServices) -> None:
             await sync.sync_users(db, services.calendar, claimed, budget_seconds=60)
 
 
+async def keep_busy_ranges(services: AppServices) -> None:
+    """Ranges read on demand beyond the default horizon (a window months ahead) are
+    refreshed like it while someone still asks about them, and dropped with their busy
+    blocks once nobody has for a week, so caches do not grow without bound."""
+    from server.services.calendars import coverage
+
+    max_age = timedelta(seconds=services.settings.sync_max_age_seconds)
+    async with services.db.session() as db:
+        await coverage.drop_unused(db, horizon_days=services.calendar.horizon_days)
+        await coverage.refresh_in_use(db, services.calendar, max_age)
+
+
 async def renew_push_channels(services: AppServices) -> None:
     """Google channels and Graph subscriptions expire within days: replace them early."""
     async with services.db.session() as db:
@@ -66,6 +78,7 @@ async def retry_mail(services: AppServices) -> None:
 JOBS: list[Job] = [
     pull_meeting_changes,
     sync_stale_calendars,
+    keep_busy_ranges,
     renew_push_channels,
     retry_meeting_calendar_writes,
     poll_deadlines,
