@@ -31,7 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import BusyBlock, BusyCoverage, CalendarConnection, User
 from server.models.base import utcnow
-from server.models.enums import CalendarStatus
+from server.models.enums import BusyKind, CalendarStatus
 from server.providers.base import BusyFetch, BusyInterval, RateLimited
 from server.providers.secrets import SecretError
 from server.services.calendars.deps import (
@@ -291,22 +291,24 @@ async def replace_blocks(
     """Make ``span`` of the user's cache exactly ``intervals`` (clipped to it); blocks
     reaching outside keep their outside parts, which other ranges may cover."""
     lo, hi = span
-    old = (
+    overlapping = (
+        col(BusyBlock.user_id) == user_id,
+        col(BusyBlock.start_at) < hi,
+        col(BusyBlock.end_at) > lo,
+    )
+    straddling = (
         await db.exec(
-            select(BusyBlock).where(
-                col(BusyBlock.user_id) == user_id,
-                col(BusyBlock.start_at) < hi,
-                col(BusyBlock.end_at) > lo,
+            select(BusyBlock.start_at, BusyBlock.end_at, BusyBlock.kind).where(
+                *overlapping, or_(col(BusyBlock.start_at) < lo, col(BusyBlock.end_at) > hi)
             )
         )
     ).all()
-    for block in old:
-        if block.start_at < lo:
-            db.add(BusyBlock(user_id=user_id, start_at=block.start_at, end_at=lo, kind=block.kind))
-        if block.end_at > hi:
-            db.add(BusyBlock(user_id=user_id, start_at=hi, end_at=block.end_at, kind=block.kind))
-        await db.delete(block)
-    await db.flush()
+    await db.exec(delete(BusyBlock).where(*overlapping))
+    for start_at, end_at, kind in straddling:
+        if start_at < lo:
+            db.add(BusyBlock(user_id=user_id, start_at=start_at, end_at=lo, kind=BusyKind(kind)))
+        if end_at > hi:
+            db.add(BusyBlock(user_id=user_id, start_at=hi, end_at=end_at, kind=BusyKind(kind)))
     for interval in intervals:
         start, end = max(interval.start, lo), min(interval.end, hi)
         if end > start:

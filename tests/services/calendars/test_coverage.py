@@ -27,8 +27,8 @@ from server.app import build_services, close_services, create_app
 from server.jobs.runner import keep_busy_ranges
 from server.models import BusyBlock, BusyCoverage, CalendarConnection
 from server.models.base import utcnow
-from server.models.enums import ConnectionKind, ProgramRole, ProviderName
-from server.providers.base import BusyFetch, Credentials
+from server.models.enums import BusyKind, ConnectionKind, ProgramRole, ProviderName
+from server.providers.base import BusyFetch, BusyInterval, Credentials
 from server.services.availability.busy import read_busy
 from server.services.calendars import connect, coverage, sync
 from server.services.people import accounts, mentoring, programs
@@ -434,4 +434,31 @@ async def test_ranges_in_use_are_refreshed_by_the_job_loop(
         )
         assert [(i.start, i.end) for i in picture.people[world.ana].intervals] == [
             (at(near, 10), at(near, 11))
+        ]
+
+
+async def test_replacing_a_range_keeps_the_parts_of_blocks_outside_it(svc: AppServices) -> None:
+    user_id = await create_user(svc, time_zone="UTC")
+    day = weekday_ahead(100)
+    async with svc.db.session() as db:
+        db.add(
+            BusyBlock(user_id=user_id, start_at=at(day, 8), end_at=at(day, 12), kind=BusyKind.BUSY)
+        )
+        db.add(
+            BusyBlock(user_id=user_id, start_at=at(day, 13), end_at=at(day, 14), kind=BusyKind.BUSY)
+        )
+        await db.commit()
+        fresh = [BusyInterval(at(day, 9), at(day, 18), BusyKind.TENTATIVE)]
+        await coverage.replace_blocks(db, user_id, (at(day, 10), at(day, 16)), fresh)
+        await db.commit()
+        rows = (
+            await db.exec(
+                select(BusyBlock)
+                .where(col(BusyBlock.user_id) == user_id)
+                .order_by(col(BusyBlock.start_at))
+            )
+        ).all()
+        assert [(r.start_at, r.end_at, r.kind) for r in rows] == [
+            (at(day, 8), at(day, 10), BusyKind.BUSY),  # the old block's part before the range
+            (at(day, 10), at(day, 16), BusyKind.TENTATIVE),  # the range is exactly the fetch
         ]
