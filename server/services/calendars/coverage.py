@@ -394,9 +394,22 @@ async def drop_unused(
     now = now or utcnow()
     rows = (
         await db.exec(
-            select(BusyCoverage, CalendarConnection).join(
+            select(BusyCoverage, CalendarConnection)
+            .join(
                 CalendarConnection,
                 col(CalendarConnection.id) == col(BusyCoverage.connection_id),
+            )
+            .where(
+                or_(
+                    col(BusyCoverage.last_used_at) < now - UNUSED_FOR,
+                    col(BusyCoverage.end_at) <= now - LOOKBEHIND,
+                    and_(
+                        col(CalendarConnection.synced_from).is_not(None),
+                        col(CalendarConnection.synced_until).is_not(None),
+                        col(BusyCoverage.start_at) >= col(CalendarConnection.synced_from),
+                        col(BusyCoverage.end_at) <= col(CalendarConnection.synced_until),
+                    ),
+                )
             )
         )
     ).all()
