@@ -36,7 +36,7 @@ from server.services.people.sessions import Viewer
 from server.services.polls import rules as poll_rules
 from server.services.polls import suggestions
 from server.services.polls.mail import PollDeps
-from server.web.state import AppServices
+from server.wiring import AppServices
 from tests.calendar_fixtures import provider_overrides
 from tests.conftest import create_user, gql, login, make_settings, new_client
 from tests.schema.test_graphql_programs import token_for
