@@ -55,6 +55,15 @@ def oracle_slots(
                 hi = _minute(interval.end) + rules.buffer_minutes
                 minutes.update(range(lo, hi))
         busy_minutes[person.user_id] = minutes
+    unread_minutes: dict[uuid.UUID, set[int]] = {}
+    for person in participants:
+        minutes = set()
+        for lo_at, hi_at in person.unknown:
+            if hi_at > lo_at:
+                lo = _minute(lo_at) - rules.buffer_minutes
+                hi = _minute(hi_at) + rules.buffer_minutes
+                minutes.update(range(lo, hi))
+        unread_minutes[person.user_id] = minutes
 
     wall_cache: dict[tuple[str, int], tuple[int, int, int]] = {}
 
@@ -98,6 +107,8 @@ def oracle_slots(
                     person.optional and not within_rules(person, span)
                 ):
                     busy.append(person.user_id)
+                elif any(m in unread_minutes[person.user_id] for m in span):
+                    unknown.append(person.user_id)
                 else:
                     free.append(person.user_id)
             required_busy = any(p.user_id in busy for p in required)

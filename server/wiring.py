@@ -73,7 +73,12 @@ def build_services(settings: Settings) -> AppServices:
         calendar=calendar,
         mailer=mailer,
         meetings=_meeting_deps(settings, secrets, calendar, mailer),
-        polls=PollDeps(mailer=mailer, mail_from=settings.mail_from, base_url=settings.base_url),
+        polls=PollDeps(
+            mailer=mailer,
+            mail_from=settings.mail_from,
+            base_url=settings.base_url,
+            calendar=calendar,
+        ),
     )
 
 

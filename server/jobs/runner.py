@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from server.jobs.polls import poll_deadlines
-from server.services.calendars import push, sync
+from server.services.calendars import coverage, push, sync
 from server.services.invites.queue import QueueingMailer, retry_queued_mail
 from server.services.meetings.calendar_sync import sync_meeting_changes
 from server.services.meetings.delivery import retry_pending_calendar_writes
@@ -32,6 +32,16 @@ async def sync_stale_calendars(services: AppServices) -> None:
         claimed = await sync.claim_stale(db, max_age)
         if claimed:
             await sync.sync_users(db, services.calendar, claimed, budget_seconds=60)
+
+
+async def keep_busy_ranges(services: AppServices) -> None:
+    """Ranges read on demand beyond the default horizon (a window months ahead) are
+    refreshed like it while someone still asks about them, and dropped with their busy
+    blocks once nobody has for a week, so caches do not grow without bound."""
+    max_age = timedelta(seconds=services.settings.sync_max_age_seconds)
+    async with services.db.session() as db:
+        await coverage.drop_unused(db, horizon_days=services.calendar.horizon_days)
+        await coverage.refresh_in_use(db, services.calendar, max_age)
 
 
 async def renew_push_channels(services: AppServices) -> None:
@@ -66,6 +76,7 @@ async def retry_mail(services: AppServices) -> None:
 JOBS: list[Job] = [
     pull_meeting_changes,
     sync_stale_calendars,
+    keep_busy_ranges,
     renew_push_channels,
     retry_meeting_calendar_writes,
     poll_deadlines,

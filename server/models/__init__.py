@@ -3,7 +3,13 @@
 from sqlmodel import SQLModel
 
 from server.models.audit import AuditEvent
-from server.models.calendar import BusyBlock, CalendarConnection, OAuthFlow, PushSubscription
+from server.models.calendar import (
+    BusyBlock,
+    BusyCoverage,
+    CalendarConnection,
+    OAuthFlow,
+    PushSubscription,
+)
 from server.models.integration import OrganizationIntegration
 from server.models.mail import QueuedMail
 from server.models.meeting import Meeting, MeetingAttendee, UsedRsvpLink
@@ -18,6 +24,7 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "BusyBlock",
+    "BusyCoverage",
     "CalendarConnection",
     "ConnectionMember",
     "LoginAttempt",

@@ -84,6 +84,31 @@ class BusyBlock(SQLModel, table=True):
     kind: BusyKind = Field(sa_type=enum_type(BusyKind, "busy_kind"))
 
 
+class BusyCoverage(SQLModel, table=True):
+    """A time range ``[start_at, end_at)`` beyond the default horizon whose busy blocks a
+    connection has fetched (windows asked about months ahead, not contiguous with it).
+
+    The default horizon itself is the connection's ``synced_from``/``synced_until``.
+    Outside the union of both Tandem has not looked, so nobody is free there: readers
+    fetch on demand or mark the person unknown (``services.calendars.coverage``).
+    ``last_used_at`` says when a reader last needed the range; ranges nobody used for a
+    while are dropped with their blocks, so caches do not grow without bound.
+    """
+
+    __tablename__ = "busy_coverage"
+    __table_args__ = (
+        CheckConstraint("end_at > start_at", name="order"),
+        Index("ix_busy_coverage_connection_start", "connection_id", "start_at"),
+    )
+
+    id: uuid.UUID = id_field()
+    connection_id: uuid.UUID = Field(foreign_key="calendar_connection.id", ondelete="CASCADE")
+    start_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    end_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    fetched_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    last_used_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
 class PushSubscription(SQLModel, table=True):
     """A provider push channel (Google watch channel, Graph subscription) for one user.
 

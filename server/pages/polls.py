@@ -245,7 +245,9 @@ async def _poll_context(request: Request, poll_id: uuid.UUID) -> dict[str, Any]:
     svc = services(request)
     async with svc.db.session() as db:
         try:
-            details = await poll_rules.poll_details(db, current.user, poll_id)
+            details = await poll_rules.poll_details(
+                db, current.user, poll_id, calendar=svc.calendar
+            )
         except NotFound:
             raise HTTPException(404) from None
         group = await poll_rules.group_of(db, details.poll)

@@ -14,6 +14,7 @@ from server.schema.availability import (
     AvailabilitySlot,
     BusyBlock,
     BusyKind,
+    UnknownTime,
 )
 from server.schema.common import parse_id
 from server.schema.context import Context
@@ -94,4 +95,13 @@ async def availability(
         ],
         empty_reason=answer.result.empty_reason,
         notes=answer.notes,
+        unknown=[
+            UnknownTime(
+                user_id=strawberry.ID(str(u.user_id)),
+                start=u.start.astimezone(UTC),
+                end=u.end.astimezone(UTC),
+                reason=u.why,
+            )
+            for u in answer.unknown
+        ],
     )

@@ -38,7 +38,10 @@ def _cap(items: list[object], field: str) -> None:
 
 
 async def _poll(info: strawberry.Info[Context, None], poll_id: uuid.UUID) -> Poll:
-    details = await poll_rules.poll_details(info.context.db, info.context.user, poll_id)
+    ctx = info.context
+    details = await poll_rules.poll_details(
+        ctx.db, ctx.user, poll_id, calendar=ctx.services.calendar
+    )
     return Poll.from_details(details)
 
 

@@ -46,6 +46,19 @@ class BusyBlock:
     kind: BusyKind
 
 
+@strawberry.type(
+    description=(
+        "A time someone's connected calendar could not be read (outside what Tandem has "
+        "fetched, and it could not be fetched in time): they are unknown then, not free."
+    )
+)
+class UnknownTime:
+    user_id: strawberry.ID
+    start: datetime
+    end: datetime
+    reason: str
+
+
 @strawberry.type
 class AvailabilitySlot:
     start: datetime
@@ -64,4 +77,8 @@ class Availability:
     empty_reason: str | None
     notes: list[str] = strawberry.field(
         description="Caveats, e.g. a calendar that could not be refreshed and how old its data is."
+    )
+    unknown: list[UnknownTime] = strawberry.field(
+        default_factory=list,
+        description="Times in the window each person's calendar could not be read.",
     )

@@ -51,6 +51,12 @@ class PollSlot:
     if_need_be_count: int
     no_count: int
     answers: list[PollAnswer]
+    unknown_user_ids: list[strawberry.ID] = strawberry.field(
+        description=(
+            "Invitees whose connected calendar Tandem could not read for this slot: "
+            "unknown, not free."
+        )
+    )
 
     @classmethod
     def from_tally(cls, slot: SlotTally, users: dict[uuid.UUID, UserRow]) -> PollSlot:
@@ -66,6 +72,7 @@ class PollSlot:
                 PollAnswer(user=User.from_row(users[uid]), answer=PollAnswerValue(value.value))
                 for uid, value in slot.answers
             ],
+            unknown_user_ids=[strawberry.ID(str(u)) for u in slot.unknown],
         )
 
 

@@ -16,7 +16,10 @@ Semantics (the tests hold the code to these):
   ``busy`` is ``None`` (no calendar: never painted free); ``busy`` when one of their
   busy intervals, widened by ``buffer_minutes`` on both sides, overlaps the slot
   (half-open), or when they are optional and the slot is outside their rules; else
-  ``free``. Intervals with ``end <= start`` are empty and block nothing.
+  ``unknown`` when one of their ``unknown`` intervals (times their calendar was not
+  read), widened the same way, overlaps the slot; else ``free``. Intervals with
+  ``end <= start`` are empty and block nothing. Unknown never blocks a slot and is
+  never counted free.
 - A slot *qualifies* when it is eligible, no required participant is busy, and at least
   ``minimum_free`` participants are free. PAIR mode returns qualifying slots by time;
   GROUP mode by number free (most first), ties earlier first. ``limit`` truncates after
@@ -128,7 +131,8 @@ def find_slots(
 
     known = [p for p in participants if p.busy is not None]
     calendar_busy = _busy_matrix(known, rules, grid, eligible, columns.size)
-    state = _states(known, calendar_busy, masks, columns)
+    unread = _unknown_matrix(known, rules, grid, eligible, columns.size)
+    state = _states(known, calendar_busy, masks, columns, unread)
     required_rows = [i for i, p in enumerate(known) if not p.optional]
     blocked = calendar_busy[required_rows].any(axis=0)
     free_count = len(known) - np.count_nonzero(state, axis=0)
@@ -192,8 +196,45 @@ def _busy_matrix(
     ``column``? One difference array over (participant, eligible slot) and one
     cumulative sum, whatever the number of intervals."""
     rows, lo, hi = _busy_arrays(known, width + 1)
+    return _cover_matrix(len(known), rows, lo, hi, rules, grid, eligible, width)
+
+
+def _unknown_matrix(
+    known: Sequence[Participant], rules: Rules, grid: Grid, eligible: _Mask, width: int
+) -> _Mask | None:
+    """Like ``_busy_matrix`` for the times each known participant's calendar was not
+    read; ``None`` when nobody has such times (the common case costs nothing)."""
+    spans = [(row, p.unknown) for row, p in enumerate(known) if p.unknown]
+    if not spans:
+        return None
+    pairs = list(chain.from_iterable(unknown for _, unknown in spans))
+    begins = [a for a, _ in pairs]
+    finishes = [b for _, b in pairs]
+    if None in map(_get_tzinfo, begins) or None in map(_get_tzinfo, finishes):
+        raise ValueError("unknown intervals must have aware datetimes")
+    rows = np.repeat(
+        np.array([row * (width + 1) for row, _ in spans], dtype=np.int64),
+        [len(unknown) for _, unknown in spans],
+    )
+    return _cover_matrix(
+        len(known), rows, _to_micros(begins), _to_micros(finishes), rules, grid, eligible, width
+    )
+
+
+def _cover_matrix(
+    height: int,
+    rows: _Micros,
+    lo: _Micros,
+    hi: _Micros,
+    rules: Rules,
+    grid: Grid,
+    eligible: _Mask,
+    width: int,
+) -> _Mask:
+    """``[row, column]``: does one of row's intervals (widened by the buffer) overlap
+    eligible slot ``column``? ``rows`` holds each interval's row times ``width + 1``."""
     if lo.size == 0:
-        return np.zeros((len(known), width), dtype=np.bool_)
+        return np.zeros((height, width), dtype=np.bool_)
     non_empty = hi > lo
     buffer = rules.buffer_minutes * _MINUTE_US
     lo -= grid.origin + buffer
@@ -209,9 +250,9 @@ def _busy_matrix(
     np.cumsum(eligible, out=rank[1:])
     col_lo = rank[first]
     col_hi = np.where(non_empty, np.maximum(rank[after], col_lo), col_lo)
-    cells = len(known) * (width + 1)
+    cells = height * (width + 1)
     diff = np.bincount(rows + col_lo, minlength=cells) - np.bincount(rows + col_hi, minlength=cells)
-    running = np.cumsum(diff.reshape(len(known), width + 1), axis=1)
+    running = np.cumsum(diff.reshape(height, width + 1), axis=1)
     busy: _Mask = running[:, :width] > 0
     return busy
 
@@ -272,8 +313,10 @@ def _states(
     calendar_busy: _Mask,
     masks: dict[str, _Mask],
     columns: npt.NDArray[np.intp],
+    unread: _Mask | None = None,
 ) -> npt.NDArray[np.uint8]:
-    """0 free, 1 calendar-busy, 2 optional and outside their allowed hours."""
+    """0 free, 1 calendar-busy, 2 optional and outside their allowed hours, 3 unknown
+    (calendar not read then), in that order of precedence."""
     state = calendar_busy.astype(np.uint8)
     optional_rows = [i for i, p in enumerate(known) if p.optional]
     if optional_rows:
@@ -283,6 +326,8 @@ def _states(
         outside = ~allowed[zone_index]
         sub = state[optional_rows]
         state[optional_rows] = np.where(sub == 1, 1, outside.astype(np.uint8) * 2)
+    if unread is not None:
+        state[(state == 0) & unread] = 3
     return state
 
 
@@ -311,6 +356,10 @@ def _build_slots(
     width = len(known)
     picked = np.ascontiguousarray(state[:, chosen].T)
     is_free, is_busy, is_outside = picked == 0, picked == 1, picked == 2
+    any_unread = bool((picked == 3).any())
+    # Where each known participant stands among everyone, to merge the unread into
+    # ``unknown`` in input order.
+    position = {p.user_id: n for n, p in enumerate(participants)}
     rows = picked.tobytes()
     busy_rows, outside_rows = is_busy.tobytes(), is_outside.tobytes()
     free_counts = np.count_nonzero(is_free, axis=1)
@@ -320,17 +369,28 @@ def _build_slots(
     ids = np.empty(width, dtype=object)
     ids[:] = [p.user_id for p in known]
     everyone = np.broadcast_to(ids, picked.shape)
-    free_ids, taken_ids = everyone[is_free].tolist(), everyone[~is_free].tolist()
+    is_taken = is_busy | is_outside
+    free_ids, taken_ids = everyone[is_free].tolist(), everyone[is_taken].tolist()
     free_at = [0, *np.cumsum(free_counts).tolist()]
-    taken_at = [0, *np.cumsum(width - free_counts).tolist()]
+    taken_at = [0, *np.cumsum(np.count_nonzero(is_taken, axis=1)).tolist()]
     free_counts_list = free_counts.tolist()
     origin = start.astimezone(UTC)
-    seen: dict[bytes, tuple[tuple[uuid.UUID, ...], tuple[uuid.UUID, ...], str]] = {}
+    Lists = tuple[tuple[uuid.UUID, ...], tuple[uuid.UUID, ...], tuple[uuid.UUID, ...], str]
+    seen: dict[bytes, Lists] = {}
     for i, k in enumerate(columns[chosen].tolist()):
         lo, hi = i * width, (i + 1) * width
         row = rows[lo:hi]
         lists = seen.get(row)
         if lists is None:
+            slot_unknown, slot_unknown_text = unknown, unknown_text
+            if any_unread:
+                unread = [p for p, s in zip(known, row, strict=True) if s == 3]
+                if unread:
+                    merged = sorted([*unknown_people, *unread], key=lambda p: position[p.user_id])
+                    slot_unknown = tuple(p.user_id for p in merged)
+                    slot_unknown_text = reasons.unknown_part(
+                        [p.name for p in unknown_people], [p.name for p in unread]
+                    )
             reason = reasons.slot_reason(
                 total,
                 free_counts_list[i],
@@ -338,13 +398,13 @@ def _build_slots(
                 busy_counts[i],
                 compress(names, outside_rows[lo:hi]),
                 outside_counts[i],
-                unknown_text,
+                slot_unknown_text,
             )
             free = tuple(free_ids[free_at[i] : free_at[i + 1]])
             taken = tuple(taken_ids[taken_at[i] : taken_at[i + 1]])
-            lists = seen[row] = (free, taken, reason)
+            lists = seen[row] = (free, taken, slot_unknown, reason)
         slot_start = origin + step * k
-        yield Slot(slot_start, slot_start + duration, lists[0], lists[1], unknown, lists[2])
+        yield Slot(slot_start, slot_start + duration, lists[0], lists[1], lists[2], lists[3])
 
 
 def _why_nothing_eligible(

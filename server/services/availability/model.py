@@ -21,8 +21,11 @@ class Participant:
     """Someone whose time counts.
 
     ``busy`` is ``None`` when the person has no connected (or readable) calendar: they
-    are then *unknown* at every time, never free. An ``optional`` participant never
-    blocks a slot; outside their own allowed hours they count as busy.
+    are then *unknown* at every time, never free. ``unknown`` lists the times
+    ``[start, end)`` a connected calendar could not be read for (outside what Tandem
+    has fetched and could not fetch in time): there they are unknown too, never free.
+    An ``optional`` participant never blocks a slot; outside their own allowed hours
+    they count as busy.
     """
 
     user_id: uuid.UUID
@@ -30,6 +33,7 @@ class Participant:
     time_zone: str
     busy: Sequence[BusyInterval] | None
     optional: bool = False
+    unknown: Sequence[tuple[datetime, datetime]] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,15 @@
 """The availability question as users and integrators ask it: who, when, how long.
 
-Checks who may be asked about, refreshes stale busy caches within a time budget, turns
+Checks who may be asked about, reads busy times through ``availability.busy`` (which
+refreshes stale caches and fetches windows not read yet within a time budget), turns
 calendar states into free/busy/unknown, applies the program's rules and runs the engine.
-When a provider is slow or down the answer comes from the cache and says how old it is.
+When a provider is slow or down the answer comes from the cache and says how old it is;
+times no cache covers are unknown, with a note, never free.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,10 +18,9 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.models import BusyBlock, CalendarConnection, Meeting, User
+from server.models import User
 from server.models.base import utcnow
-from server.models.enums import BusyKind, CalendarStatus
-from server.providers.base import BusyInterval
+from server.models.enums import BusyKind
 from server.services.availability import (
     AvailabilityResult,
     Mode,
@@ -29,8 +29,7 @@ from server.services.availability import (
     Rules,
     find_slots,
 )
-from server.services.availability.booked import meeting_busy
-from server.services.calendars import sync
+from server.services.availability.busy import REFRESH_BUDGET_SECONDS, read_busy
 from server.services.calendars.deps import CalendarDeps
 from server.services.errors import NotFound, ValidationFailed
 from server.services.people import access, programs
@@ -41,7 +40,6 @@ MAX_WINDOW = timedelta(days=90)
 MIN_STEP_MINUTES = 5
 MAX_PARTICIPANTS = 50
 MAX_DURATION_MINUTES = 8 * 60
-REFRESH_BUDGET_SECONDS = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +73,23 @@ class UserBusy:
 
 
 @dataclass(frozen=True, slots=True)
+class UserUnknown:
+    """A time someone's connected calendar could not be read, and why: unknown, not free."""
+
+    user_id: uuid.UUID
+    start: datetime
+    end: datetime
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class AvailabilityAnswer:
     participants: list[ParticipantState]
     busy: list[UserBusy]
     result: AvailabilityResult
     rules: Rules
     notes: list[str] = field(default_factory=list)
+    unknown: list[UserUnknown] = field(default_factory=list)
 
 
 def _validate(request: AvailabilityRequest) -> None:
@@ -156,59 +165,31 @@ async def find_availability(
         minimum_notice_minutes=settings.minimum_notice_hours * 60,
         buffer_minutes=settings.buffer_minutes,
     )
-    notes = await _refresh(db, deps, ids, now, refresh_budget) if refresh else []
-    users = {u.id: u for u in (await db.exec(select(User).where(col(User.id).in_(ids)))).all()}
-    connections = {
-        c.user_id: c
-        for c in (
-            await db.exec(
-                select(CalendarConnection).where(col(CalendarConnection.user_id).in_(ids))
-            )
-        ).all()
-    }
     margin = timedelta(minutes=rules.buffer_minutes)
-    rows = (
-        await db.exec(
-            select(BusyBlock)
-            .where(
-                col(BusyBlock.user_id).in_(ids),
-                col(BusyBlock.start_at) < request.end + margin,
-                col(BusyBlock.end_at) > request.start - margin,
-            )
-            .order_by(col(BusyBlock.start_at))
-        )
-    ).all()
-    # A meeting being moved is already in its attendees' calendars (two-way sync, accepted
-    # invitations): the busy block at exactly its old time is that meeting, not a clash.
-    moving = await db.get(Meeting, ignore_meeting_id) if ignore_meeting_id else None
-    by_user: dict[uuid.UUID, list[BusyInterval]] = defaultdict(list)
-    for row in rows:
-        if moving is not None and (row.start_at, row.end_at) == (moving.start_at, moving.end_at):
-            continue
-        by_user[row.user_id].append(BusyInterval(row.start_at, row.end_at, row.kind))
-    # Tandem's own scheduled meetings are busy time too, even before a calendar sync.
-    booked = await meeting_busy(
-        db, ids, request.start - margin, request.end + margin, ignore_meeting_id=ignore_meeting_id
+    picture = await read_busy(
+        db,
+        deps,
+        ids,
+        [(request.start, request.end)],
+        now=now,
+        fetch=refresh,
+        budget_seconds=refresh_budget,
+        margin=margin,
+        ignore_meeting_id=ignore_meeting_id,
     )
-    for user_id, meeting_intervals in booked.items():
-        by_user[user_id] = sorted([*by_user[user_id], *meeting_intervals])
+    users = {u.id: u for u in (await db.exec(select(User).where(col(User.id).in_(ids)))).all()}
     optional = set(request.optional_participant_ids)
     states: list[ParticipantState] = []
     participants: list[Participant] = []
     busy_out: list[UserBusy] = []
+    unknown_out: list[UserUnknown] = []
     for user_id in ids:
         user = users[user_id]
-        connection = connections.get(user_id)
-        status = connection.status.value if connection else "not_connected"
-        known = (
-            connection is not None
-            and connection.status == CalendarStatus.CONNECTED
-            and connection.last_synced_at is not None
-        )
-        intervals = by_user.get(user_id, []) if known else None
+        person = picture.people[user_id]
+        intervals = person.intervals if person.known else None
         states.append(
             ParticipantState(
-                user, user_id in optional, status, connection.last_synced_at if connection else None
+                user, user_id in optional, person.calendar_status, person.last_synced_at
             )
         )
         participants.append(
@@ -218,6 +199,7 @@ async def find_availability(
                 time_zone=user.time_zone,
                 busy=PackedBusy.from_intervals(intervals) if intervals is not None else None,
                 optional=user_id in optional,
+                unknown=[(gap.start, gap.end) for gap in person.unknown],
             )
         )
         if intervals is not None:
@@ -226,6 +208,11 @@ async def find_availability(
                 for i in intervals
                 if i.end > request.start and i.start < request.end
             )
+        unknown_out.extend(
+            UserUnknown(user_id, max(g.start, request.start), min(g.end, request.end), g.why)
+            for g in person.unknown
+            if g.end > request.start and g.start < request.end
+        )
     mode = request.mode or (
         Mode.PAIR if len(request.participant_ids) == 2 and not optional else Mode.GROUP
     )
@@ -241,38 +228,4 @@ async def find_availability(
         minimum_free=request.minimum_free,
         limit=request.limit,
     )
-    return AvailabilityAnswer(states, busy_out, result, rules, notes)
-
-
-async def _refresh(
-    db: AsyncSession, deps: CalendarDeps, ids: list[uuid.UUID], now: datetime, budget: float
-) -> list[str]:
-    """Refresh stale caches within ``budget`` seconds; name what could not be refreshed."""
-    stale = await sync.stale_user_ids(db, ids, timedelta(seconds=deps.max_age_seconds))
-    if not stale:
-        return []
-    outcomes = await sync.sync_users(db, deps, stale, budget_seconds=budget)
-    notes = []
-    names = {
-        u.id: u.name for u in (await db.exec(select(User).where(col(User.id).in_(stale)))).all()
-    }
-    connections = {
-        c.user_id: c
-        for c in (
-            await db.exec(
-                select(CalendarConnection).where(col(CalendarConnection.user_id).in_(stale))
-            )
-        ).all()
-    }
-    for user_id, outcome in outcomes.items():
-        connection = connections.get(user_id)
-        if outcome.ok or connection is None or connection.status != CalendarStatus.CONNECTED:
-            continue
-        if connection.last_synced_at is None:
-            continue
-        age = max(int((now - connection.last_synced_at).total_seconds() // 60), 0)
-        notes.append(
-            f"{names.get(user_id, 'Someone')}'s calendar could not be refreshed just now; "
-            f"showing busy times from {age} minute{'s' if age != 1 else ''} ago."
-        )
-    return notes
+    return AvailabilityAnswer(states, busy_out, result, rules, picture.notes, unknown_out)

@@ -59,11 +59,17 @@ def slot_reason(
     return text
 
 
-def unknown_part(unknown: Sequence[str]) -> str:
-    if not unknown:
-        return ""
-    verb = "has" if len(unknown) == 1 else "have"
-    return f"{names(unknown)} {verb} no calendar connected"
+def unknown_part(unknown: Sequence[str], unread: Sequence[str] = ()) -> str:
+    """Why people are unknown: no calendar at all, or a calendar Tandem could not read
+    for this time (it never guesses them free)."""
+    parts = []
+    if unknown:
+        verb = "has" if len(unknown) == 1 else "have"
+        parts.append(f"{names(unknown)} {verb} no calendar connected")
+    if unread:
+        verb = "is" if len(unread) == 1 else "are"
+        parts.append(f"{names(unread)} {verb} unknown (calendar not read for this time)")
+    return "; ".join(parts)
 
 
 def window_too_short(window_minutes: float, duration_minutes: float) -> str:

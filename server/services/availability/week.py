@@ -9,6 +9,8 @@ meeting *start* time ``[t, t + step)``:
 - ``outside-rules``: some of it lies outside the program's hours or weekdays on
   someone's own clock (the engine's exact definition, shared through ``allowed_spans``);
 - ``unavailable``: someone whose calendar is known is busy during it;
+- ``unknown``: nobody is known busy, but someone's connected calendar could not be read
+  for it (a week months ahead with the provider down): never shown as free;
 - ``free-slot``: the engine offers a meeting of the chosen length starting there;
 - ``no-fit``: free, but a meeting of that length (plus buffers) does not fit;
 - ``skipped``: a wall-clock time that a daylight-saving change skips that day.
@@ -56,6 +58,7 @@ _Interval = tuple[datetime, datetime]
 class CellState(StrEnum):
     FREE_SLOT = "free-slot"
     UNAVAILABLE = "unavailable"
+    UNKNOWN = "unknown"
     OUTSIDE_RULES = "outside-rules"
     PAST = "past"
     NO_FIT = "no-fit"
@@ -183,6 +186,7 @@ def build_week(
     today = now.astimezone(zone).date()
     checker = _RulesChecker(answer.rules, people, monday)
     busy = _busy_by_user(answer, people)
+    unread = _unread_by_user(answer)
     slots = _slots_by_wall_time(answer.result.slots, zone)
     notice = now + timedelta(minutes=answer.rules.minimum_notice_minutes)
 
@@ -203,6 +207,7 @@ def build_week(
                     occurrences,
                     outside,
                     busy,
+                    unread,
                     slots.get((day, minute)),
                     now=now,
                     notice=notice,
@@ -234,6 +239,7 @@ def _cell(
     occurrences: list[_Interval],
     outside: list[Person],
     busy: dict[uuid.UUID, list[_Interval]],
+    unread: dict[uuid.UUID, list[_Interval]],
     slot: Slot | None,
     *,
     now: datetime,
@@ -258,6 +264,13 @@ def _cell(
         verb = "is" if len(busy_people) == 1 and not busy_people[0].is_viewer else "are"
         return _plain(
             CellState.UNAVAILABLE, when, "Unavailable", f"{_who(busy_people)} {verb} busy"
+        )
+    unread_people = [
+        p for p in people if p.known and _overlaps(unread.get(p.user_id, []), occurrences)
+    ]
+    if unread_people:
+        return _plain(
+            CellState.UNKNOWN, when, "Unknown", f"calendar not read for {_who(unread_people)}"
         )
     if slot is not None:
         end = slot.end.astimezone(zone)
@@ -320,6 +333,13 @@ def _busy_by_user(
     for block in answer.busy:
         if block.user_id in known and block.end > block.start:
             grouped[block.user_id].append((block.start, block.end))
+    return grouped
+
+
+def _unread_by_user(answer: AvailabilityAnswer) -> dict[uuid.UUID, list[_Interval]]:
+    grouped: dict[uuid.UUID, list[_Interval]] = defaultdict(list)
+    for gap in answer.unknown:
+        grouped[gap.user_id].append((gap.start, gap.end))
     return grouped
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import delete, update
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.models import BusyBlock, CalendarConnection, User
+from server.models import BusyBlock, BusyCoverage, CalendarConnection, User
 from server.models.base import utcnow
 from server.models.enums import CalendarStatus
 from server.providers.base import (
@@ -37,6 +37,11 @@ from server.providers.base import (
     RateLimited,
 )
 from server.providers.secrets import SecretError
+from server.services.calendars.coverage import (
+    LOOKBEHIND,
+    drop_uncovered_blocks,
+    replace_blocks,
+)
 from server.services.calendars.deps import (
     CalendarDeps,
     load_credentials,
@@ -47,7 +52,6 @@ log = logging.getLogger("tandem.sync")
 
 BACKOFF_BASE_SECONDS = 30.0
 BACKOFF_CAP_SECONDS = 3600.0
-LOOKBEHIND = timedelta(days=1)
 # ``CalendarConnection.error_code``: why the last sync failed.
 PROBLEM_AUTH_LOST = "auth_lost"  # the grant is gone: only the user reconnecting helps
 PROBLEM_ACCESS_POLICY = "access_policy"  # an organization's policy blocks Tandem
@@ -173,27 +177,27 @@ async def _apply(
     error = task.exception()
     if error is None:
         fetched = task.result()
-        await db.exec(delete(BusyBlock).where(col(BusyBlock.user_id) == connection.user_id))
         if not fetched.readable:
+            # Nothing cached can be trusted any more: no blocks, no covered ranges.
+            await db.exec(delete(BusyBlock).where(col(BusyBlock.user_id) == connection.user_id))
+            await db.exec(
+                delete(BusyCoverage).where(col(BusyCoverage.connection_id) == connection.id)
+            )
             return _fail(
                 connection,
                 CalendarStatus.ERROR,
                 f"{label} could not read your calendar, so your availability is unknown.",
                 PROBLEM_UNREADABLE,
             )
-        for interval in fetched.intervals:
-            if interval.end > interval.start:
-                db.add(
-                    BusyBlock(
-                        user_id=connection.user_id,
-                        start_at=interval.start,
-                        end_at=interval.end,
-                        kind=interval.kind,
-                    )
-                )
+        # Only the default horizon is replaced: ranges read on demand further out keep
+        # their blocks; blocks no range covers any more (the day that slid into the
+        # past) go.
+        await replace_blocks(db, connection.user_id, (start, end), fetched.intervals)
         connection.status = CalendarStatus.CONNECTED
         connection.last_synced_at = now
         connection.synced_from, connection.synced_until = start, end
+        await db.flush()
+        await drop_uncovered_blocks(db, connection, deps.horizon_days)
         connection.last_error = None
         connection.error_code = None
         connection.failure_count = 0

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup, escape
 
 from server.models import Poll, User
+from server.services.calendars.deps import CalendarDeps
 from server.services.invites import Mailer, MailError, Person, notification_message
 
 log = logging.getLogger("tandem.polls")
@@ -27,6 +28,9 @@ class PollDeps:
     mailer: Mailer
     mail_from: str
     base_url: str
+    # Reading invitees' calendars for slots no cache covers yet (busy marks up to 12
+    # months ahead); without it polls read the cache only.
+    calendar: CalendarDeps | None = None
 
     def poll_url(self, poll: Poll) -> str:
         return f"{self.base_url.rstrip('/')}/polls/{poll.id}"

@@ -41,6 +41,8 @@ from server.models import (
 from server.models.base import new_id, utcnow
 from server.models.enums import ConnectionKind, PollAnswerValue, PollStatus
 from server.services import audit
+from server.services.availability.busy import read_busy
+from server.services.calendars.deps import CalendarDeps
 from server.services.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from server.services.meetings import booking
 from server.services.meetings.delivery import MeetingDeps
@@ -165,10 +167,16 @@ async def polls_for_group(
 
 
 async def poll_details(
-    db: AsyncSession, viewer: User, poll_id: uuid.UUID, *, now: datetime | None = None
+    db: AsyncSession,
+    viewer: User,
+    poll_id: uuid.UUID,
+    *,
+    now: datetime | None = None,
+    calendar: CalendarDeps | None = None,
 ) -> PollDetails:
+    """One poll; with ``calendar`` its slots' times no cache covers are read first."""
     poll = await get_visible_poll(db, viewer, poll_id)
-    return (await load_details(db, [poll], now=now))[0]
+    return (await load_details(db, [poll], now=now, calendar=calendar))[0]
 
 
 async def group_of(db: AsyncSession, poll: Poll) -> MentoringConnection:
@@ -318,6 +326,17 @@ async def create_poll(
         invitees=len(member_ids),
     )
     await db.commit()
+    if deps.calendar is not None:
+        # Read the invitees' calendars for the proposed slots now (months ahead, beyond
+        # the default horizon), so the busy marks are right from the first view.
+        await read_busy(
+            db,
+            deps.calendar,
+            [m.id for m in organized.members],
+            [(start, start + length) for start in starts],
+            now=now,
+            include_meetings=False,
+        )
     others = [m for m in organized.members if m.id != viewer.id]
     await poll_mail.send_invitations(deps, poll, viewer, organized.group.name, others)
     return poll

@@ -2,8 +2,9 @@
 the best slot. Pure reading; the caller has checked who may see the poll.
 
 Busy marks come from cached busy blocks (times only, never what the event is), read
-in one query for every poll asked about, so lists of polls cost a fixed number of
-queries.
+through ``availability.busy`` for every poll asked about at once, so lists of polls
+cost a fixed number of queries. Slot times no cache covers (and that could not be
+fetched) mark the invitee *unknown* for that slot, never free.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import (
-    BusyBlock,
     CalendarConnection,
     Poll,
     PollAnswer,
@@ -28,6 +28,8 @@ from server.models import (
 )
 from server.models.base import utcnow
 from server.models.enums import CalendarStatus, PollAnswerValue, PollStatus
+from server.services.availability.busy import read_busy
+from server.services.calendars.deps import CalendarDeps
 
 __all__ = [
     "Invitee",
@@ -67,6 +69,8 @@ class SlotTally:
     no: int
     required_yes: int
     required_if_need_be: int
+    # Invitees with a connected calendar Tandem could not read for this slot.
+    unknown: tuple[uuid.UUID, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,7 @@ class PollDetails:
     slots: list[SlotTally]
     best_slot_id: uuid.UUID | None
     answered_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
+    notes: tuple[str, ...] = ()
 
     @property
     def invitee_count(self) -> int:
@@ -118,9 +123,17 @@ def best_slot_id(slots: Sequence[SlotTally]) -> uuid.UUID | None:
 
 
 async def load_details(
-    db: AsyncSession, polls: Sequence[Poll], *, now: datetime | None = None
+    db: AsyncSession,
+    polls: Sequence[Poll],
+    *,
+    now: datetime | None = None,
+    calendar: CalendarDeps | None = None,
 ) -> list[PollDetails]:
-    """Details of many polls in a fixed number of queries (no N+1)."""
+    """Details of many polls in a fixed number of queries (no N+1).
+
+    With ``calendar`` the slots' times no cache covers are fetched first (within the
+    request budget); without it the cache alone answers and the rest is unknown.
+    """
     now = now or utcnow()
     if not polls:
         return []
@@ -150,7 +163,7 @@ async def load_details(
         answers[answer.slot_id].append(answer)
     user_ids = {i.user.id for group in invitees.values() for i in group}
     connected = await connected_ids(db, user_ids)
-    busy = await _busy(db, connected, slot_rows)
+    busy, unread, notes = await _busy(db, calendar, connected, slot_rows, now)
 
     slots_by_poll: dict[uuid.UUID, list[PollSlot]] = defaultdict(list)
     for slot in slot_rows:
@@ -161,7 +174,8 @@ async def load_details(
         optional = {i.user.id for i in people if i.optional}
         order = {i.user.id: n for n, i in enumerate(people)}
         tallies = [
-            _tally(slot, answers[slot.id], optional, order, busy) for slot in slots_by_poll[poll.id]
+            _tally(slot, answers[slot.id], optional, order, busy, unread)
+            for slot in slots_by_poll[poll.id]
         ]
         answered = frozenset(uid for t in tallies for uid, _ in t.answers)
         details.append(
@@ -173,6 +187,7 @@ async def load_details(
                 slots=tallies,
                 best_slot_id=best_slot_id(tallies),
                 answered_ids=answered,
+                notes=tuple(notes.get(uid, "") for uid in order if uid in notes),
             )
         )
     return details
@@ -184,6 +199,7 @@ def _tally(
     optional: set[uuid.UUID],
     order: dict[uuid.UUID, int],
     busy: dict[uuid.UUID, list[tuple[datetime, datetime]]],
+    unread: dict[uuid.UUID, list[tuple[datetime, datetime]]],
 ) -> SlotTally:
     counts: dict[PollAnswerValue, int] = defaultdict(int)
     required: dict[PollAnswerValue, int] = defaultdict(int)
@@ -195,10 +211,14 @@ def _tally(
         if row.user_id not in optional:
             required[row.answer] += 1
         pairs.append((row.user_id, row.answer))
-    unavailable = tuple(
-        uid
-        for uid in sorted(order, key=order.__getitem__)
-        if any(s < slot.end_at and e > slot.start_at for s, e in busy.get(uid, ()))
+
+    def overlaps(spans: Iterable[tuple[datetime, datetime]]) -> bool:
+        return any(s < slot.end_at and e > slot.start_at for s, e in spans)
+
+    people = sorted(order, key=order.__getitem__)
+    unavailable = tuple(uid for uid in people if overlaps(busy.get(uid, ())))
+    unknown = tuple(
+        uid for uid in people if uid not in unavailable and overlaps(unread.get(uid, ()))
     )
     return SlotTally(
         id=slot.id,
@@ -211,6 +231,7 @@ def _tally(
         no=counts[PollAnswerValue.NO],
         required_yes=required[PollAnswerValue.YES],
         required_if_need_be=required[PollAnswerValue.IF_NEED_BE],
+        unknown=unknown,
     )
 
 
@@ -229,21 +250,40 @@ async def connected_ids(db: AsyncSession, user_ids: Iterable[uuid.UUID]) -> set[
 
 
 async def _busy(
-    db: AsyncSession, user_ids: set[uuid.UUID], slots: Sequence[PollSlot]
-) -> dict[uuid.UUID, list[tuple[datetime, datetime]]]:
-    """Cached busy times (times only, never what the event is) overlapping the slots."""
+    db: AsyncSession,
+    calendar: CalendarDeps | None,
+    user_ids: set[uuid.UUID],
+    slots: Sequence[PollSlot],
+    now: datetime,
+) -> tuple[
+    dict[uuid.UUID, list[tuple[datetime, datetime]]],
+    dict[uuid.UUID, list[tuple[datetime, datetime]]],
+    dict[uuid.UUID, str],
+]:
+    """Calendar busy times (times only, never what the event is) and unread times per
+    invitee over the slots, with a note per invitee whose calendar was not read.
+
+    Tandem's own meetings are left out: a finalized slot must not mark its own
+    attendees busy."""
     if not user_ids or not slots:
-        return {}
-    start = min(s.start_at for s in slots)
-    end = max(s.end_at for s in slots)
-    result = await db.exec(
-        select(BusyBlock.user_id, BusyBlock.start_at, BusyBlock.end_at).where(
-            col(BusyBlock.user_id).in_(user_ids),
-            col(BusyBlock.start_at) < end,
-            col(BusyBlock.end_at) > start,
-        )
+        return {}, {}, {}
+    picture = await read_busy(
+        db,
+        calendar,
+        sorted(user_ids),
+        [(s.start_at, s.end_at) for s in slots],
+        now=now,
+        fetch=calendar is not None,
+        include_meetings=False,
     )
-    grouped: dict[uuid.UUID, list[tuple[datetime, datetime]]] = defaultdict(list)
-    for user_id, block_start, block_end in result.all():
-        grouped[user_id].append((block_start, block_end))
-    return grouped
+    busy: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {}
+    unread: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {}
+    notes: dict[uuid.UUID, str] = {}
+    for user_id, person in picture.people.items():
+        if not person.known:
+            continue
+        busy[user_id] = [(i.start, i.end) for i in person.intervals]
+        unread[user_id] = [(g.start, g.end) for g in person.unknown]
+        if person.note:
+            notes[user_id] = person.note
+    return busy, unread, notes

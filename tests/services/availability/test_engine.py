@@ -216,6 +216,43 @@ def test_no_calendar_means_unknown_never_free() -> None:
     assert slot.reason == "1 of 2 free: Kim has no calendar connected"
 
 
+def test_times_a_calendar_was_not_read_are_unknown_never_free() -> None:
+    ana = Participant(
+        uuid.uuid4(), "Ana", "UTC", [], unknown=[(utc(2026, 3, 2, 10), utc(2026, 3, 2, 11))]
+    )
+    kim, ben = person("Kim", busy=None), person("Ben", busy=[])
+    slots = {slot.start: slot for slot in search([kim, ana, ben]).slots}
+    assert slots[utc(2026, 3, 2, 9, 30)].free == (ana.user_id, ben.user_id)
+    inside = slots[utc(2026, 3, 2, 10, 30)]
+    assert (inside.free, inside.busy, inside.unknown) == (
+        (ben.user_id,),
+        (),
+        (kim.user_id, ana.user_id),
+    )
+    assert inside.reason == (
+        "1 of 3 free: Kim has no calendar connected; "
+        "Ana is unknown (calendar not read for this time)"
+    )
+    assert slots[utc(2026, 3, 2, 11)].free == (ana.user_id, ben.user_id)
+
+
+def test_busy_wins_over_unknown_and_unknown_widens_by_the_buffer() -> None:
+    ana = Participant(
+        uuid.uuid4(),
+        "Ana",
+        "UTC",
+        [BusyInterval(utc(2026, 3, 2, 10), utc(2026, 3, 2, 10, 30))],
+        optional=True,
+        unknown=[(utc(2026, 3, 2, 10), utc(2026, 3, 2, 11))],
+    )
+    rules = Rules(allow_weekends=True, earliest_hour=0, latest_hour=24, buffer_minutes=15)
+    slots = {slot.start: slot for slot in search([person("Org", busy=[]), ana], rules).slots}
+    assert slots[utc(2026, 3, 2, 10)].busy == (ana.user_id,)
+    assert slots[utc(2026, 3, 2, 10, 30)].busy == (ana.user_id,)  # busy, widened, wins
+    assert slots[utc(2026, 3, 2, 11)].unknown == (ana.user_id,)  # within the buffer
+    assert slots[utc(2026, 3, 2, 11, 30)].free[-1] == ana.user_id
+
+
 def test_optional_busy_does_not_block_but_is_listed_busy() -> None:
     ana = person("Ana", busy=[])
     sam = person("Sam", busy=[(utc(2026, 3, 2, 9), utc(2026, 3, 2, 12))], optional=True)
@@ -420,6 +457,12 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
                 hi = lo + timedelta(minutes=draw(st.integers(-30, 300)))
                 plain.append(BusyInterval(lo, hi, draw(st.sampled_from(list(BusyKind)))))
             busy = PackedBusy.from_intervals(plain) if draw(st.booleans()) else plain
+        unread: list[tuple[datetime, datetime]] = []
+        for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
+            lo = start + timedelta(
+                minutes=draw(st.integers(-240, int(length / timedelta(minutes=1)) + 240))
+            )
+            unread.append((lo, lo + timedelta(minutes=draw(st.integers(-30, 600)))))
         people.append(
             Participant(
                 uuid.UUID(int=index + 1),
@@ -427,6 +470,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, object]:
                 draw(st.sampled_from(pool)),
                 busy,
                 draw(st.booleans()),
+                unread,
             )
         )
     # Biased towards wide hours so that most examples find slots to compare.

@@ -1,0 +1,212 @@
+"""Everybody's busy times for some windows: the one door every reader goes through.
+
+The availability query, the pair week page, ranked poll suggestions, booking re-checks
+and a poll's busy marks all read busy times here. For the windows asked about it
+refreshes stale default horizons, fetches the parts no connection has read yet
+(``calendars.coverage``) within the request's time budget, and returns per person their
+calendar state, their busy intervals (calendar blocks and Tandem's own meetings) and
+the times their calendar could not be read, with notes saying why. Those times are
+*unknown*, never free.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.models import BusyBlock, CalendarConnection, Meeting, User
+from server.models.base import utcnow
+from server.models.enums import CalendarStatus
+from server.providers.base import BusyInterval
+from server.services.availability.booked import meeting_busy
+from server.services.calendars import coverage, sync
+from server.services.calendars.coverage import Gap
+from server.services.calendars.deps import CalendarDeps
+
+__all__ = ["REFRESH_BUDGET_SECONDS", "BusyPicture", "Gap", "PersonBusy", "read_busy"]
+
+REFRESH_BUDGET_SECONDS = 3.0
+
+Span = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class PersonBusy:
+    """One person's standing for the windows asked about.
+
+    ``known`` is false when there is no connected, read calendar at all (wholly
+    unknown); otherwise ``unknown`` lists the times it could not be read.
+    """
+
+    user_id: uuid.UUID
+    calendar_status: str  # not_connected | connected | needs_reauth | error
+    last_synced_at: datetime | None
+    known: bool
+    intervals: list[BusyInterval]
+    unknown: list[Gap]
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BusyPicture:
+    people: dict[uuid.UUID, PersonBusy]
+    notes: list[str] = field(default_factory=list)
+
+
+async def read_busy(
+    db: AsyncSession,
+    deps: CalendarDeps | None,
+    user_ids: Sequence[uuid.UUID],
+    windows: Sequence[Span],
+    *,
+    now: datetime | None = None,
+    fetch: bool = True,
+    budget_seconds: float = REFRESH_BUDGET_SECONDS,
+    margin: timedelta = timedelta(0),
+    ignore_meeting_id: uuid.UUID | None = None,
+    include_meetings: bool = True,
+) -> BusyPicture:
+    """Busy times of ``user_ids`` overlapping ``windows`` (each widened by ``margin``).
+
+    ``fetch=False`` reads the cache only and writes nothing (booking re-checks hold a
+    lock and must not wait on providers); uncovered times are then unknown. With
+    ``fetch=True`` fetched blocks are committed. ``ignore_meeting_id`` leaves out a
+    Tandem meeting being moved (and the calendar block at exactly its old time).
+    ``deps`` may be ``None`` only without ``fetch``.
+    """
+    now = now or utcnow()
+    ids = list(dict.fromkeys(user_ids))
+    wide = [(lo - margin, hi + margin) for lo, hi in windows if hi > lo]
+    notes: list[str] = []
+    started = time.monotonic()
+    if fetch:
+        if deps is None:
+            raise ValueError("fetching busy times needs the calendar dependencies")
+        notes.extend(await _refresh_defaults(db, deps, ids, now, budget_seconds))
+    remaining = max(budget_seconds - (time.monotonic() - started), 0.0)
+    gaps = await coverage.ensure_covered(
+        db, deps, ids, wide, now=now, budget_seconds=remaining, fetch=fetch
+    )
+    users = {u.id: u for u in (await db.exec(select(User).where(col(User.id).in_(ids)))).all()}
+    connections = {
+        c.user_id: c
+        for c in (
+            await db.exec(
+                select(CalendarConnection).where(col(CalendarConnection.user_id).in_(ids))
+            )
+        ).all()
+    }
+    by_user: dict[uuid.UUID, list[BusyInterval]] = defaultdict(list)
+    if wide:
+        lo, hi = min(w[0] for w in wide), max(w[1] for w in wide)
+        rows = (
+            await db.exec(
+                select(BusyBlock)
+                .where(
+                    col(BusyBlock.user_id).in_(ids),
+                    col(BusyBlock.start_at) < hi,
+                    col(BusyBlock.end_at) > lo,
+                )
+                .order_by(col(BusyBlock.start_at))
+            )
+        ).all()
+        # A meeting being moved is already in its attendees' calendars (two-way sync,
+        # accepted invitations): the block at exactly its old time is that meeting.
+        moving = await db.get(Meeting, ignore_meeting_id) if ignore_meeting_id else None
+        for row in rows:
+            if moving is not None and (row.start_at, row.end_at) == (
+                moving.start_at,
+                moving.end_at,
+            ):
+                continue
+            if any(row.start_at < w_hi and row.end_at > w_lo for w_lo, w_hi in wide):
+                by_user[row.user_id].append(BusyInterval(row.start_at, row.end_at, row.kind))
+        # Tandem's own scheduled meetings are busy time too, even before a calendar sync.
+        booked = (
+            await meeting_busy(db, ids, lo, hi, ignore_meeting_id=ignore_meeting_id)
+            if include_meetings
+            else {}
+        )
+        for user_id, meeting_intervals in booked.items():
+            by_user[user_id] = sorted([*by_user[user_id], *meeting_intervals])
+    people: dict[uuid.UUID, PersonBusy] = {}
+    for user_id in ids:
+        connection = connections.get(user_id)
+        known = (
+            connection is not None
+            and connection.status == CalendarStatus.CONNECTED
+            and connection.last_synced_at is not None
+        )
+        unread = gaps.get(user_id, []) if known else []
+        user = users.get(user_id)
+        note = _gap_note(user.name if user else "Someone", unread) if unread else None
+        if note:
+            notes.append(note)
+        people[user_id] = PersonBusy(
+            user_id=user_id,
+            calendar_status=connection.status.value if connection else "not_connected",
+            last_synced_at=connection.last_synced_at if connection else None,
+            known=known,
+            intervals=by_user.get(user_id, []),
+            unknown=unread,
+            note=note,
+        )
+    return BusyPicture(people, notes)
+
+
+def _gap_note(name: str, gaps: Sequence[Gap]) -> str:
+    """ "Kim's calendar could not be read from 3 Mar 2027 to 9 Mar 2027 (the calendar
+    did not answer in time), so Kim is shown as unknown then, not free." """
+    first, last = gaps[0].start, gaps[-1].end
+    whys = list(dict.fromkeys(g.why for g in gaps))
+    return (
+        f"{name}'s calendar could not be read from {_day(first)} to {_day(last)} "
+        f"({'; '.join(whys)}), so {name} is shown as unknown then, not free."
+    )
+
+
+def _day(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
+    return f"{moment.day} {moment:%b %Y} {moment:%H:%M} UTC"
+
+
+async def _refresh_defaults(
+    db: AsyncSession, deps: CalendarDeps, ids: list[uuid.UUID], now: datetime, budget: float
+) -> list[str]:
+    """Refresh stale default horizons within ``budget`` seconds; name what could not be
+    refreshed and how old its busy times are."""
+    stale = await sync.stale_user_ids(db, ids, timedelta(seconds=deps.max_age_seconds))
+    if not stale:
+        return []
+    outcomes = await sync.sync_users(db, deps, stale, budget_seconds=budget)
+    names = {
+        u.id: u.name for u in (await db.exec(select(User).where(col(User.id).in_(stale)))).all()
+    }
+    connections = {
+        c.user_id: c
+        for c in (
+            await db.exec(
+                select(CalendarConnection).where(col(CalendarConnection.user_id).in_(stale))
+            )
+        ).all()
+    }
+    notes = []
+    for user_id, outcome in outcomes.items():
+        connection = connections.get(user_id)
+        if outcome.ok or connection is None or connection.status != CalendarStatus.CONNECTED:
+            continue
+        if connection.last_synced_at is None:
+            continue
+        age = max(int((now - connection.last_synced_at).total_seconds() // 60), 0)
+        notes.append(
+            f"{names.get(user_id, 'Someone')}'s calendar could not be refreshed just now; "
+            f"showing busy times from {age} minute{'s' if age != 1 else ''} ago."
+        )
+    return notes
