@@ -35,10 +35,13 @@ from server.models import CalendarConnection, Meeting, MeetingAttendee, Mentorin
 from server.models.base import utcnow
 from server.models.enums import AttendeeResponse, CalendarStatus, MeetingStatus
 from server.providers.base import (
+    AuthExpired,
     ChangeBatch,
     Credentials,
     EventChange,
+    InvalidCredentials,
     ProviderError,
+    RateLimited,
     RemovalRechecking,
     SyncTokenExpired,
 )
@@ -55,6 +58,11 @@ __all__ = ["LOOKBEHIND", "sync_meeting_changes"]
 log = logging.getLogger("tandem.meeting_sync")
 
 LOOKBEHIND = timedelta(days=1)
+# Reads with the same change token that may fail in a row before it is dropped. Servers
+# answer an invalid token with 403/409/412 (RFC 6578, Radicale, Xandikos) or 410 (Google,
+# Graph), which raise SyncTokenExpired at once; iCloud's answer is undocumented, so any
+# other failure repeated this often is taken to mean the token is bad.
+TOKEN_FAILURES_BEFORE_RELIST = 3
 MAX_TITLE = 200
 _RESPONSES = frozenset(r.value for r in AttendeeResponse)
 
@@ -190,8 +198,10 @@ async def _sync_owner(db: AsyncSession, deps: MeetingDeps, owner: _Owner, now: d
                     owner,
                     await provider.read_changes(credentials, token, start, end),
                 )
-            except SyncTokenExpired:
-                log.info("change token of user %s expired; listing again", connection.user_id)
+            except (SyncTokenExpired, ProviderError) as exc:
+                if not isinstance(exc, SyncTokenExpired) and not _token_gave_up(connection, exc):
+                    raise
+                log.info("change token of user %s given up; listing again", connection.user_id)
                 if not await _store_token(db, deps, owner, credentials, token, None):
                     return 0
                 token = None
@@ -210,8 +220,20 @@ async def _sync_owner(db: AsyncSession, deps: MeetingDeps, owner: _Owner, now: d
         return changed + (applied or 0)
     except (ProviderError, TimeoutError) as exc:
         log.info("meeting changes of user %s not read: %s", connection.user_id, type(exc).__name__)
-        await _note_failure(db, deps, owner, credentials, now)
+        with_token = token is not None and token == connection.changes_token
+        counts = not isinstance(exc, AuthExpired | InvalidCredentials | RateLimited)
+        await _note_failure(db, deps, owner, credentials, now, token_failed=with_token and counts)
         return changed
+
+
+def _token_gave_up(connection: CalendarConnection, exc: ProviderError) -> bool:
+    """Whether this failed read with the change token is one too many in a row.
+
+    Lost grants and rate limits say nothing about the token; anything else counts.
+    """
+    if isinstance(exc, AuthExpired | InvalidCredentials | RateLimited):
+        return False
+    return connection.changes_failures + 1 >= TOKEN_FAILURES_BEFORE_RELIST
 
 
 async def _claim(
@@ -242,20 +264,31 @@ async def _store_token(
     expected: str | None,
     token: str | None,
 ) -> bool:
-    claimed = await _claim(db, owner.connection.id, expected, {"changes_token": token})
+    values = {"changes_token": token, "changes_failures": 0}
+    claimed = await _claim(db, owner.connection.id, expected, values)
     _keep_credentials(db, deps, owner.connection, credentials)
     await db.commit()
     return claimed
 
 
 async def _note_failure(
-    db: AsyncSession, deps: MeetingDeps, owner: _Owner, credentials: Credentials, now: datetime
+    db: AsyncSession,
+    deps: MeetingDeps,
+    owner: _Owner,
+    credentials: Credentials,
+    now: datetime,
+    *,
+    token_failed: bool = False,
 ) -> None:
-    """A failed read waits for the next due time instead of hammering the provider."""
+    """A failed read waits for the next due time instead of hammering the provider; a
+    failed read with the change token is counted (see ``TOKEN_FAILURES_BEFORE_RELIST``)."""
+    values: dict[str, object] = {"changes_read_at": now}
+    if token_failed:
+        values["changes_failures"] = CalendarConnection.changes_failures + 1
     await db.exec(
         update(CalendarConnection)
         .where(col(CalendarConnection.id) == owner.connection.id)
-        .values(changes_read_at=now)
+        .values(**values)
     )
     _keep_credentials(db, deps, owner.connection, credentials)
     await db.commit()
@@ -300,7 +333,11 @@ async def _apply_batch(
 ) -> int | None:
     """Claim the token and apply the batch in one transaction, then send the emails.
     None when another worker claimed the token first (its batch is the same)."""
-    values: dict[str, object] = {"changes_token": batch.sync_token, "changes_read_at": now}
+    values: dict[str, object] = {
+        "changes_token": batch.sync_token,
+        "changes_read_at": now,
+        "changes_failures": 0,
+    }
     if listed_until is not None:
         values["changes_until"] = listed_until
     if not await _claim(db, owner.connection.id, expected, values):

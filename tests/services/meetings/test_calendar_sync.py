@@ -21,6 +21,7 @@ from caldav.davclient import DAVClient
 from sqlmodel import col, select
 
 from emulators.google import RunningGoogle
+from emulators.icloud import start_icloud_hosts
 from emulators.microsoft import RunningMicrosoft
 from emulators.radicale import RunningRadicale
 from server.jobs.runner import pull_meeting_changes
@@ -665,3 +666,52 @@ async def test_microsoft_meeting_moved_past_the_feed_window_is_moved_not_cancell
     microsoft.state.remove_event(account, event_id)
     assert await _sync(svc) == 1
     assert (await _reload(svc, meeting.id)).status == MeetingStatus.CANCELLED
+
+
+async def test_caldav_token_failing_with_an_undocumented_status_is_dropped_after_three_tries(
+    svc: AppServices, radicale: RunningRadicale, dav_objects: list[str]
+) -> None:
+    """iCloud does not document its answer to a bad sync token: a token that keeps failing
+    with another status (here 500) is given up for a full listing on the third failure,
+    instead of being retried forever."""
+    hosts = start_icloud_hosts(radicale.url)
+    try:
+        world = await make_world(svc, two_way_sync=True)
+        radicale.make_calendar(DAV_USER, DAV_PASSWORD, f"sync{uuid.uuid4().hex[:6]}")
+        viewer = await viewer_of(svc, world.mentor)
+        async with svc.db.session() as db:
+            await connect.connect_with_password(
+                db,
+                svc.calendar,
+                viewer,
+                username=DAV_USER,
+                password=DAV_PASSWORD,
+                server_url=hosts.entry_url,
+            )
+            await db.commit()
+        meeting, url = await _book_caldav(svc, world, dav_objects)
+        assert url.startswith(hosts.partition_url)
+        direct = url.replace(hosts.partition_url, radicale.url)
+        dav_objects[-1] = direct  # cleaned up after the proxy has stopped
+        assert await _sync(svc, [world.mentor]) == 0
+        token = (await _connection(svc, world.mentor)).changes_token
+        assert token is not None
+
+        hosts.fail_sync_with_token(500)
+        for failures in (1, 2):
+            assert await _sync(svc, [world.mentor]) == 0
+            connection = await _connection(svc, world.mentor)
+            assert (connection.changes_token, connection.changes_failures) == (token, failures)
+        await _edit_caldav(
+            radicale,
+            direct,
+            _move_and_retitle(meeting.start_at, "Seen after relisting"),
+        )
+        assert await _sync(svc, [world.mentor]) == 1  # third failure: listed without the token
+        connection = await _connection(svc, world.mentor)
+        assert connection.changes_token not in (None, token)
+        assert connection.changes_failures == 0
+        assert (await _reload(svc, meeting.id)).title == "Seen after relisting"
+    finally:
+        hosts.fail_sync_with_token(None)
+        hosts.stop()
