@@ -48,6 +48,7 @@ from server.providers.base import (
     PushNotice,
     SyncTokenExpired,
 )
+from server.providers.html_text import html_to_text
 from server.providers.http_errors import RetryPolicy, Sleep, send_with_retry
 
 FREEBUSY_SCOPE = "https://www.googleapis.com/auth/calendar.freebusy"
@@ -545,7 +546,8 @@ def _own_change(item: Any) -> EventChange | None:
         provider_event_id=event_id,
         deleted=False,
         title=str(item.get("summary", "")),
-        description=str(item.get("description", "")),
+        # Google's editor stores descriptions as HTML; Tandem keeps plain text.
+        description=html_to_text(str(item.get("description", ""))),
         start=_event_instant(item.get("start")),
         end=_event_instant(item.get("end")),
         attendee_responses=responses,

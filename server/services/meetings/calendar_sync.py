@@ -438,8 +438,9 @@ def _owner_edits(meeting: Meeting, change: EventChange) -> tuple[list[str], bool
         meeting.title = title
         edited.append("title")
     # A missing description (CalDAV omits an empty DESCRIPTION) means an empty one.
-    description = _plain(change.description or "")[:MAX_DESCRIPTION]
-    if description != _plain(meeting.description):
+    # Only a change of the text counts, not of its markup or spacing.
+    description = (change.description or "").replace("\r\n", "\n").strip()[:MAX_DESCRIPTION]
+    if _plain(description) != _plain(meeting.description):
         meeting.description = description
         edited.append("description")
     start, end = change.start, change.end
@@ -459,8 +460,11 @@ def _owner_edits(meeting: Meeting, change: EventChange) -> tuple[list[str], bool
 
 
 def _plain(text: str) -> str:
-    """Descriptions compared the way calendars round-trip them (line endings, edges)."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    """Descriptions compared the way calendars round-trip them: line endings, white space
+    at the edges of lines and runs of spaces inside them (HTML collapses those, so a
+    description Google's editor re-saved as markup reads back with single spaces)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(" ".join(line.split()) for line in lines).strip()
 
 
 def _answers(

@@ -199,6 +199,51 @@ async def test_google_owner_edit_flows_back_with_one_updated_request(
     assert "moved" in str(events[0].details) and "Mentoring" not in str(events[0].details)
 
 
+async def test_google_ui_html_description_is_kept_as_text_and_markup_alone_sends_nothing(
+    svc: AppServices, google: RunningGoogle
+) -> None:
+    """Google's editor re-saves the description as HTML on any edit: when only the markup
+    differs nothing is updated or emailed; a real edit is kept as converted plain text."""
+    world, account = await _google_world(svc, google)
+    viewer = await viewer_of(svc, world.mentor)
+    async with svc.db.session() as db:
+        meeting = await booking.schedule_meeting(
+            db,
+            meeting_deps(svc),
+            viewer,
+            connection_id=world.connection,
+            start=weekday_slot(days=3, hour=13),
+            duration_minutes=30,
+            title="Mentoring session",
+            description="Agenda:  goals\nBring notes & questions <3\nhttps://example.org/doc?a=1&b=2",
+        )
+    event_id = (await _reload(svc, meeting.id)).provider_event_id
+    assert event_id is not None
+    assert await _sync(svc) == 0
+    stored = google.state.edit_in_google_ui(account, event_id)  # opened and saved, no change
+    assert "<br>" in stored["description"] and "&amp;" in stored["description"]
+    assert await _sync(svc) == 0
+    row = await _reload(svc, meeting.id)
+    assert row.sequence == 0 and row.description == meeting.description
+    assert len(_sent(svc)) == 1  # the original invitation only
+
+    google.state.edit_in_google_ui(
+        account,
+        event_id,
+        description_html=(
+            "<b>New</b> agenda&nbsp;for <i>Q3</i><br><ul><li>goals &amp; risks</li>"
+            '<li>see <a href="https://example.org/plan">the plan</a></li></ul>'
+        ),
+    )
+    assert await _sync(svc) == 1
+    row = await _reload(svc, meeting.id)
+    assert row.description == (
+        "New agenda for Q3\n- goals & risks\n- see the plan (https://example.org/plan)"
+    )
+    assert row.sequence == 1
+    assert [m["sequence"] for m in _sent(svc)] == ["0", "1"]
+
+
 async def test_google_answers_flow_back_for_invited_attendees_only(
     svc: AppServices, google: RunningGoogle
 ) -> None:
