@@ -166,10 +166,13 @@ class GoogleProvider:
             raise InvalidCredentials(
                 "Google did not grant offline access (no refresh token); connect again."
             )
-        granted = str(tokens.get("scope") or " ".join(SCOPES)).split()  # absent = as asked
+        # Granular consent: the user may untick scopes; ``scope`` lists what was granted
+        # (absent = as asked, RFC 6749 5.1).
+        granted = str(tokens.get("scope") or " ".join(SCOPES)).split()
         if FREEBUSY_SCOPE not in granted:
             raise AuthorizationDeclined(
-                "Access to the Google calendar's availability was not granted."
+                "Tandem needs to see when you are busy. Connect again and leave "
+                '"See the availability of your calendars" ticked on Google\'s consent screen.'
             )
         email = self._email_from_id_token(tokens.get("id_token"))
         secret = {
@@ -179,7 +182,12 @@ class GoogleProvider:
             "scope": " ".join(granted),
         }
         credentials = Credentials(ProviderName.GOOGLE, secret)
-        return ConnectedAccount(credentials=credentials, account_email=email, label="Google")
+        return ConnectedAccount(
+            credentials=credentials,
+            account_email=email,
+            label="Google",
+            can_write_events=EVENTS_SCOPE in granted,
+        )
 
     async def revoke(self, credentials: Credentials) -> None:
         """Revoke the whole grant; an already revoked or unknown token is fine (400)."""

@@ -142,6 +142,7 @@ async def _owners(
             col(Meeting.provider_event_id).is_not(None),
             col(Meeting.end_at) > now,
             CalendarConnection.status == CalendarStatus.CONNECTED,
+            col(CalendarConnection.can_write_events).is_(True),
         )
     )
     if user_ids is not None:

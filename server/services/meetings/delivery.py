@@ -3,7 +3,8 @@
 Who sends the invitations is decided per provider, so attendees never get two:
 
 - Google: Tandem emails (iCalendar with signed RSVP links) and writes the owner's event
-  with ``sendUpdates=none``.
+  with ``sendUpdates=none``. A Google calendar connected without ``calendar.events``
+  (the user unticked it on the consent screen) is read-only: nothing is written there.
 - Microsoft: Graph always emails the attendees of an event it creates, so Tandem sends
   nothing itself. If Graph could not be reached when the meeting was booked, Tandem
   emails instead and, from then on, writes the owner's event *without* attendees, so
@@ -109,6 +110,8 @@ async def plan_calendar_write(
     connection = await _connection(db, meeting.owner_id)
     if connection is None or connection.status != CalendarStatus.CONNECTED:
         return
+    if not connection.can_write_events:
+        return  # connected read-only (Google granular consent): Tandem emails, writes nothing
     meeting.calendar_provider = connection.provider.value
     meeting.calendar_sync_state = STATE_PENDING
     if provider_sends_invitations(connection.provider):
@@ -233,6 +236,11 @@ async def write_owner_calendar(db: AsyncSession, deps: CalendarDeps, meeting: Me
         or connection.status == CalendarStatus.DISCONNECTED
     ):
         _failed(meeting, "The organizer's calendar is no longer connected.")
+        return
+    if not connection.can_write_events:
+        # Reconnected read-only since the meeting was booked: nothing to write, and no
+        # point retrying as "reconnect" (the user chose not to allow meeting writes).
+        _failed(meeting, "The organizer's calendar is connected without adding meetings.")
         return
     if meeting.status == MeetingStatus.CANCELLED and meeting.provider_event_id is None:
         _synced(meeting)

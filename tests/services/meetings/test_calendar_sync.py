@@ -244,6 +244,28 @@ async def test_google_ui_html_description_is_kept_as_text_and_markup_alone_sends
     assert [m["sequence"] for m in _sent(svc)] == ["0", "1"]
 
 
+async def test_google_read_only_owner_gets_meetings_by_email_and_no_calendar_write(
+    svc: AppServices, google: RunningGoogle
+) -> None:
+    """Connected without calendar.events: Tandem never tries (and fails) to write the
+    owner's calendar, emails the invitation and reads no changes back."""
+    world = await make_world(svc, two_way_sync=True)
+    account = f"ro-{uuid.uuid4().hex[:6]}@gmail.test"
+    google.state.add_account(account)
+    await connect_google(svc, world.mentor, account, untick=("calendar.events",))
+    inserts = len(google.state.requests_to("/events", "POST"))
+    meeting = await _book(svc, world)
+    row = await _reload(svc, meeting.id)
+    assert (row.provider_event_id, row.calendar_sync_state, row.calendar_error) == (
+        None,
+        "none",
+        None,
+    )
+    assert len(google.state.requests_to("/events", "POST")) == inserts
+    assert [(m["method"], m["uid"]) for m in _sent(svc)] == [("REQUEST", meeting.ical_uid)]
+    assert await _sync(svc) == 0
+
+
 async def test_google_answers_flow_back_for_invited_attendees_only(
     svc: AppServices, google: RunningGoogle
 ) -> None:
