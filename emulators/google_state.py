@@ -339,6 +339,35 @@ class GoogleState(FaultInjection):
             self.sync_tokens[token] = (email, seq)
             return token
 
+    def guest_copies(self, email: str) -> list[dict[str, Any]]:
+        """The events Google puts on ``email``'s calendar because another account's event
+        lists them as an attendee: one per event, carrying the organizer's ``iCalUID``
+        (RFC 5545 UID, "used to uniquely identify events across calendaring systems",
+        events resource). Google adds invitations to guests' calendars whatever
+        ``sendUpdates`` says (that only controls email); this is widely observed and the
+        calendar-sharing help describes it, the API reference does not. Each copy has
+        the organizer, times and iCalUID only, and is not counted in ``freeBusy`` here.
+        """
+        key = email.lower()
+        with self.lock:
+            copies = []
+            for owner, events in self.events.items():
+                if owner == key:
+                    continue
+                for stored in events.values():
+                    data = stored.data
+                    guests = {str(a.get("email", "")).lower() for a in data.get("attendees", [])}
+                    if key in guests and data.get("status") != "cancelled":
+                        copies.append(
+                            {
+                                "iCalUID": data["iCalUID"],
+                                "organizer": owner,
+                                "start": copy.deepcopy(data.get("start")),
+                                "end": copy.deepcopy(data.get("end")),
+                            }
+                        )
+            return copies
+
     def record(self, entry: RecordedRequest) -> None:
         with self.lock:
             self.requests.append(entry)

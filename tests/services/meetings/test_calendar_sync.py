@@ -266,6 +266,31 @@ async def test_google_read_only_owner_gets_meetings_by_email_and_no_calendar_wri
     assert await _sync(svc) == 0
 
 
+async def test_gmail_guest_never_holds_two_uids_for_one_meeting(
+    svc: AppServices, google: RunningGoogle
+) -> None:
+    """The guest is a Google account: Google puts the owner's event on their calendar and
+    Tandem emails them. Both carry the meeting's UID, on booking and after a change, and
+    Google is never asked to email (sendUpdates=none), so one event and one invitation."""
+    world, _ = await _google_world(svc, google)
+    async with svc.db.session() as db:
+        guest = (await accounts.get_user(db, world.mentee)).email
+    google.state.add_account(guest)
+    meeting = await _book(svc, world)
+    viewer = await viewer_of(svc, world.mentor)
+    async with svc.db.session() as db:
+        await booking.update_meeting(
+            db, meeting_deps(svc), viewer, meeting.id, title="Mentoring session (renamed)"
+        )
+    copies = google.state.guest_copies(guest)
+    emailed = [m for m in _sent(svc) if m["method"] == "REQUEST"]
+    assert len(copies) == 1 and len(emailed) == 2
+    assert {c["iCalUID"] for c in copies} | {m["uid"] for m in emailed} == {meeting.ical_uid}
+    writes = [r for r in google.state.requests if r.method in ("POST", "PATCH")]
+    event_writes = [r for r in writes if "/events" in r.path and not r.path.endswith("/watch")]
+    assert event_writes and {r.send_updates for r in event_writes} == {"none"}
+
+
 async def test_google_answers_flow_back_for_invited_attendees_only(
     svc: AppServices, google: RunningGoogle
 ) -> None:
