@@ -3,7 +3,8 @@
 Who sends the invitations is decided per provider, so attendees never get two:
 
 - Google: Tandem emails (iCalendar with signed RSVP links) and writes the owner's event
-  with ``sendUpdates=none``. A Google calendar connected without ``calendar.events``
+  with ``sendUpdates=none`` and ``iCalUID`` = the meeting's UID, so the copy Google puts
+  in a Gmail guest's calendar and Tandem's email are one event. A Google calendar connected without ``calendar.events``
   (the user unticked it on the consent screen) is read-only: nothing is written there.
 - Microsoft: Graph always emails the attendees of an event it creates, so Tandem sends
   nothing itself. If Graph could not be reached when the meeting was booked, Tandem
@@ -277,8 +278,9 @@ async def retry_pending_calendar_writes(
 
     Each meeting is claimed with a conditional UPDATE (a short lease on
     ``calendar_retry_at``), so several workers never write the same meeting at once.
-    Provider writes are idempotent (Google ids and Graph ``transactionId`` come from the
-    UID, CalDAV PUTs to the UID's URL), so a retry after a lost answer does not duplicate.
+    Provider writes are idempotent (Google looks the UID up as iCalUID before inserting,
+    Graph's ``transactionId`` comes from the UID, CalDAV PUTs to the UID's URL), so a retry
+    after a lost answer does not duplicate.
     """
     now = utcnow()
     due = (
