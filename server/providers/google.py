@@ -322,7 +322,9 @@ class GoogleProvider:
         end: datetime,
     ) -> ChangeBatch:
         """Changes to Tandem's own meetings since ``sync_token`` (or a full listing of
-        ``[start, end)`` without one). Other events are skipped without being kept.
+        ``[start, end)`` without one). Other events are skipped without being kept;
+        a deleted event is listed by Google with its id only, so deletions are reported
+        by id alone and the caller matches them against its own meetings.
 
         Raises ``SyncTokenExpired`` when Google answers 410: do a full sync.
         """
