@@ -209,7 +209,7 @@ async def test_google_ui_html_description_is_kept_as_text_and_markup_alone_sends
     async with svc.db.session() as db:
         meeting = await booking.schedule_meeting(
             db,
-            meeting_deps(svc),
+            svc.meetings,
             viewer,
             connection_id=world.connection,
             start=weekday_slot(days=3, hour=13),
@@ -280,7 +280,7 @@ async def test_gmail_guest_never_holds_two_uids_for_one_meeting(
     viewer = await viewer_of(svc, world.mentor)
     async with svc.db.session() as db:
         await booking.update_meeting(
-            db, meeting_deps(svc), viewer, meeting.id, title="Mentoring session (renamed)"
+            db, svc.meetings, viewer, meeting.id, title="Mentoring session (renamed)"
         )
     copies = google.state.guest_copies(guest)
     emailed = [m for m in _sent(svc) if m["method"] == "REQUEST"]
