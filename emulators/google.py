@@ -103,12 +103,19 @@ def start_google_emulator(
 
 _HIDDEN = re.compile(r'name="consent_id" value="([^"]*)"')
 _ACTION = re.compile(r'<form method="post" action="([^"]*)"')
+_CHECKBOX = re.compile(r'<input type="checkbox" name="granted" value="([^"]*)"')
 
 
 async def consent(
-    http: httpx.AsyncClient, authorization_url: str, email: str, *, allow: bool = True
+    http: httpx.AsyncClient,
+    authorization_url: str,
+    email: str,
+    *,
+    allow: bool = True,
+    untick: Iterable[str] = (),
 ) -> dict[str, str]:
-    """Play the user on the consent page: open it, pick ``email``, click Allow or Deny.
+    """Play the user on the consent page: open it, pick ``email``, untick the scopes in
+    ``untick`` (granular consent), click Allow or Deny.
 
     Returns the query parameters of the redirect back to the app (``code``/``state`` or
     ``error``/``state``).
@@ -120,12 +127,19 @@ async def consent(
     consent_id, action = _HIDDEN.search(page.text), _ACTION.search(page.text)
     if consent_id is None or action is None:
         raise ValueError("not a consent page")
+    unticked = set(untick)
+    ticked = [
+        scope
+        for scope in map(html.unescape, _CHECKBOX.findall(page.text))
+        if scope not in unticked and scope.rsplit("/", 1)[-1] not in unticked
+    ]
     answer = await http.post(
         html.unescape(action.group(1)),
         data={
             "consent_id": html.unescape(consent_id.group(1)),
             "email": email,
             "decision": "allow" if allow else "deny",
+            "granted": ticked,
         },
         follow_redirects=False,
     )

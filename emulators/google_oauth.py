@@ -1,5 +1,13 @@
 """Google's OAuth 2.0 endpoints: consent page, token endpoint, revocation.
 
+Granular consent: Google's consent screen lets the user untick individual scopes, and
+"the scopes granted by the user" are what the token response's ``scope`` lists; apps
+"must check what scopes are granted by the users and can't assume users grant all
+requested scopes" (Google Identity, "How to handle granular permissions"). The sign-in
+scopes (``openid``, ``email``, ``profile``) have no checkbox and are always granted;
+every other requested scope is a checkbox, ticked by default, and a browser submits only
+the ticked ones (``granted`` form fields).
+
 The account email reaches the client the way Google sends it when ``openid email`` is
 asked: in an ``id_token`` JWT from the token endpoint. Google signs it with RS256; the
 emulator signs it with HS256 keyed by the client secret (a form OpenID Connect allows
@@ -25,6 +33,7 @@ from starlette.routing import Route
 from emulators.google_http import oauth_error
 from emulators.google_state import (
     KNOWN_SCOPES,
+    SHORT_SCOPES,
     AuthCode,
     GoogleState,
     Grant,
@@ -33,6 +42,7 @@ from emulators.google_state import (
 )
 
 ISSUER = "https://accounts.google.com"
+SIGN_IN_SCOPES = frozenset({"openid", *SHORT_SCOPES.values()})
 _CODE_TTL = 600
 
 
@@ -42,7 +52,8 @@ def oauth_routes(state: GoogleState) -> list[Route]:
 
     async def consent(request: Request) -> Response:
         form = await request.form()
-        return _consent(state, request, {k: str(v) for k, v in form.items()})
+        granted = [str(v) for k, v in form.multi_items() if k == "granted"]
+        return _consent(state, request, {k: str(v) for k, v in form.items()}, granted)
 
     async def token(request: Request) -> Response:
         form = await request.form()
@@ -112,7 +123,9 @@ def _authorize(state: GoogleState, request: Request) -> Response:
     return _consent_page(state, request, consent_id, error=None)
 
 
-def _consent(state: GoogleState, request: Request, form: dict[str, str]) -> Response:
+def _consent(
+    state: GoogleState, request: Request, form: dict[str, str], granted: list[str]
+) -> Response:
     with state.lock:
         pending = state.pending.get(form.get("consent_id", ""))
     if pending is None:
@@ -129,7 +142,7 @@ def _consent(state: GoogleState, request: Request, form: dict[str, str]) -> Resp
         first_consent = (email, pending.client_id) not in state.consented
         if pending.offline:
             state.consented.add((email, pending.client_id))
-        scopes = list(pending.scopes)
+        scopes = [s for s in pending.scopes if s in SIGN_IN_SCOPES or s in granted]
         grant = state.grants.get(_grant_id(email, pending.client_id))
         if grant is not None and pending.include_granted_scopes:
             scopes += [s for s in grant.scopes if s not in scopes]
@@ -157,7 +170,13 @@ def _consent_page(
     options = "".join(
         f'<option value="{esc(email)}">{esc(email)}</option>' for email in sorted(state.accounts)
     )
-    scopes = "".join(f"<li>{esc(scope)}</li>" for scope in pending.scopes)
+    scopes = "".join(
+        f"<li>{esc(scope)}</li>"
+        if scope in SIGN_IN_SCOPES
+        else f'<li><label><input type="checkbox" name="granted" value="{esc(scope)}" checked> '
+        f"{esc(scope)}</label></li>"
+        for scope in pending.scopes
+    )
     notice = f'<p role="alert">{esc(error)}</p>' if error else ""
     action = esc(str(request.url_for("google_consent")))
     page = f"""<!doctype html>
@@ -166,8 +185,8 @@ def _consent_page(
 <body>
 <h1>{esc(pending.client_id)} wants to access your Google Account</h1>
 {notice}
-<ul>{scopes}</ul>
 <form method="post" action="{action}">
+  <ul>{scopes}</ul>
   <input type="hidden" name="consent_id" value="{esc(consent_id)}">
   <label>Account <select name="account">{options}</select></label>
   <label>or email <input type="email" name="email" autocomplete="off"></label>

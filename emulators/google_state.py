@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import copy
+import html
+import re
 import secrets
 import threading
 import time
@@ -216,6 +218,36 @@ class GoogleState(FaultInjection):
         with self.lock:
             self.accounts[email.lower()].unreadable = unreadable
 
+    def edit_in_google_ui(
+        self,
+        email: str,
+        event_id: str,
+        *,
+        summary: str | None = None,
+        description: str | None = None,
+        description_html: str | None = None,
+    ) -> dict[str, Any]:
+        """The account's owner edits the event in Google Calendar's own editor.
+
+        The events resource documents ``description`` as "Can contain HTML"; Google's web
+        editor saves what the owner sees as markup, so any save (even one that changes only
+        the title) writes the description back as HTML. The exact markup is not
+        documented; this writes what the editor is seen to produce: entities escaped,
+        line breaks as ``<br>``, web addresses as ``<a href>`` links. ``description`` is
+        the new text as typed; ``description_html`` is stored verbatim (bold, lists...).
+        Bumps the event's etag/updated so sync tokens report it.
+        """
+        with self.lock:
+            data = copy.deepcopy(self.events[email.lower()][event_id].data)
+            if summary is not None:
+                data["summary"] = summary
+            if description_html is not None:
+                data["description"] = description_html
+            else:
+                text = description if description is not None else data.get("description", "")
+                data["description"] = editor_html(str(text or ""))
+            return self.put_event(email, data)
+
     def invalidate_sync_tokens(self) -> None:
         """Every outstanding sync token now answers 410 Gone (Google may do this any time)."""
         with self.lock:
@@ -307,6 +339,35 @@ class GoogleState(FaultInjection):
             self.sync_tokens[token] = (email, seq)
             return token
 
+    def guest_copies(self, email: str) -> list[dict[str, Any]]:
+        """The events Google puts on ``email``'s calendar because another account's event
+        lists them as an attendee: one per event, carrying the organizer's ``iCalUID``
+        (RFC 5545 UID, "used to uniquely identify events across calendaring systems",
+        events resource). Google adds invitations to guests' calendars whatever
+        ``sendUpdates`` says (that only controls email); this is widely observed and the
+        calendar-sharing help describes it, the API reference does not. Each copy has
+        the organizer, times and iCalUID only, and is not counted in ``freeBusy`` here.
+        """
+        key = email.lower()
+        with self.lock:
+            copies = []
+            for owner, events in self.events.items():
+                if owner == key:
+                    continue
+                for stored in events.values():
+                    data = stored.data
+                    guests = {str(a.get("email", "")).lower() for a in data.get("attendees", [])}
+                    if key in guests and data.get("status") != "cancelled":
+                        copies.append(
+                            {
+                                "iCalUID": data["iCalUID"],
+                                "organizer": owner,
+                                "start": copy.deepcopy(data.get("start")),
+                                "end": copy.deepcopy(data.get("end")),
+                            }
+                        )
+            return copies
+
     def record(self, entry: RecordedRequest) -> None:
         with self.lock:
             self.requests.append(entry)
@@ -319,6 +380,24 @@ class GoogleState(FaultInjection):
                 for r in self.requests
                 if path_substring in r.path and (method is None or r.method == method)
             ]
+
+
+_URL = re.compile(r"https?://[^\s<>\"]+")
+
+
+def editor_html(text: str) -> str:
+    """Plain text as Google Calendar's editor stores it (see ``edit_in_google_ui``)."""
+    lines = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        parts, last = [], 0
+        for match in _URL.finditer(line):
+            parts.append(html.escape(line[last : match.start()], quote=False))
+            url = html.escape(match.group(0))
+            parts.append(f'<a href="{url}">{url}</a>')
+            last = match.end()
+        parts.append(html.escape(line[last:], quote=False))
+        lines.append("".join(parts))
+    return "<br>".join(lines)
 
 
 def _grant_of(value: AccessToken | str) -> str:

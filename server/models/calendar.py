@@ -48,6 +48,12 @@ class CalendarConnection(SQLModel, table=True):
     changes_token: str | None = Field(default=None, sa_type=Text)
     changes_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     changes_read_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Reads with ``changes_token`` that failed in a row; after a few the token is dropped
+    # and the calendar listed again (servers answer a bad token with undocumented codes).
+    changes_failures: int = 0
+    # False when the user connected without granting meeting writes (Google's granular
+    # consent): busy times are read, meetings reach them by email only.
+    can_write_events: bool = True
 
 
 class OAuthFlow(SQLModel, table=True):

@@ -79,6 +79,9 @@ class ConnectedAccount:
     credentials: Credentials
     account_email: str
     label: str  # "Google", "Office 365", "Outlook.com", "iCal"
+    # False when the user granted reading busy times but not writing events (Google's
+    # granular consent): the connection is read-only and meetings go out by email.
+    can_write_events: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,21 @@ assumes no RFC 6638 scheduling: a CalDAV server does not send invitations for it
 Tandem's own mailer sends them whatever ``send_invitations`` says, and attendees carry
 ``SCHEDULE-AGENT=CLIENT`` so that a server which does schedule (iCloud) stays quiet.
 
+iCloud serves each account from a partition host (``pNN-caldav.icloud.com``): the
+principal is found on ``caldav.icloud.com``, its ``calendar-home-set`` names the
+partition host, and listings there may still carry hrefs on ``caldav.icloud.com``
+(python caldav 3.x ``compatibility_hints.py``, iCloud notes; its ``URL.relocate`` keeps
+the old host as an alias for the same reason). Tandem does the same: hrefs on the host
+the principal was found on are moved onto the calendar home's host, and redirects are
+followed by hand (each hop re-checked by the SSRF guard, credentials re-sent only to a
+checked host). For an iCloud account every host must be under ``icloud.com``. Apple
+does not document any of this; it is what clients observe.
+
+The user's own addresses (``calendar-user-address-set``, ``mailto:`` entries, plus the
+account name when it is an email) decide two things: events they declined do not count
+as busy, and the ORGANIZER of Tandem's meetings is one of them rather than whatever
+address the caller passed.
+
 Every network failure becomes one of the typed errors from ``base``; their messages
 never contain the password, and no event content is logged.
 """
@@ -23,7 +38,7 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, cast
 from urllib.parse import quote, unquote, urljoin, urlsplit
@@ -57,7 +72,7 @@ from server.providers.caldav_guard import (
     install_address_hooks,
 )
 from server.providers.caldav_ics import event_change, event_to_ics, uid_of
-from server.providers.ical_busy import busy_from_icalendar
+from server.providers.ical_busy import busy_from_icalendar, normalize_address
 
 __all__ = ["CalDAVProvider", "CalDAVURLRejected", "NoEventCalendars"]
 
@@ -71,6 +86,10 @@ _CALDAV = "urn:ietf:params:xml:ns:caldav"
 _CALENDAR_TYPE = f"{{{_CALDAV}}}calendar"
 _COMPONENTS = f"{{{_CALDAV}}}supported-calendar-component-set"
 _HOME_SET = f"{{{_CALDAV}}}calendar-home-set"
+_ADDRESS_SET = f"{{{_CALDAV}}}calendar-user-address-set"
+_CURRENT_PRINCIPAL = "{DAV:}current-user-principal"
+_MAX_REDIRECTS = 3
+_ICLOUD_DOMAIN = "icloud.com"
 _PRIVILEGES = "{DAV:}current-user-privilege-set"
 _WRITE_PRIVILEGES = {"{DAV:}write", "{DAV:}write-content", "{DAV:}all"}
 _LIST_BODY = (
@@ -96,6 +115,14 @@ class _CalendarInfo:
     writable: bool
 
 
+@dataclass(frozen=True, slots=True)
+class _Discovery:
+    """What the principal says about the account: its event calendars and addresses."""
+
+    calendars: list[_CalendarInfo]
+    addresses: list[str]  # bare email addresses from calendar-user-address-set
+
+
 class CalDAVProvider:
     """``PasswordProvider`` for iCloud and other CalDAV servers."""
 
@@ -119,8 +146,9 @@ class CalDAVProvider:
         """
         url = await self._check(server_url or self._default_url)
         async with self._session(url, username, password, on_401=InvalidCredentials) as client:
-            principal_url = await self._principal_url(client)
-            calendars = await self._event_calendars(client, principal_url)
+            principal_url = await self._principal_url(client, url)
+            found = await self._discover(client, url, principal_url)
+        calendars = found.calendars
         if not calendars:
             raise NoEventCalendars("This account has no calendar that can hold events.")
         secret = {
@@ -130,6 +158,7 @@ class CalDAVProvider:
             "principal_url": principal_url,
             "calendar_urls": [calendar.url for calendar in calendars],
             "write_calendar_url": _write_calendar(calendars),
+            "user_addresses": found.addresses,
         }
         return ConnectedAccount(
             credentials=Credentials(ProviderName.ICLOUD, secret),
@@ -152,8 +181,9 @@ class CalDAVProvider:
         secret = credentials.secret
         documents: list[str] = []
         async with self._account_session(secret) as client:
-            calendars = await self._event_calendars(client, secret["principal_url"])
-            self._remember_calendars(credentials, calendars)
+            found = await self._discover(client, secret["server_url"], secret["principal_url"])
+            calendars = found.calendars
+            self._remember_calendars(credentials, found)
             readable = bool(calendars)  # no calendar to read: unknown, never "free"
             for calendar in calendars:
                 texts = await self._query_events(client, calendar.url, start, end)
@@ -161,7 +191,8 @@ class CalDAVProvider:
                     readable = False
                 else:
                     documents.extend(texts)
-        intervals = busy_from_icalendar(documents, start, end, time_zone)
+        own = own_addresses(credentials.secret)
+        intervals = busy_from_icalendar(documents, start, end, time_zone, own)
         return BusyFetch(intervals=intervals, readable=readable)
 
     # -- Tandem's own events ---------------------------------------------------------
@@ -216,7 +247,7 @@ class CalDAVProvider:
         Xandikos 412) raises ``SyncTokenExpired``: call again without a token.
         """
         calendar_url = credentials.secret["write_calendar_url"]
-        async with self._account_session(credentials.secret) as client:
+        async with self._account_session(credentials.secret, at=calendar_url) as client:
             collection = await self._sync_collection(client, calendar_url, sync_token)
             deleted = {_object_name(str(url)) for url in collection.deleted_urls}
             changed = {
@@ -247,16 +278,26 @@ class CalDAVProvider:
 
     # -- sessions and errors ---------------------------------------------------------
 
-    async def _check(self, url: str) -> str:
-        return await check_server_url(url, allow_private=self._allow_private)
+    async def _check(self, url: str, server_url: str | None = None) -> str:
+        """The SSRF guard, and for an iCloud account: only hosts under icloud.com."""
+        checked = await check_server_url(url, allow_private=self._allow_private)
+        if server_url is not None and is_icloud(server_url) and not is_icloud(checked):
+            raise CalDAVURLRejected("iCloud pointed Tandem at a host outside icloud.com.")
+        return checked
 
     @asynccontextmanager
-    async def _account_session(self, secret: dict[str, Any]) -> AsyncIterator[AsyncDAVClient]:
-        """A session for stored credentials: every host they name is re-checked."""
-        for url in _distinct_origins([secret["server_url"], *secret.get("calendar_urls", [])]):
-            await self._check(url)
+    async def _account_session(
+        self, secret: dict[str, Any], *, at: str | None = None
+    ) -> AsyncIterator[AsyncDAVClient]:
+        """A session for stored credentials: every host they name is re-checked. ``at``
+        roots the client on another of the account's hosts (caldav's collections only join
+        URLs on the client's own host; iCloud calendars live on a partition host)."""
+        server_url = secret["server_url"]
+        for url in _distinct_origins([server_url, *secret.get("calendar_urls", [])]):
+            await self._check(url, server_url)
+        root = _host(at) + "/" if at is not None else server_url
         async with self._session(
-            secret["server_url"], secret["username"], secret["password"], on_401=AuthExpired
+            root, secret["username"], secret["password"], on_401=AuthExpired
         ) as client:
             yield client
 
@@ -275,9 +316,10 @@ class CalDAVProvider:
         )
         if not self._allow_private:
             install_address_hooks(client.session)
-            # niquests does not run pre_send hooks on redirect hops, so a public server
-            # could bounce a request to a private address: follow no redirects at all.
-            client.session.max_redirects = 0
+        # niquests does not run pre_send hooks on redirect hops (a public server could
+        # bounce a request to a private address) and drops the credentials on a hop to
+        # another host: it follows none, discovery follows them itself (_propfind).
+        client.session.max_redirects = 0
         try:
             async with asyncio.timeout(self._timeout * 4):
                 yield client
@@ -307,41 +349,89 @@ class CalDAVProvider:
 
     # -- discovery -------------------------------------------------------------------
 
-    async def _principal_url(self, client: AsyncDAVClient) -> str:
-        principal = await client.get_principal()
-        url = urljoin(str(client.url), str(principal.url))
-        await self._check(url)
-        return url
+    async def _principal_url(self, client: AsyncDAVClient, server_url: str) -> str:
+        """RFC 5397 ``current-user-principal`` of the server URL (redirects followed)."""
+        answered, response = await self._propfind(
+            client, server_url, server_url, props=[_CURRENT_PRINCIPAL], depth=0
+        )
+        href = next(
+            (
+                str(value)
+                for properties in map(_properties, response.results or [])
+                if (value := properties.get(_CURRENT_PRINCIPAL))
+            ),
+            None,
+        )
+        if href is None:  # servers without RFC 5397: the URL itself is the principal
+            return await self._check(answered, server_url)
+        return await self._check(urljoin(answered, href), server_url)
 
-    async def _event_calendars(
-        self, client: AsyncDAVClient, principal_url: str
-    ) -> list[_CalendarInfo]:
-        """Calendars under the principal's calendar homes that accept VEVENTs."""
-        response = await client.propfind(principal_url, props=[_HOME_SET], depth=0)
+    async def _discover(
+        self, client: AsyncDAVClient, server_url: str, principal_url: str
+    ) -> _Discovery:
+        """Calendars under the principal's calendar homes that accept VEVENTs, and the
+        principal's own ``mailto:`` addresses."""
+        answered, response = await self._propfind(
+            client, principal_url, server_url, props=[_HOME_SET, _ADDRESS_SET], depth=0
+        )
+        found = [_properties(result) for result in response.results or []]
         homes = [
-            urljoin(principal_url, str(properties[_HOME_SET]))
-            for properties in map(_properties, response.results or [])
+            urljoin(answered, str(properties[_HOME_SET]))
+            for properties in found
             if properties.get(_HOME_SET)
-        ] or [principal_url]
+        ] or [answered]
+        addresses = _mailto_addresses(properties.get(_ADDRESS_SET) for properties in found)
         calendars: list[_CalendarInfo] = []
         for home in homes:
-            await self._check(home)
-            listing = await client.propfind(home, body=_LIST_BODY, depth=1)
+            home = await self._check(home, server_url)
+            # iCloud: the home is on the partition host, but its listing may still name
+            # the host the principal was found on; those hrefs mean the partition host.
+            aliases = {_host(server_url), _host(principal_url), _host(answered)} - {_host(home)}
+            listed_at, listing = await self._propfind(
+                client, home, server_url, body=_LIST_BODY, depth=1
+            )
             if listing.status not in (200, 207):
                 continue
             for result in listing.results or []:
-                info = _calendar_info(home, _properties(result), result.href)
+                info = _calendar_info(listed_at, _properties(result), result.href, aliases)
                 if info is not None:
-                    await self._check(info.url)
+                    await self._check(info.url, server_url)
                     calendars.append(info)
-        return calendars
+        return _Discovery(calendars=calendars, addresses=addresses)
 
-    def _remember_calendars(self, credentials: Credentials, calendars: list[_CalendarInfo]) -> None:
+    async def _propfind(
+        self, client: AsyncDAVClient, url: str, server_url: str, **kwargs: Any
+    ) -> tuple[str, Any]:
+        """A PROPFIND that follows up to three redirects, each target re-checked by the
+        guard (and kept under icloud.com for iCloud). Returns the URL that answered."""
+        for _ in range(_MAX_REDIRECTS + 1):
+            try:
+                return url, await client.propfind(url, **kwargs)
+            except niquests.exceptions.TooManyRedirects as exc:
+                url = await self._redirect_target(exc, url, server_url)
+        raise ProviderUnavailable("The calendar server redirected Tandem too many times.")
+
+    async def _redirect_target(self, exc: Exception, url: str, server_url: str) -> str:
+        response = getattr(exc, "response", None)
+        location = getattr(response, "headers", {}).get("Location") if response else None
+        if not location:
+            raise ProviderUnavailable("The calendar server redirected Tandem nowhere.")
+        target = urljoin(url, str(location))
+        if urlsplit(url).scheme == "https" and urlsplit(target).scheme != "https":
+            raise CalDAVURLRejected("The calendar server redirected Tandem to plain http.")
+        return await self._check(target, server_url)
+
+    def _remember_calendars(self, credentials: Credentials, found: _Discovery) -> None:
+        calendars = found.calendars
         urls = [calendar.url for calendar in calendars]
-        if urls and urls != credentials.secret.get("calendar_urls"):
-            secret = dict(credentials.secret, calendar_urls=urls)
+        secret = dict(credentials.secret)
+        if urls and urls != secret.get("calendar_urls"):
+            secret["calendar_urls"] = urls
             if secret.get("write_calendar_url") not in urls:
                 secret["write_calendar_url"] = _write_calendar(calendars)
+        if found.addresses and found.addresses != secret.get("user_addresses"):
+            secret["user_addresses"] = found.addresses
+        if secret != credentials.secret:
             credentials.replace_secret(secret)
 
     # -- reading ---------------------------------------------------------------------
@@ -415,7 +505,8 @@ class CalDAVProvider:
     # -- writing ---------------------------------------------------------------------
 
     async def _put(self, credentials: Credentials, url: str, event: ExternalEvent) -> None:
-        body = event_to_ics(event)
+        organizer = organizer_address(credentials.secret, event.organizer_email)
+        body = event_to_ics(replace(event, organizer_email=organizer))
         headers = {"Content-Type": "text/calendar; charset=utf-8"}
         async with self._account_session(credentials.secret) as client:
             response = await client.put(url, body, headers)
@@ -453,7 +544,51 @@ def _calendar_data(result: object) -> str | None:
     return text if isinstance(text, str) and text else None
 
 
-def _calendar_info(home: str, properties: dict[str, Any], href: str) -> _CalendarInfo | None:
+def is_icloud(url: str) -> bool:
+    """Whether ``url`` is on Apple's iCloud (``icloud.com`` or a host under it)."""
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    return host == _ICLOUD_DOMAIN or host.endswith("." + _ICLOUD_DOMAIN)
+
+
+def own_addresses(secret: dict[str, Any]) -> list[str]:
+    """The account's own calendar addresses: the principal's and the account name."""
+    addresses = list(secret.get("user_addresses") or [])
+    username = normalize_address(secret.get("username", ""))
+    if "@" in username and username not in addresses:
+        addresses.append(username)
+    return addresses
+
+
+def organizer_address(secret: dict[str, Any], preferred: str) -> str:
+    """The ORGANIZER for Tandem's meetings: ``preferred`` (the connection's account
+    email) when the server lists it among the account's addresses, else the first
+    address the server lists; ``preferred`` when it lists none."""
+    addresses = [str(address) for address in secret.get("user_addresses") or []]
+    if not addresses or normalize_address(preferred) in addresses:
+        return preferred
+    return addresses[0]
+
+
+def _mailto_addresses(values: Iterable[object]) -> list[str]:
+    found: list[str] = []
+    for value in values:
+        hrefs = value if isinstance(value, list) else [] if value is None else [value]
+        for href in hrefs:
+            text = str(href).strip()
+            address = normalize_address(text) if text[:7].lower() == "mailto:" else ""
+            if address and address not in found:
+                found.append(address)
+    return found
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _calendar_info(
+    home: str, properties: dict[str, Any], href: str, aliases: Iterable[str] = ()
+) -> _CalendarInfo | None:
     if _CALENDAR_TYPE not in (properties.get("{DAV:}resourcetype") or []):
         return None
     components = properties.get(_COMPONENTS)
@@ -462,6 +597,9 @@ def _calendar_info(home: str, properties: dict[str, Any], href: str) -> _Calenda
     privileges = properties.get(_PRIVILEGES)
     writable = privileges is None or bool(_WRITE_PRIVILEGES & set(privileges))
     url = urljoin(home, href)
+    if _host(url) in set(aliases):  # an href on an alias host: the home's host serves it
+        parts = urlsplit(url)
+        url = _host(home) + parts.path + (f"?{parts.query}" if parts.query else "")
     return _CalendarInfo(url=url if url.endswith("/") else f"{url}/", writable=writable)
 
 

@@ -48,6 +48,7 @@ from server.providers.base import (
     PushNotice,
     SyncTokenExpired,
 )
+from server.providers.html_text import html_to_text
 from server.providers.http_errors import RetryPolicy, Sleep, send_with_retry
 
 FREEBUSY_SCOPE = "https://www.googleapis.com/auth/calendar.freebusy"
@@ -70,7 +71,6 @@ _REFRESH_SKEW_SECONDS = 60
 _MAX_FREEBUSY_SPAN = timedelta(days=60)  # Google refuses long ranges (~90 days, undocumented)
 _MAX_PAGES = 200
 _EVENT_ID_PREFIX = "tandem"
-_TANDEM_EVENT_ID = re.compile(r"^tandem[a-v0-9]{52}$")
 _RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 _REAUTH_REASONS = frozenset({"insufficientPermissions", "authError"})
 _TO_GOOGLE_RESPONSE = {
@@ -83,11 +83,9 @@ _FROM_GOOGLE_RESPONSE = {v: k for k, v in _TO_GOOGLE_RESPONSE.items()}
 
 
 def tandem_event_id(uid: str) -> str:
-    """Google event id for a Tandem meeting: a stable function of its iCalendar UID.
-
-    Client-chosen ids (base32hex ``[a-v0-9]``, 5-1024 chars) make a retried insert
-    idempotent: the second one gets 409 instead of creating a duplicate.
-    """
+    """The client-chosen Google event id earlier versions gave a meeting (a function of
+    its UID). New meetings are inserted with ``iCalUID`` instead (see ``create_event``);
+    events written with these ids are still recognised as Tandem's."""
     digest = hashlib.sha256(uid.encode()).digest()
     return _EVENT_ID_PREFIX + base64.b32hexencode(digest).decode().lower().rstrip("=")
 
@@ -165,10 +163,13 @@ class GoogleProvider:
             raise InvalidCredentials(
                 "Google did not grant offline access (no refresh token); connect again."
             )
-        granted = str(tokens.get("scope") or " ".join(SCOPES)).split()  # absent = as asked
+        # Granular consent: the user may untick scopes; ``scope`` lists what was granted
+        # (absent = as asked, RFC 6749 5.1).
+        granted = str(tokens.get("scope") or " ".join(SCOPES)).split()
         if FREEBUSY_SCOPE not in granted:
             raise AuthorizationDeclined(
-                "Access to the Google calendar's availability was not granted."
+                "Tandem needs to see when you are busy. Connect again and leave "
+                '"See the availability of your calendars" ticked on Google\'s consent screen.'
             )
         email = self._email_from_id_token(tokens.get("id_token"))
         secret = {
@@ -178,7 +179,12 @@ class GoogleProvider:
             "scope": " ".join(granted),
         }
         credentials = Credentials(ProviderName.GOOGLE, secret)
-        return ConnectedAccount(credentials=credentials, account_email=email, label="Google")
+        return ConnectedAccount(
+            credentials=credentials,
+            account_email=email,
+            label="Google",
+            can_write_events=EVENTS_SCOPE in granted,
+        )
 
     async def revoke(self, credentials: Credentials) -> None:
         """Revoke the whole grant; an already revoked or unknown token is fine (400)."""
@@ -235,22 +241,47 @@ class GoogleProvider:
     async def create_event(
         self, credentials: Credentials, event: ExternalEvent, *, send_invitations: bool
     ) -> str:
-        """Insert with an id derived from the UID; a 409 means an earlier try got through,
-        so the event is patched to the current version instead."""
-        event_id = tandem_event_id(event.uid)
-        body = {"id": event_id, **_event_body(event)}
-        response = await self._api(
-            credentials,
-            "POST",
-            "calendars/primary/events",
-            params={"sendUpdates": _send_updates(send_invitations)},
-            json=body,
-        )
-        if response.status_code == 409:
-            await self.update_event(credentials, event_id, event, send_invitations=send_invitations)
-        elif response.status_code != 200:
+        """Insert the meeting with ``iCalUID`` = its UID and no client ``id``.
+
+        Google gives an event inserted with only an ``id`` its own iCalUID, so a Gmail
+        guest would hold Google's copy and Tandem's invitation as two events; with the
+        meeting's UID both are one event. Google lets only one of the two be supplied
+        (events resource), so retries are made idempotent by looking the UID up first
+        (``events.list?iCalUID=``): an event an earlier, unanswered try created is
+        patched to the current version instead of inserted twice. Returns Google's id.
+        """
+        found = await self._event_id_for_uid(credentials, event.uid)
+        if found is None:
+            response = await self._api(
+                credentials,
+                "POST",
+                "calendars/primary/events",
+                params={"sendUpdates": _send_updates(send_invitations)},
+                json={"iCalUID": event.uid, **_event_body(event)},
+            )
+            if response.status_code == 200:
+                return str(_json(response)["id"])
+            if response.status_code != 409:
+                _raise_for(response)
+            found = await self._event_id_for_uid(credentials, event.uid)
+            if found is None:
+                raise ProviderError("Google reported the meeting as existing but lists none.")
+        await self.update_event(credentials, found, event, send_invitations=send_invitations)
+        return found
+
+    async def _event_id_for_uid(self, credentials: Credentials, uid: str) -> str | None:
+        """The id of the owner's event with iCalendar UID ``uid`` that Tandem wrote."""
+        params = {"iCalUID": uid, "showDeleted": "true", "maxResults": "10"}
+        response = await self._api(credentials, "GET", "calendars/primary/events", params=params)
+        if response.status_code != 200:
             _raise_for(response)
-        return event_id
+        for item in _json(response).get("items") or []:
+            if not isinstance(item, dict):
+                continue
+            private = (item.get("extendedProperties") or {}).get("private") or {}
+            if private.get("tandem_uid") == uid and item.get("id"):
+                return str(item["id"])
+        return None
 
     async def update_event(
         self,
@@ -291,7 +322,9 @@ class GoogleProvider:
         end: datetime,
     ) -> ChangeBatch:
         """Changes to Tandem's own meetings since ``sync_token`` (or a full listing of
-        ``[start, end)`` without one). Other events are skipped without being kept.
+        ``[start, end)`` without one). Other events are skipped without being kept;
+        a deleted event is listed by Google with its id only, so deletions are reported
+        by id alone and the caller matches them against its own meetings.
 
         Raises ``SyncTokenExpired`` when Google answers 410: do a full sync.
         """
@@ -523,16 +556,24 @@ def _event_body(event: ExternalEvent) -> dict[str, Any]:
 
 
 def _own_change(item: Any) -> EventChange | None:
-    """An ``EventChange`` for one of Tandem's meetings; ``None`` for anything else."""
+    """An ``EventChange`` for one of Tandem's meetings; ``None`` for anything else.
+
+    A Tandem meeting carries its UID in a private extended property and as its iCalUID
+    (events written before the iCalUID design have an id derived from the UID instead).
+    A deleted event is listed with its id only, so every deletion is reported by id:
+    the caller matches ids against its own meetings and keeps nothing else.
+    """
     if not isinstance(item, dict):
         return None
     event_id = str(item.get("id", ""))
-    if not _TANDEM_EVENT_ID.match(event_id):
+    if not event_id:
         return None
     if item.get("status") == "cancelled":
         return EventChange(provider_event_id=event_id, deleted=True)
     uid = ((item.get("extendedProperties") or {}).get("private") or {}).get("tandem_uid")
-    if not isinstance(uid, str) or tandem_event_id(uid) != event_id:
+    if not isinstance(uid, str):
+        return None
+    if item.get("iCalUID") != uid and tandem_event_id(uid) != event_id:
         return None
     responses = {
         str(a["email"]).lower(): _FROM_GOOGLE_RESPONSE.get(
@@ -545,7 +586,8 @@ def _own_change(item: Any) -> EventChange | None:
         provider_event_id=event_id,
         deleted=False,
         title=str(item.get("summary", "")),
-        description=str(item.get("description", "")),
+        # Google's editor stores descriptions as HTML; Tandem keeps plain text.
+        description=html_to_text(str(item.get("description", ""))),
         start=_event_instant(item.get("start")),
         end=_event_instant(item.get("end")),
         attendee_responses=responses,

@@ -22,9 +22,12 @@ Rules (RFC 5545 plus what calendar apps write):
   free, as on every provider (Graph ``workingElsewhere``, Google working-location
   events). The busy status is read from ``X-MICROSOFT-CDO-BUSYSTATUS`` (the calendar owner's own status) and, when absent,
   ``X-MICROSOFT-CDO-INTENDEDSTATUS``.
-* Events the user declined are NOT skipped: the parser does not know which ATTENDEE is
-  the user, and guessing could hide real busy time. Servers usually drop declined
-  invitations from the user's calendar anyway.
+* Events the user declined do not block, as in Google Calendar and Outlook: an
+  occurrence whose ATTENDEE for one of ``own_addresses`` (the principal's
+  ``calendar-user-address-set`` plus the account email) has ``PARTSTAT=DECLINED`` is
+  skipped. Addresses compare case-insensitively without ``mailto:``. Without
+  ``own_addresses`` nothing is skipped: guessing which attendee is the user could hide
+  real busy time. Each occurrence is judged on its own (an override may decline one).
 * VTODO, VJOURNAL and VFREEBUSY components are ignored.
 * Intervals are clipped to ``[start, end)``, converted to UTC, sorted, and overlapping or
   touching intervals of the same kind are merged (different kinds may overlap).
@@ -43,7 +46,7 @@ from icalendar.prop import vPeriod
 
 from server.providers.base import BusyInterval, BusyKind
 
-__all__ = ["busy_from_icalendar", "busy_from_vfreebusy", "merge_intervals"]
+__all__ = ["busy_from_icalendar", "busy_from_vfreebusy", "merge_intervals", "normalize_address"]
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +68,26 @@ _FBTYPE_KINDS = {
 
 
 def busy_from_icalendar(
-    documents: Iterable[str | bytes], start: datetime, end: datetime, time_zone: str
+    documents: Iterable[str | bytes],
+    start: datetime,
+    end: datetime,
+    time_zone: str,
+    own_addresses: Iterable[str] = (),
 ) -> list[BusyInterval]:
     """Busy intervals of the VEVENTs in ``documents`` overlapping ``[start, end)``.
 
-    ``start``/``end`` must be aware. A document that cannot be parsed is skipped with a
-    warning that names no content: one broken object must not hide a whole calendar.
+    ``start``/``end`` must be aware. ``own_addresses`` are the user's calendar addresses
+    (``mailto:`` optional): events they declined do not block. A document that cannot be
+    parsed is skipped with a warning that names no content: one broken object must not
+    hide a whole calendar.
     """
     _require_aware(start, end)
     zone = ZoneInfo(time_zone)
+    own = frozenset(a for a in map(normalize_address, own_addresses) if a)
     found: list[BusyInterval] = []
     for index, document in enumerate(documents):
         try:
-            found.extend(_document_busy(document, start, end, zone))
+            found.extend(_document_busy(document, start, end, zone, own))
         except Exception as exc:  # any malformed input; the log names no content
             log.warning("skipping unparsable iCalendar object #%d (%s)", index, type(exc).__name__)
     return merge_intervals(found)
@@ -128,8 +138,20 @@ def merge_intervals(intervals: Iterable[BusyInterval]) -> list[BusyInterval]:
     return sorted(merged)
 
 
+def normalize_address(address: object) -> str:
+    """A calendar user address as compared here: no ``mailto:``, case-folded."""
+    text = str(address).strip()
+    if text[:7].lower() == "mailto:":
+        text = text[7:]
+    return text.strip().casefold()
+
+
 def _document_busy(
-    document: str | bytes, start: datetime, end: datetime, zone: ZoneInfo
+    document: str | bytes,
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
+    own: frozenset[str] = frozenset(),
 ) -> Iterator[BusyInterval]:
     calendar = icalendar.Calendar.from_ical(document)
     # Query in dates: floating and all-day events compare without a zone there.
@@ -140,7 +162,7 @@ def _document_busy(
     )
     for occurrence in occurrences:
         kind = _event_kind(occurrence)
-        if kind is None:
+        if kind is None or (own and _declined_by(occurrence, own)):
             continue
         begin = _absolute(occurrence.start, zone)
         finish = _absolute(occurrence.end, zone)
@@ -169,6 +191,19 @@ def _event_kind(event: icalendar.cal.Component) -> BusyKind | None:
     if _is_all_day(event):
         return BusyKind.ALL_DAY
     return BusyKind.BUSY
+
+
+def _declined_by(event: icalendar.cal.Component, own: frozenset[str]) -> bool:
+    """Whether one of the user's own addresses declined this (occurrence of an) event."""
+    attendees = event.get("ATTENDEE")
+    listed = attendees if isinstance(attendees, list) else [] if attendees is None else [attendees]
+    for attendee in listed:
+        if normalize_address(attendee) not in own:
+            continue
+        partstat = getattr(attendee, "params", {}).get("PARTSTAT", "NEEDS-ACTION")
+        if str(partstat).upper() == "DECLINED":
+            return True
+    return False
 
 
 def _is_all_day(event: icalendar.cal.Component) -> bool:

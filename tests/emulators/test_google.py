@@ -329,6 +329,35 @@ async def test_event_insert_get_delete_errors(
     assert other.status_code == 404
 
 
+async def test_id_and_ical_uid_only_one_at_creation_and_guests_share_the_uid(
+    google: RunningGoogle, http: httpx.AsyncClient
+) -> None:
+    headers = bearer(google)
+    events = "/calendar/v3/calendars/primary/events"
+    times = {
+        "start": {"dateTime": "2030-01-07T10:00:00Z"},
+        "end": {"dateTime": "2030-01-07T11:00:00Z"},
+    }
+    with_id = await http.post(events, json={"id": "abcdefv0999", **times}, headers=headers)
+    assert with_id.json()["iCalUID"] == "abcdefv0999@google.com"  # Google makes one up
+    both = await http.post(
+        events, json={"id": "abcdefv0998", "iCalUID": "m-1@tandem", **times}, headers=headers
+    )
+    assert (both.status_code, reason(both)) == (400, "invalid")
+    guest = "gmail-guest@example.com"
+    google.state.add_account(guest)
+    body = {"iCalUID": "m-1@tandem", "attendees": [{"email": guest}], **times}
+    created = await http.post(events, json=body, headers=headers)
+    assert created.status_code == 200
+    assert created.json()["iCalUID"] == "m-1@tandem" and created.json()["id"] != "m-1@tandem"
+    again = await http.post(events, json=body, headers=headers)
+    assert (again.status_code, reason(again)) == (409, "duplicate")
+    listed = await http.get(events, params={"iCalUID": "m-1@tandem"}, headers=headers)
+    assert [item["id"] for item in listed.json()["items"]] == [created.json()["id"]]
+    copies = google.state.guest_copies(guest)
+    assert [(c["iCalUID"], c["organizer"]) for c in copies] == [("m-1@tandem", ALICE)]
+
+
 async def test_list_pages_and_sync_tokens(google: RunningGoogle, http: httpx.AsyncClient) -> None:
     headers = bearer(google)
     events = "/calendar/v3/calendars/primary/events"

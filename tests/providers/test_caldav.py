@@ -12,6 +12,7 @@ import icalendar
 import pytest
 from caldav.davclient import DAVClient
 
+from emulators.icloud import ICloudHosts, start_icloud_hosts
 from emulators.radicale import RunningRadicale, start_radicale
 from emulators.runner import free_port
 from server.config import Settings
@@ -29,7 +30,14 @@ from server.providers.base import (
     ProviderUnavailable,
     SyncTokenExpired,
 )
-from server.providers.caldav import CalDAVProvider, NoEventCalendars, _CalendarInfo
+from server.providers.caldav import (
+    CalDAVProvider,
+    NoEventCalendars,
+    _CalendarInfo,
+    is_icloud,
+    organizer_address,
+    own_addresses,
+)
 from server.providers.caldav_guard import CalDAVURLRejected
 
 ALICE, ALICE_PW = "alice", "alice-app-pw-4821"
@@ -278,13 +286,14 @@ async def test_a_calendar_that_fails_to_read_makes_the_result_unreadable(
     alice: Credentials,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = CalDAVProvider._event_calendars
+    real = CalDAVProvider._discover
 
-    async def with_a_missing_calendar(self, client, principal_url):
-        found = await real(self, client, principal_url)
-        return [*found, _CalendarInfo(url=f"{radicale.url}/alice/gone/", writable=True)]
+    async def with_a_missing_calendar(self, client, server_url, principal_url):
+        found = await real(self, client, server_url, principal_url)
+        gone = _CalendarInfo(url=f"{radicale.url}/alice/gone/", writable=True)
+        return replace(found, calendars=[*found.calendars, gone])
 
-    monkeypatch.setattr(CalDAVProvider, "_event_calendars", with_a_missing_calendar)
+    monkeypatch.setattr(CalDAVProvider, "_discover", with_a_missing_calendar)
     fetched = await provider.fetch_busy(alice, *WINDOW, "Asia/Tokyo")
     assert not fetched.readable
     assert fetched.intervals == EXPECTED_TOKYO  # what could be read is still returned
@@ -440,3 +449,128 @@ async def test_no_event_text_or_password_reaches_results_or_logs(
     assert CANARY not in logged
     assert ALICE_PW not in logged
     assert "bad-pw-9981" not in logged
+
+
+# -- declined invitations, iCloud hosts, broken sync tokens --------------------------------
+
+DANA, DANA_PW = "dana@example.com", "dana-app-pw-5120"
+
+
+@pytest.fixture(scope="module")
+def dana_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRadicale]:
+    server = start_radicale(tmp_path_factory.mktemp("radicale-dana"), users={DANA: DANA_PW})
+    try:
+        server.make_calendar(DANA, DANA_PW, "main")
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_an_invitation_the_user_declined_is_not_busy(
+    dana_server: RunningRadicale, provider: CalDAVProvider
+) -> None:
+    dana_server.add_event(
+        DANA,
+        DANA_PW,
+        "main",
+        vcal(
+            "declined-invite@example.org",
+            "DTSTART:20260302T090000Z",
+            "DTEND:20260302T100000Z",
+            "ORGANIZER:mailto:boss@example.org",
+            "ATTENDEE;PARTSTAT=ACCEPTED:mailto:boss@example.org",
+            "ATTENDEE;PARTSTAT=DECLINED:mailto:Dana@Example.com",
+        ),
+    )
+    dana_server.add_event(
+        DANA,
+        DANA_PW,
+        "main",
+        vcal(
+            "accepted-invite@example.org",
+            "DTSTART:20260302T110000Z",
+            "DTEND:20260302T120000Z",
+            "ORGANIZER:mailto:boss@example.org",
+            "ATTENDEE;PARTSTAT=ACCEPTED:mailto:dana@example.com",
+        ),
+    )
+    account = await provider.connect_with_password(DANA, DANA_PW, dana_server.url)
+    fetched = await provider.fetch_busy(account.credentials, *WINDOW, "UTC")
+    assert fetched.intervals == [BusyInterval(utc(2026, 3, 2, 11), utc(2026, 3, 2, 12))]
+
+
+@pytest.fixture(scope="module")
+def icloud_hosts(dana_server: RunningRadicale) -> Iterator[ICloudHosts]:
+    hosts = start_icloud_hosts(dana_server.url)
+    yield hosts
+    hosts.stop()
+
+
+async def test_icloud_partition_host_hrefs_and_redirects_are_followed(
+    icloud_hosts: ICloudHosts, dana_server: RunningRadicale, provider: CalDAVProvider
+) -> None:
+    """The principal on the entry host names a home on the partition host whose listing
+    names calendars on the entry host, which redirects there: discovery, busy reads and
+    writes all land on the partition host, with credentials."""
+    dana_server.add_event(
+        DANA,
+        DANA_PW,
+        "main",
+        vcal("icloud-busy@example.org", "DTSTART:20260303T080000Z", "DTEND:20260303T090000Z"),
+    )
+    account = await provider.connect_with_password(DANA, DANA_PW, icloud_hosts.entry_url)
+    secret = account.credentials.secret
+    assert secret["calendar_urls"] == [f"{icloud_hosts.partition_url}/{DANA}/main/"]
+    assert secret["write_calendar_url"].startswith(icloud_hosts.partition_url)
+    assert icloud_hosts.redirects >= 1  # the principal was asked on the entry host
+
+    fetched = await provider.fetch_busy(account.credentials, *WINDOW, "UTC")
+    assert fetched.readable
+    assert BusyInterval(utc(2026, 3, 3, 8), utc(2026, 3, 3, 9)) in fetched.intervals
+
+    url = await provider.create_event(
+        account.credentials,
+        meeting("icloud-hosts@tandem", utc(2026, 4, 1, 9)),
+        send_invitations=False,
+    )
+    assert url.startswith(icloud_hosts.partition_url)
+    await provider.delete_event(account.credentials, url, send_invitations=False)
+
+
+async def test_an_invalid_sync_token_with_an_undocumented_status_raises_a_provider_error(
+    icloud_hosts: ICloudHosts, provider: CalDAVProvider
+) -> None:
+    account = await provider.connect_with_password(DANA, DANA_PW, icloud_hosts.entry_url)
+    full = await provider.read_changes(account.credentials, None, *WINDOW)
+    assert full.sync_token
+    icloud_hosts.fail_sync_with_token(400)
+    try:
+        with pytest.raises(ProviderError):
+            await provider.read_changes(account.credentials, full.sync_token, *WINDOW)
+        again = await provider.read_changes(account.credentials, None, *WINDOW)
+        assert again.sync_token  # a listing without a token still works
+    finally:
+        icloud_hosts.fail_sync_with_token(None)
+
+
+def test_only_icloud_hosts_are_followed_for_an_icloud_account() -> None:
+    assert is_icloud("https://caldav.icloud.com/")
+    assert is_icloud("https://p42-caldav.icloud.com:443/123/calendars/")
+    assert not is_icloud("https://icloud.com.evil.example/")
+    assert not is_icloud("https://evilicloud.com/")
+
+
+async def test_an_icloud_account_refuses_a_host_outside_icloud(provider: CalDAVProvider) -> None:
+    with pytest.raises(CalDAVURLRejected, match=r"outside icloud\.com"):
+        await provider._check("https://127.0.0.1/elsewhere/", "https://caldav.icloud.com/")
+    assert await provider._check(
+        "https://p07-caldav.icloud.com/1/calendars/", "https://caldav.icloud.com/"
+    )
+
+
+def test_the_organizer_is_one_of_the_accounts_calendar_addresses() -> None:
+    secret = {"username": "apple-id@icloud.com", "user_addresses": ["dana@me.com", "dana@mac.com"]}
+    assert organizer_address(secret, "apple-id@icloud.com") == "dana@me.com"
+    assert organizer_address(secret, "Dana@Mac.com") == "Dana@Mac.com"
+    assert organizer_address({"username": "x@icloud.com"}, "x@icloud.com") == "x@icloud.com"
+    assert own_addresses(secret) == ["dana@me.com", "dana@mac.com", "apple-id@icloud.com"]

@@ -393,15 +393,51 @@ async def test_create_event_is_idempotent_and_records_send_updates(
     again = await provider.create_event(
         credentials, meeting(title="Renamed"), send_invitations=False
     )
-    assert first == again == tandem_event_id("meeting-1@tandem.example")
+    assert first == again
     stored = google.state.events[ALICE]
     assert list(stored) == [first]
     assert stored[first].data["summary"] == "Renamed"
+    # The owner's event carries the meeting's own UID, so guests see one event.
+    assert stored[first].data["iCalUID"] == "meeting-1@tandem.example"
     assert stored[first].data["extendedProperties"]["private"]["tandem_uid"] == (
         "meeting-1@tandem.example"
     )
     calls = [(r.method, r.send_updates) for r in google.state.requests_to("/events")]
-    assert calls == [("POST", "all"), ("POST", "none"), ("PATCH", "none")]
+    assert calls == [("GET", None), ("POST", "all"), ("GET", None), ("PATCH", "none")]
+    inserted = google.state.requests_to("/events", "POST")[0]
+    assert "iCalUID" in inserted.param_names and "id" not in inserted.param_names
+
+
+async def test_a_retried_create_after_a_lost_answer_patches_the_first_event(
+    google: RunningGoogle, provider: GoogleProvider, http: httpx.AsyncClient
+) -> None:
+    """The insert landed but its answer was lost: the retry finds the event by UID (and a
+    race that loses the insert to a 409 does too) instead of making a second one."""
+    credentials = (await connect(provider, http)).credentials
+    first = await provider.create_event(credentials, meeting(), send_invitations=False)
+    google.state.fail_next("/calendar/v3/calendars/primary/events", 200, {"items": []})
+    again = await provider.create_event(credentials, meeting(title="Again"), send_invitations=False)
+    assert again == first
+    assert [e.data["summary"] for e in google.state.events[ALICE].values()] == ["Again"]
+
+
+async def test_events_made_with_the_old_client_ids_are_still_tandems(
+    google: RunningGoogle, provider: GoogleProvider, http: httpx.AsyncClient
+) -> None:
+    credentials = (await connect(provider, http)).credentials
+    legacy = tandem_event_id("old-1@tandem.example")
+    google.state.add_event(
+        ALICE,
+        {
+            "id": legacy,
+            "summary": "Old meeting",
+            "start": {"dateTime": "2030-01-08T10:00:00Z"},
+            "end": {"dateTime": "2030-01-08T11:00:00Z"},
+            "extendedProperties": {"private": {"tandem_uid": "old-1@tandem.example"}},
+        },
+    )
+    batch = await provider.read_changes(credentials, None, at(7, 0), at(9, 0))
+    assert [(c.provider_event_id, c.title) for c in batch.changes] == [(legacy, "Old meeting")]
 
 
 async def test_update_and_delete_event(
@@ -464,7 +500,10 @@ async def test_read_changes_follows_pages(
     )
     batch = await provider.read_changes(credentials, None, at(1, 0), at(20, 0))
     assert [c.provider_event_id for c in batch.changes] == [event_id]
-    assert len(google.state.requests_to("/events", "GET")) == 2
+    listings = [
+        r for r in google.state.requests_to("/events", "GET") if "iCalUID" not in r.param_names
+    ]
+    assert len(listings) == 2
     assert batch.sync_token
 
 

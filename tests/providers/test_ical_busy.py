@@ -371,6 +371,59 @@ def test_simple_events_match_a_minute_by_minute_computation(
     assert all(a.end < b.start for a, b in itertools.pairwise(result))
 
 
+# -- declined invitations ------------------------------------------------------------------
+
+
+def test_an_invitation_the_user_declined_does_not_block() -> None:
+    declined = vcal(
+        vevent(
+            "declined",
+            "DTSTART:20260302T090000Z",
+            "DTEND:20260302T100000Z",
+            "ORGANIZER:mailto:boss@example.com",
+            "ATTENDEE;PARTSTAT=ACCEPTED:mailto:boss@example.com",
+            "ATTENDEE;PARTSTAT=DECLINED;CN=Me:MAILTO:Me@Example.com",
+        )
+    )
+    accepted = vcal(
+        vevent(
+            "accepted",
+            "DTSTART:20260302T110000Z",
+            "DTEND:20260302T120000Z",
+            "ATTENDEE;PARTSTAT=DECLINED:mailto:someone-else@example.com",
+            "ATTENDEE;PARTSTAT=ACCEPTED:mailto:me@example.com",
+        )
+    )
+    window = (utc(2026, 3, 2), utc(2026, 3, 3))
+    mine = busy_from_icalendar([declined, accepted], *window, "UTC", ["mailto:me@example.com"])
+    assert mine == [BusyInterval(utc(2026, 3, 2, 11), utc(2026, 3, 2, 12), BUSY)]
+    # Without knowing the user's addresses nothing is skipped (no guessing).
+    assert len(busy_from_icalendar([declined, accepted], *window, "UTC")) == 2
+
+
+def test_declining_one_occurrence_frees_only_that_one() -> None:
+    doc = vcal(
+        vevent(
+            "series",
+            "DTSTART:20260302T090000Z",
+            "DTEND:20260302T100000Z",
+            "RRULE:FREQ=DAILY;COUNT=3",
+            "ATTENDEE;PARTSTAT=ACCEPTED:mailto:me@example.com",
+        ),
+        vevent(
+            "series",
+            "RECURRENCE-ID:20260303T090000Z",
+            "DTSTART:20260303T090000Z",
+            "DTEND:20260303T100000Z",
+            "ATTENDEE;PARTSTAT=DECLINED:mailto:me@example.com",
+        ),
+    )
+    result = busy_from_icalendar(
+        [doc], utc(2026, 3, 1), utc(2026, 3, 10), "UTC", ["me@example.com"]
+    )
+    assert [i.start for i in result] == [utc(2026, 3, 2, 9), utc(2026, 3, 4, 9)]
+
+
 # -- privacy canary ----------------------------------------------------------------------
 
 CANARY = "zq-canary-7f3a91"

@@ -87,11 +87,16 @@ async def _blocks(services: AppServices, user_id: Any) -> list[BusyBlock]:
 
 
 async def _connect_google(
-    web: httpx.AsyncClient, http: httpx.AsyncClient, email: str, *, allow: bool = True
+    web: httpx.AsyncClient,
+    http: httpx.AsyncClient,
+    email: str,
+    *,
+    allow: bool = True,
+    untick: tuple[str, ...] = (),
 ) -> httpx.Response:
     start = await start_flow(web, "google")
     assert start.status_code == 303
-    params = await consent(http, start.headers["location"], email, allow=allow)
+    params = await consent(http, start.headers["location"], email, allow=allow, untick=untick)
     return await web.get("/calendar/callback/google", params=params)
 
 
@@ -159,6 +164,51 @@ async def test_declined_consent_is_refused_clearly(
     response = await _connect_google(web, emulator_http, "dec@gmail.test", allow=False)
     assert response.status_code == 403
     assert "did not give Tandem access" in response.text
+    assert await _connection(cal_services, user) is None
+
+
+async def test_google_without_meeting_writes_connects_read_only_and_says_so(
+    web: httpx.AsyncClient,
+    cal_services: AppServices,
+    google: RunningGoogle,
+    emulator_http: httpx.AsyncClient,
+) -> None:
+    """Granular consent: the user unticked calendar.events. Busy times are read, Calendar
+    Settings says the connection is read-only (never "connected", then "reconnect")."""
+    user = await create_user(cal_services, "ro@example.org")
+    google.state.add_account("ro@gmail.test")
+    google.state.add_event(
+        "ro@gmail.test",
+        {"start": {"dateTime": _soon(9).isoformat()}, "end": {"dateTime": _soon(10).isoformat()}},
+    )
+    await login(web, "ro@example.org")
+    done = await _connect_google(web, emulator_http, "ro@gmail.test", untick=("calendar.events",))
+    assert done.status_code == 303
+    connection = await _connection(cal_services, user)
+    assert connection is not None and connection.status == CalendarStatus.CONNECTED
+    assert connection.can_write_events is False
+    assert [(b.start_at, b.end_at) for b in await _blocks(cal_services, user)] == [
+        (_soon(9), _soon(10))
+    ]
+    settings = await web.get("/profile/edit?tab=settings")
+    assert 'id="calendar-read-only"' in settings.text
+    assert "Allow Tandem to add meetings" in settings.text
+
+
+async def test_google_without_free_busy_is_refused_clearly(
+    web: httpx.AsyncClient,
+    cal_services: AppServices,
+    google: RunningGoogle,
+    emulator_http: httpx.AsyncClient,
+) -> None:
+    user = await create_user(cal_services, "nofb@example.org")
+    google.state.add_account("nofb@gmail.test")
+    await login(web, "nofb@example.org")
+    response = await _connect_google(
+        web, emulator_http, "nofb@gmail.test", untick=("calendar.freebusy",)
+    )
+    assert response.status_code == 403
+    assert "needs to see when you are busy" in response.text
     assert await _connection(cal_services, user) is None
 
 

@@ -250,6 +250,7 @@ async def _store(
         status=CalendarStatus.CONNECTED,
         label=account.label,
         account_email=account.account_email[:320],
+        can_write_events=account.can_write_events,
         encrypted_secret=deps.secrets.encrypt(
             account.credentials.secret, binding=secret_binding(user.id)
         ),

@@ -35,10 +35,13 @@ from server.models import CalendarConnection, Meeting, MeetingAttendee, Mentorin
 from server.models.base import utcnow
 from server.models.enums import AttendeeResponse, CalendarStatus, MeetingStatus
 from server.providers.base import (
+    AuthExpired,
     ChangeBatch,
     Credentials,
     EventChange,
+    InvalidCredentials,
     ProviderError,
+    RateLimited,
     RemovalRechecking,
     SyncTokenExpired,
 )
@@ -55,6 +58,11 @@ __all__ = ["LOOKBEHIND", "sync_meeting_changes"]
 log = logging.getLogger("tandem.meeting_sync")
 
 LOOKBEHIND = timedelta(days=1)
+# Reads with the same change token that may fail in a row before it is dropped. Servers
+# answer an invalid token with 403/409/412 (RFC 6578, Radicale, Xandikos) or 410 (Google,
+# Graph), which raise SyncTokenExpired at once; iCloud's answer is undocumented, so any
+# other failure repeated this often is taken to mean the token is bad.
+TOKEN_FAILURES_BEFORE_RELIST = 3
 MAX_TITLE = 200
 _RESPONSES = frozenset(r.value for r in AttendeeResponse)
 
@@ -134,6 +142,7 @@ async def _owners(
             col(Meeting.provider_event_id).is_not(None),
             col(Meeting.end_at) > now,
             CalendarConnection.status == CalendarStatus.CONNECTED,
+            col(CalendarConnection.can_write_events).is_(True),
         )
     )
     if user_ids is not None:
@@ -190,8 +199,10 @@ async def _sync_owner(db: AsyncSession, deps: MeetingDeps, owner: _Owner, now: d
                     owner,
                     await provider.read_changes(credentials, token, start, end),
                 )
-            except SyncTokenExpired:
-                log.info("change token of user %s expired; listing again", connection.user_id)
+            except (SyncTokenExpired, ProviderError) as exc:
+                if not isinstance(exc, SyncTokenExpired) and not _token_gave_up(connection, exc):
+                    raise
+                log.info("change token of user %s given up; listing again", connection.user_id)
                 if not await _store_token(db, deps, owner, credentials, token, None):
                     return 0
                 token = None
@@ -210,8 +221,20 @@ async def _sync_owner(db: AsyncSession, deps: MeetingDeps, owner: _Owner, now: d
         return changed + (applied or 0)
     except (ProviderError, TimeoutError) as exc:
         log.info("meeting changes of user %s not read: %s", connection.user_id, type(exc).__name__)
-        await _note_failure(db, deps, owner, credentials, now)
+        with_token = token is not None and token == connection.changes_token
+        counts = not isinstance(exc, AuthExpired | InvalidCredentials | RateLimited)
+        await _note_failure(db, deps, owner, credentials, now, token_failed=with_token and counts)
         return changed
+
+
+def _token_gave_up(connection: CalendarConnection, exc: ProviderError) -> bool:
+    """Whether this failed read with the change token is one too many in a row.
+
+    Lost grants and rate limits say nothing about the token; anything else counts.
+    """
+    if isinstance(exc, AuthExpired | InvalidCredentials | RateLimited):
+        return False
+    return connection.changes_failures + 1 >= TOKEN_FAILURES_BEFORE_RELIST
 
 
 async def _claim(
@@ -242,20 +265,31 @@ async def _store_token(
     expected: str | None,
     token: str | None,
 ) -> bool:
-    claimed = await _claim(db, owner.connection.id, expected, {"changes_token": token})
+    values = {"changes_token": token, "changes_failures": 0}
+    claimed = await _claim(db, owner.connection.id, expected, values)
     _keep_credentials(db, deps, owner.connection, credentials)
     await db.commit()
     return claimed
 
 
 async def _note_failure(
-    db: AsyncSession, deps: MeetingDeps, owner: _Owner, credentials: Credentials, now: datetime
+    db: AsyncSession,
+    deps: MeetingDeps,
+    owner: _Owner,
+    credentials: Credentials,
+    now: datetime,
+    *,
+    token_failed: bool = False,
 ) -> None:
-    """A failed read waits for the next due time instead of hammering the provider."""
+    """A failed read waits for the next due time instead of hammering the provider; a
+    failed read with the change token is counted (see ``TOKEN_FAILURES_BEFORE_RELIST``)."""
+    values: dict[str, object] = {"changes_read_at": now}
+    if token_failed:
+        values["changes_failures"] = CalendarConnection.changes_failures + 1
     await db.exec(
         update(CalendarConnection)
         .where(col(CalendarConnection.id) == owner.connection.id)
-        .values(changes_read_at=now)
+        .values(**values)
     )
     _keep_credentials(db, deps, owner.connection, credentials)
     await db.commit()
@@ -300,7 +334,11 @@ async def _apply_batch(
 ) -> int | None:
     """Claim the token and apply the batch in one transaction, then send the emails.
     None when another worker claimed the token first (its batch is the same)."""
-    values: dict[str, object] = {"changes_token": batch.sync_token, "changes_read_at": now}
+    values: dict[str, object] = {
+        "changes_token": batch.sync_token,
+        "changes_read_at": now,
+        "changes_failures": 0,
+    }
     if listed_until is not None:
         values["changes_until"] = listed_until
     if not await _claim(db, owner.connection.id, expected, values):
@@ -401,8 +439,9 @@ def _owner_edits(meeting: Meeting, change: EventChange) -> tuple[list[str], bool
         meeting.title = title
         edited.append("title")
     # A missing description (CalDAV omits an empty DESCRIPTION) means an empty one.
-    description = _plain(change.description or "")[:MAX_DESCRIPTION]
-    if description != _plain(meeting.description):
+    # Only a change of the text counts, not of its markup or spacing.
+    description = (change.description or "").replace("\r\n", "\n").strip()[:MAX_DESCRIPTION]
+    if _plain(description) != _plain(meeting.description):
         meeting.description = description
         edited.append("description")
     start, end = change.start, change.end
@@ -422,8 +461,11 @@ def _owner_edits(meeting: Meeting, change: EventChange) -> tuple[list[str], bool
 
 
 def _plain(text: str) -> str:
-    """Descriptions compared the way calendars round-trip them (line endings, edges)."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    """Descriptions compared the way calendars round-trip them: line endings, white space
+    at the edges of lines and runs of spaces inside them (HTML collapses those, so a
+    description Google's editor re-saved as markup reads back with single spaces)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(" ".join(line.split()) for line in lines).strip()
 
 
 def _answers(

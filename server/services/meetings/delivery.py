@@ -3,7 +3,9 @@
 Who sends the invitations is decided per provider, so attendees never get two:
 
 - Google: Tandem emails (iCalendar with signed RSVP links) and writes the owner's event
-  with ``sendUpdates=none``.
+  with ``sendUpdates=none`` and ``iCalUID`` = the meeting's UID, so the copy Google puts
+  in a Gmail guest's calendar and Tandem's email are one event. A Google calendar connected without ``calendar.events``
+  (the user unticked it on the consent screen) is read-only: nothing is written there.
 - Microsoft: Graph always emails the attendees of an event it creates, so Tandem sends
   nothing itself. If Graph could not be reached when the meeting was booked (nothing
   was created), Tandem emails instead and, from then on, writes the owner's event
@@ -115,6 +117,8 @@ async def plan_calendar_write(
     connection = await _connection(db, meeting.owner_id)
     if connection is None or connection.status != CalendarStatus.CONNECTED:
         return
+    if not connection.can_write_events:
+        return  # connected read-only (Google granular consent): Tandem emails, writes nothing
     meeting.calendar_provider = connection.provider.value
     meeting.calendar_sync_state = STATE_PENDING
     if provider_sends_invitations(connection.provider):
@@ -249,6 +253,11 @@ async def write_owner_calendar(db: AsyncSession, deps: CalendarDeps, meeting: Me
     ):
         _failed(meeting, "The organizer's calendar is no longer connected.")
         return False
+    if not connection.can_write_events:
+        # Reconnected read-only since the meeting was booked: nothing to write, and no
+        # point retrying as "reconnect" (the user chose not to allow meeting writes).
+        _failed(meeting, "The organizer's calendar is connected without adding meetings.")
+        return False
     if meeting.status == MeetingStatus.CANCELLED and meeting.provider_event_id is None:
         _synced(meeting)
         return False
@@ -307,10 +316,10 @@ async def retry_pending_calendar_writes(
 
     Each meeting is claimed with a conditional UPDATE (a short lease on
     ``calendar_retry_at``), so several workers never write the same meeting at once.
-    Provider writes are idempotent (Google ids and Graph ``transactionId`` come from the
-    UID, CalDAV PUTs to the UID's URL; Graph refuses a used ``transactionId`` and the
-    provider then looks the first event up), so a retry after a lost answer does not
-    duplicate.
+    Provider writes are idempotent (Google looks the UID up as iCalUID before inserting,
+    Graph's ``transactionId`` comes from the UID and Graph refuses a used one, after which
+    the provider looks the first event up; CalDAV PUTs to the UID's URL), so a retry after
+    a lost answer does not duplicate.
     """
     now = utcnow()
     due = (

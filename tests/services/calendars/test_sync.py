@@ -55,13 +55,15 @@ async def _viewer(services: AppServices, user_id: uuid.UUID) -> Viewer:
     return Viewer(user=user, actor=user)
 
 
-async def connect_google(services: AppServices, user_id: uuid.UUID, account: str) -> None:
+async def connect_google(
+    services: AppServices, user_id: uuid.UUID, account: str, *, untick: tuple[str, ...] = ()
+) -> None:
     viewer = await _viewer(services, user_id)
     async with services.db.session() as db:
         url = await connect.start_oauth(db, services.calendar, viewer, ProviderName.GOOGLE)
         await db.commit()
     async with httpx.AsyncClient() as browser:
-        params = await consent(browser, url, account)
+        params = await consent(browser, url, account, untick=untick)
     async with services.db.session() as db:
         await connect.finish_oauth(db, services.calendar, viewer, ProviderName.GOOGLE, params)
 

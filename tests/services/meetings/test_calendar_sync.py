@@ -21,6 +21,7 @@ from caldav.davclient import DAVClient
 from sqlmodel import col, select
 
 from emulators.google import RunningGoogle
+from emulators.icloud import start_icloud_hosts
 from emulators.microsoft import RunningMicrosoft
 from emulators.radicale import RunningRadicale
 from server.jobs.runner import pull_meeting_changes
@@ -196,6 +197,98 @@ async def test_google_owner_edit_flows_back_with_one_updated_request(
     assert len(events) == 1 and events[0].target_id == str(meeting.id)
     assert events[0].details["fields"] == ["title", "description", "time"]
     assert "moved" in str(events[0].details) and "Mentoring" not in str(events[0].details)
+
+
+async def test_google_ui_html_description_is_kept_as_text_and_markup_alone_sends_nothing(
+    svc: AppServices, google: RunningGoogle
+) -> None:
+    """Google's editor re-saves the description as HTML on any edit: when only the markup
+    differs nothing is updated or emailed; a real edit is kept as converted plain text."""
+    world, account = await _google_world(svc, google)
+    viewer = await viewer_of(svc, world.mentor)
+    async with svc.db.session() as db:
+        meeting = await booking.schedule_meeting(
+            db,
+            svc.meetings,
+            viewer,
+            connection_id=world.connection,
+            start=weekday_slot(days=3, hour=13),
+            duration_minutes=30,
+            title="Mentoring session",
+            description="Agenda:  goals\nBring notes & questions <3\nhttps://example.org/doc?a=1&b=2",
+        )
+    event_id = (await _reload(svc, meeting.id)).provider_event_id
+    assert event_id is not None
+    assert await _sync(svc) == 0
+    stored = google.state.edit_in_google_ui(account, event_id)  # opened and saved, no change
+    assert "<br>" in stored["description"] and "&amp;" in stored["description"]
+    assert await _sync(svc) == 0
+    row = await _reload(svc, meeting.id)
+    assert row.sequence == 0 and row.description == meeting.description
+    assert len(_sent(svc)) == 1  # the original invitation only
+
+    google.state.edit_in_google_ui(
+        account,
+        event_id,
+        description_html=(
+            "<b>New</b> agenda&nbsp;for <i>Q3</i><br><ul><li>goals &amp; risks</li>"
+            '<li>see <a href="https://example.org/plan">the plan</a></li></ul>'
+        ),
+    )
+    assert await _sync(svc) == 1
+    row = await _reload(svc, meeting.id)
+    assert row.description == (
+        "New agenda for Q3\n- goals & risks\n- see the plan (https://example.org/plan)"
+    )
+    assert row.sequence == 1
+    assert [m["sequence"] for m in _sent(svc)] == ["0", "1"]
+
+
+async def test_google_read_only_owner_gets_meetings_by_email_and_no_calendar_write(
+    svc: AppServices, google: RunningGoogle
+) -> None:
+    """Connected without calendar.events: Tandem never tries (and fails) to write the
+    owner's calendar, emails the invitation and reads no changes back."""
+    world = await make_world(svc, two_way_sync=True)
+    account = f"ro-{uuid.uuid4().hex[:6]}@gmail.test"
+    google.state.add_account(account)
+    await connect_google(svc, world.mentor, account, untick=("calendar.events",))
+    inserts = len(google.state.requests_to("/events", "POST"))
+    meeting = await _book(svc, world)
+    row = await _reload(svc, meeting.id)
+    assert (row.provider_event_id, row.calendar_sync_state, row.calendar_error) == (
+        None,
+        "none",
+        None,
+    )
+    assert len(google.state.requests_to("/events", "POST")) == inserts
+    assert [(m["method"], m["uid"]) for m in _sent(svc)] == [("REQUEST", meeting.ical_uid)]
+    assert await _sync(svc) == 0
+
+
+async def test_gmail_guest_never_holds_two_uids_for_one_meeting(
+    svc: AppServices, google: RunningGoogle
+) -> None:
+    """The guest is a Google account: Google puts the owner's event on their calendar and
+    Tandem emails them. Both carry the meeting's UID, on booking and after a change, and
+    Google is never asked to email (sendUpdates=none), so one event and one invitation."""
+    world, _ = await _google_world(svc, google)
+    async with svc.db.session() as db:
+        guest = (await accounts.get_user(db, world.mentee)).email
+    google.state.add_account(guest)
+    meeting = await _book(svc, world)
+    viewer = await viewer_of(svc, world.mentor)
+    async with svc.db.session() as db:
+        await booking.update_meeting(
+            db, svc.meetings, viewer, meeting.id, title="Mentoring session (renamed)"
+        )
+    copies = google.state.guest_copies(guest)
+    emailed = [m for m in _sent(svc) if m["method"] == "REQUEST"]
+    assert len(copies) == 1 and len(emailed) == 2
+    assert {c["iCalUID"] for c in copies} | {m["uid"] for m in emailed} == {meeting.ical_uid}
+    writes = [r for r in google.state.requests if r.method in ("POST", "PATCH")]
+    event_writes = [r for r in writes if "/events" in r.path and not r.path.endswith("/watch")]
+    assert event_writes and {r.send_updates for r in event_writes} == {"none"}
 
 
 async def test_google_answers_flow_back_for_invited_attendees_only(
@@ -665,3 +758,52 @@ async def test_microsoft_meeting_moved_past_the_feed_window_is_moved_not_cancell
     microsoft.state.remove_event(account, event_id)
     assert await _sync(svc) == 1
     assert (await _reload(svc, meeting.id)).status == MeetingStatus.CANCELLED
+
+
+async def test_caldav_token_failing_with_an_undocumented_status_is_dropped_after_three_tries(
+    svc: AppServices, radicale: RunningRadicale, dav_objects: list[str]
+) -> None:
+    """iCloud does not document its answer to a bad sync token: a token that keeps failing
+    with another status (here 500) is given up for a full listing on the third failure,
+    instead of being retried forever."""
+    hosts = start_icloud_hosts(radicale.url)
+    try:
+        world = await make_world(svc, two_way_sync=True)
+        radicale.make_calendar(DAV_USER, DAV_PASSWORD, f"sync{uuid.uuid4().hex[:6]}")
+        viewer = await viewer_of(svc, world.mentor)
+        async with svc.db.session() as db:
+            await connect.connect_with_password(
+                db,
+                svc.calendar,
+                viewer,
+                username=DAV_USER,
+                password=DAV_PASSWORD,
+                server_url=hosts.entry_url,
+            )
+            await db.commit()
+        meeting, url = await _book_caldav(svc, world, dav_objects)
+        assert url.startswith(hosts.partition_url)
+        direct = url.replace(hosts.partition_url, radicale.url)
+        dav_objects[-1] = direct  # cleaned up after the proxy has stopped
+        assert await _sync(svc, [world.mentor]) == 0
+        token = (await _connection(svc, world.mentor)).changes_token
+        assert token is not None
+
+        hosts.fail_sync_with_token(500)
+        for failures in (1, 2):
+            assert await _sync(svc, [world.mentor]) == 0
+            connection = await _connection(svc, world.mentor)
+            assert (connection.changes_token, connection.changes_failures) == (token, failures)
+        await _edit_caldav(
+            radicale,
+            direct,
+            _move_and_retitle(meeting.start_at, "Seen after relisting"),
+        )
+        assert await _sync(svc, [world.mentor]) == 1  # third failure: listed without the token
+        connection = await _connection(svc, world.mentor)
+        assert connection.changes_token not in (None, token)
+        assert connection.changes_failures == 0
+        assert (await _reload(svc, meeting.id)).title == "Seen after relisting"
+    finally:
+        hosts.fail_sync_with_token(None)
+        hosts.stop()
