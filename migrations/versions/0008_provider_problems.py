@@ -1,7 +1,7 @@
 """why a calendar sync failed (error_code) and push renewal backoff
 
 Revision ID: 0008_provider_problems
-Revises: 0006_queued_mail
+Revises: 0007_busy_coverage
 Create Date: 2026-12-01
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import server.models.base
 
 revision: str = "0008_provider_problems"
-down_revision: str | None = "0006_queued_mail"
+down_revision: str | None = "0007_busy_coverage"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -2,7 +2,7 @@
 failed reads of the change token in a row (a token kept failing is dropped)
 
 Revision ID: 0009_calendar_write_access
-Revises: 0006_queued_mail
+Revises: 0008_provider_problems
 Create Date: 2026-12-01
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_calendar_write_access"
-down_revision: str | None = "0006_queued_mail"
+down_revision: str | None = "0008_provider_problems"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
