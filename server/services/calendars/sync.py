@@ -59,10 +59,6 @@ PROBLEM_ACCESS_DENIED = "access_denied"  # a 403 naming no policy: often passing
 PROBLEM_PROVIDER_CONFIG = "provider_config"  # Tandem's own client credentials: operators
 PROBLEM_UNAVAILABLE = "unavailable"
 PROBLEM_UNREADABLE = "unreadable"
-RETRYING_PROBLEMS = frozenset(
-    {PROBLEM_ACCESS_POLICY, PROBLEM_ACCESS_DENIED, PROBLEM_PROVIDER_CONFIG, PROBLEM_UNAVAILABLE}
-)
-"""Problems Tandem keeps retrying on its own (with backoff): reconnecting does not help."""
 PROVIDER_LABEL = {"google": "Google", "microsoft": "Microsoft", "icloud": "The CalDAV server"}
 
 
