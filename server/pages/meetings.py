@@ -18,11 +18,11 @@ from server.models import Meeting, MeetingAttendee, User
 from server.models.base import utcnow
 from server.models.enums import AttendeeResponse, MeetingStatus
 from server.pages.common import is_htmx, redirect, render, services, viewer
-from server.services.errors import DomainError, NotFound
+from server.services.errors import DomainError, NotFound, ValidationFailed
 from server.services.meetings import booking as meeting_booking
 from server.services.people import mentoring
 from server.services.people.sessions import Viewer
-from server.services.validation import wall_clock_to_utc
+from server.services.validation import check_moment, wall_clock_to_utc
 
 DEFAULT_MINUTES = 60
 DURATIONS = (15, 20, 30, 45, 60, 90, 120, 180, 240)
@@ -50,7 +50,10 @@ def _uuid(raw: str) -> uuid.UUID:
 
 
 def _local_parts(moment: datetime, zone: str) -> tuple[str, str]:
-    local = moment.astimezone(ZoneInfo(zone))
+    try:
+        local = moment.astimezone(ZoneInfo(zone))
+    except (OverflowError, ValueError):  # a stored time at the edge of what datetime holds
+        local = moment
     return local.strftime("%Y-%m-%d"), local.strftime("%H:%M")
 
 
@@ -120,13 +123,15 @@ async def new_meeting(request: Request) -> Response:
 
 
 def _slot_start(raw: str | None) -> datetime | None:
+    """The ``start`` query parameter: absent, or a time with an offset within range (400
+    otherwise: a link Tandem wrote never carries anything else)."""
     if not raw:
         return None
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
-    except ValueError:
-        return None
-    return value.astimezone(UTC) if value.tzinfo else None
+        return check_moment(value, field="start", what="The start")
+    except (ValueError, ValidationFailed):  # unparseable, no offset, or out of range
+        raise HTTPException(400, "The start in this link is not a valid time.") from None
 
 
 async def _booking_form(

@@ -30,7 +30,7 @@ from server.pages.groups import path_id
 from server.services.errors import DomainError, NotFound
 from server.services.polls import rules as poll_rules
 from server.services.polls import suggestions as poll_suggestions
-from server.services.validation import wall_clock_to_utc
+from server.services.validation import day_in_range, wall_clock_to_utc
 
 DURATIONS = (15, 30, 45, 60, 90, 120)
 DEFAULT_DURATION = 60
@@ -56,7 +56,7 @@ def _day(raw: str | None, fallback: date) -> date:
         value = date.fromisoformat(raw) if raw else fallback
     except ValueError:
         return fallback
-    return value if 2000 <= value.year <= 2100 else fallback
+    return value if day_in_range(value, fallback) else fallback
 
 
 def _duration(raw: object) -> int:

@@ -22,6 +22,7 @@ from server.pages.common import is_htmx, render, services, viewer
 from server.services.availability import query as availability_query
 from server.services.availability import week as availability_week
 from server.services.errors import DomainError
+from server.services.validation import day_in_range
 from server.services.people import mentoring
 
 DEFAULT_DURATION = 30
@@ -60,7 +61,7 @@ def _monday(raw: str | None, zone: str, now: datetime) -> date:
         asked = date.fromisoformat(raw) if raw else today
     except ValueError:
         asked = today
-    if not 2000 <= asked.year <= 2100:
+    if not day_in_range(asked, today):
         asked = today
     return availability_week.monday_of(asked)
 

@@ -14,9 +14,14 @@ STATIC_DIR = Path(__file__).resolve().parent.parent.parent / "static"
 
 
 def local_time(value: datetime | None, zone: str, fmt: str = "%a %d %b %Y, %H:%M") -> str:
+    """``value`` on the viewer's wall clock; in UTC (and said so) when that clock cannot show
+    it, e.g. a stored year-9999 time seen from a zone east of UTC, rather than a 500."""
     if value is None:
         return "never"
-    return value.astimezone(ZoneInfo(zone)).strftime(fmt)
+    try:
+        return value.astimezone(ZoneInfo(zone)).strftime(fmt)
+    except (OverflowError, ValueError):
+        return value.strftime(fmt) + " UTC"
 
 
 def build_environment() -> Environment:

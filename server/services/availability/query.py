@@ -33,6 +33,7 @@ from server.services.availability.busy import REFRESH_BUDGET_SECONDS, read_busy
 from server.services.calendars.deps import CalendarDeps
 from server.services.errors import NotFound, ValidationFailed
 from server.services.people import access, programs
+from server.services.validation import check_moment
 
 __all__ = ["AvailabilityRequest", "NotFound", "ValidationFailed", "find_availability"]
 
@@ -92,10 +93,9 @@ class AvailabilityAnswer:
     unknown: list[UserUnknown] = field(default_factory=list)
 
 
-def _validate(request: AvailabilityRequest) -> None:
+def _validate(request: AvailabilityRequest, now: datetime | None) -> None:
     for name, value in (("start", request.start), ("end", request.end)):
-        if value.tzinfo is None:
-            raise ValidationFailed(f"{name} needs a time zone offset.", field=name)
+        check_moment(value, field=name, what=f"The {name} of the window", now=now)
     if request.end <= request.start:
         raise ValidationFailed("The end of the window must be after its start.", field="end")
     if request.end - request.start > MAX_WINDOW:
@@ -146,7 +146,7 @@ async def find_availability(
 ) -> AvailabilityAnswer:
     """``refresh=False`` answers from the cache only (booking re-checks must not call
     providers or commit); ``ignore_meeting_id`` leaves out a Tandem meeting being moved."""
-    _validate(request)
+    _validate(request, now)
     now = now or utcnow()
     ids = [*request.participant_ids, *request.optional_participant_ids]
     visible = await access.visible_user_ids(db, viewer, ids)

@@ -4,6 +4,9 @@ These are what make an emailed invitation land in the attendee's calendar with w
 Accept/Decline buttons, whether or not anyone connected a calendar to Tandem. Times are
 written in the meeting's own zone (``TZID``) together with a generated ``VTIMEZONE``, so
 clients that do not know IANA names still place the meeting correctly.
+
+Text is cleaned once more on the way out (no control or bidi characters, one-line values
+stay one line): rows written before input was cleaned must not reach a calendar raw.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Literal
 from icalendar import Calendar, Event, vCalAddress
 
 from server.services.invites.types import Invitation, Person
+from server.services.validation import clean_line, clean_text
 
 PRODID = "-//Tandem//Tandem Scheduling//EN"
 
@@ -52,14 +56,20 @@ def _event(invite: Invitation, method: _Method, stamp: datetime) -> Event:
     event.add("dtstamp", stamp)
     event.add("dtstart", invite.start.astimezone(invite.zone))
     event.add("dtend", invite.end.astimezone(invite.zone))
-    event.add("summary", invite.title)
-    if invite.description:
-        event.add("description", invite.description)
-    if invite.location:
-        event.add("location", invite.location)
+    event.add("summary", clean_line(invite.title))
+    description = clean_text(invite.description or "", field="description")
+    if description:
+        event.add("description", description)
+    location = clean_line(invite.location or "")
+    if location:
+        event.add("location", location)
     event.add("status", "CANCELLED" if method == "CANCEL" else "CONFIRMED")
     event.add("transp", "OPAQUE")
-    event.add("organizer", _address(invite.organizer), parameters={"CN": invite.organizer.name})
+    event.add(
+        "organizer",
+        _address(invite.organizer),
+        parameters={"CN": clean_line(invite.organizer.name)},
+    )
     organizer_key = invite.organizer.email.casefold()
     event.add("attendee", _attendee(invite.organizer, organizer=True))
     seen = {organizer_key}
@@ -77,7 +87,7 @@ def _address(person: Person) -> vCalAddress:
 
 def _attendee(person: Person, *, organizer: bool) -> vCalAddress:
     address = _address(person)
-    address.params["CN"] = person.name
+    address.params["CN"] = clean_line(person.name)
     address.params["CUTYPE"] = "INDIVIDUAL"
     address.params["ROLE"] = "REQ-PARTICIPANT"
     address.params["PARTSTAT"] = "ACCEPTED" if organizer else "NEEDS-ACTION"

@@ -21,7 +21,6 @@ header values are flattened to one line so nobody can inject headers.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.headerregistry import Address
@@ -35,6 +34,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from server.services.invites.ical import build_cancel, build_request
 from server.services.invites.types import Invitation, InviteKind, Person
+from server.services.validation import clean_line
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates" / "email"
 
@@ -147,7 +147,7 @@ def _when(start: datetime, end: datetime, zone: ZoneInfo, zone_name: str) -> dic
 
 
 def _one_line(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
+    return clean_line(text)
 
 
 def _domain(mail_from: str) -> str:

@@ -52,7 +52,7 @@ from server.services.meetings.delivery import (
 )
 from server.services.people import mentoring
 from server.services.people.sessions import Viewer
-from server.services.validation import clean_name
+from server.services.validation import check_moment, clean_line, clean_name, clean_text
 
 __all__ = [
     "InvalidRsvpLink",
@@ -445,12 +445,10 @@ def _clean_text(
     title: str, description: str | None, location: str | None
 ) -> tuple[str, str, str | None]:
     clean_title = clean_name(title, field="title", what="Title")
-    clean_description = (description or "").strip()
-    if len(clean_description) > MAX_DESCRIPTION:
-        raise ValidationFailed(
-            f"The description is longer than {MAX_DESCRIPTION} characters.", field="description"
-        )
-    clean_location = " ".join((location or "").split()) or None
+    clean_description = clean_text(
+        description or "", field="description", what="The description", max_length=MAX_DESCRIPTION
+    )
+    clean_location = clean_line(location or "") or None
     if clean_location is not None and len(clean_location) > MAX_LOCATION:
         raise ValidationFailed(
             f"The location is longer than {MAX_LOCATION} characters.", field="location"
@@ -470,6 +468,7 @@ def _clean_time(start: datetime, duration_minutes: int) -> tuple[datetime, datet
         raise ValidationFailed("Meetings start on a multiple of 5 minutes.", field="start")
     if start <= utcnow():
         raise ValidationFailed("That time has already passed.", field="start")
+    check_moment(start, field="start", what="The start")  # before any arithmetic on it
     return start, start + timedelta(minutes=duration_minutes)
 
 

@@ -20,7 +20,12 @@ from server.models import LoginAttempt, User
 from server.models.base import utcnow
 from server.services import audit
 from server.services.errors import NotFound, PermissionDenied, TooManyAttempts, ValidationFailed
-from server.services.validation import clean_name, normalize_email, validate_time_zone
+from server.services.validation import (
+    clean_name,
+    normalize_email,
+    strip_controls,
+    validate_time_zone,
+)
 
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("tandem-dummy-password")
@@ -75,7 +80,9 @@ async def create_user(
 
 
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
-    result = await session.exec(select(User).where(User.email == email.strip().lower()))
+    result = await session.exec(
+        select(User).where(User.email == strip_controls(email).strip().lower())
+    )
     return result.first()
 
 
@@ -96,7 +103,7 @@ async def authenticate(
     window: timedelta,
 ) -> User:
     """The user for these credentials, or ValidationFailed; TooManyAttempts when throttled."""
-    address = email.strip().lower()[:320]
+    address = strip_controls(email).strip().lower()[:320]  # NUL must not reach the database
     keys = [f"email:{address}", f"client:{client_key[:64]}"]
     since = utcnow() - window
     await session.exec(delete(LoginAttempt).where(col(LoginAttempt.attempted_at) < since))

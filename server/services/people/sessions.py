@@ -21,6 +21,7 @@ from server.models.base import utcnow
 from server.services import audit
 from server.services.errors import NotFound, PermissionDenied, ValidationFailed
 from server.services.people import access
+from server.services.validation import clean_line
 
 ACTING_LIFETIME = timedelta(minutes=30)
 """Working on behalf ends by itself after this long; the admin can start again."""
@@ -130,7 +131,7 @@ async def start_acting(
         raise PermissionDenied("End the current work on behalf first.")
     if viewer.session_id is None:
         raise PermissionDenied("Working on behalf needs a signed-in browser session.")
-    reason = " ".join(reason.split())
+    reason = clean_line(reason)
     if not reason:
         raise ValidationFailed("Say why you are working on behalf of this person.", field="reason")
     target = await session.get(User, target_id)

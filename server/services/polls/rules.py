@@ -59,7 +59,7 @@ from server.services.polls.tally import (
     load_details,
     status_at,
 )
-from server.services.validation import clean_name
+from server.services.validation import check_moment, clean_name, clean_text
 
 __all__ = [
     "MAX_COMMENT_LENGTH",
@@ -248,6 +248,7 @@ def _check_slots(starts: Sequence[datetime], now: datetime) -> list[datetime]:
             raise ValidationFailed("Each slot start needs a time zone offset.", field="slots")
         if start <= now:
             raise ValidationFailed("Every slot must start in the future.", field="slots")
+        check_moment(start, field="slots", what="Every slot", now=now)
         if start.second or start.microsecond or start.minute % 5:
             raise ValidationFailed(
                 "Slots start on a multiple of 5 minutes (like 10:00 or 10:05).", field="slots"
@@ -295,6 +296,7 @@ async def create_poll(
             raise ValidationFailed(
                 "The deadline must come before the last proposed slot starts.", field="deadline"
             )
+        check_moment(deadline, field="deadline", what="The deadline", now=now)
     member_ids = {m.id for m in organized.members}
     optional = set(optional_invitee_ids)
     if len(optional) > len(member_ids) or not optional <= member_ids:
@@ -431,7 +433,7 @@ async def add_comment(db: AsyncSession, viewer: User, poll_id: uuid.UUID, body: 
     poll = await get_visible_poll(db, viewer, poll_id)
     if poll.status == PollStatus.FINALIZED:
         raise Conflict("This poll is finalized: it no longer takes comments.")
-    text = body.strip()
+    text = clean_text(body, field="body")
     if not text:
         raise ValidationFailed("Write something first.", field="body")
     if len(text) > MAX_COMMENT_LENGTH:
