@@ -15,6 +15,8 @@ NOTICES: dict[str, str] = {
     "signed_out": "You are signed out.",
     "profile_saved": "Your profile is saved.",
     "password_changed": "Your password is changed. Other sessions were signed out.",
+    "password_changed_everywhere": "Your password is changed. You are signed out everywhere "
+    "else and every API token is revoked.",
     "token_revoked": "The API token is revoked.",
     "acting_started": "You are now working on behalf of this participant.",
     "acting_ended": "You are back to your own account.",

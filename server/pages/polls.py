@@ -313,7 +313,9 @@ async def answer(request: Request) -> Response:
     answers = _answers_from(form)
     async with svc.db.session() as db:
         try:
-            await poll_rules.answer_poll(db, current.user, poll_id, answers)
+            await poll_rules.answer_poll(
+                db, current.user, poll_id, answers, actor_id=current.actor.id
+            )
             await db.commit()
         except NotFound as exc:
             await db.rollback()
@@ -337,7 +339,7 @@ async def comment(request: Request) -> Response:
     body = str(form.get("body", ""))[: poll_rules.MAX_COMMENT_LENGTH + 1]
     async with svc.db.session() as db:
         try:
-            await poll_rules.add_comment(db, current.user, poll_id, body)
+            await poll_rules.add_comment(db, current.user, poll_id, body, actor_id=current.actor.id)
             await db.commit()
         except NotFound:
             raise HTTPException(404) from None

@@ -65,7 +65,7 @@ async def save_profile(request: Request) -> Response:
     async with services(request).db.session() as db:
         try:
             user = await accounts.get_user(db, current.user.id)
-            await accounts.update_profile(db, user, name=name, time_zone=zone)
+            await accounts.update_profile(db, user, name=name, time_zone=zone, actor=current.actor)
         except DomainError as exc:
             return await _page(
                 request,
@@ -92,15 +92,16 @@ async def change_password(request: Request) -> Response:
                 str(form.get("current_password", "")),
                 str(form.get("new_password", "")),
                 actor=current.actor,
+                revoke_tokens=form.get("revoke_everything") == "on",
             )
         except DomainError as exc:
             return await _page(request, "security", error=exc.message, status_code=_status(exc))
-        await sessions.end_all_sessions(db, user.id)
         raw, _row = await sessions.start_session(
             db, user, lifetime=timedelta(seconds=svc.settings.session_max_age_seconds)
         )
         await db.commit()
-    response = redirect("/profile/edit?tab=security&notice=password_changed")
+    notice = "password_changed_everywhere" if form.get("revoke_everything") == "on" else None
+    response = redirect(f"/profile/edit?tab=security&notice={notice or 'password_changed'}")
     set_session_cookie(response, raw, request)
     return response
 
@@ -158,7 +159,9 @@ async def complete_onboarding(request: Request) -> Response:
     async with services(request).db.session() as db:
         try:
             user = await accounts.get_user(db, current.user.id)
-            await accounts.update_profile(db, user, name=name, time_zone=zone, complete=True)
+            await accounts.update_profile(
+                db, user, name=name, time_zone=zone, complete=True, actor=current.actor
+            )
         except DomainError as exc:
             return render(
                 request,

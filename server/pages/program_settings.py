@@ -179,7 +179,7 @@ async def save_settings(request: Request) -> Response:
     if change.given():
         async with services(request).db.session() as db:
             try:
-                await programs.update_settings(db, current.actor, program.id, change)
+                await programs.update_settings(db, current, program.id, change)
             except DomainError as exc:
                 status = {"not_found": 404, "forbidden": 403}.get(exc.code, 422)
                 return _page(

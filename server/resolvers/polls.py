@@ -116,6 +116,7 @@ async def answer_poll(
                 (parse_id(a.slot_id, "slot", "answers"), AnswerValue(a.answer.value))
                 for a in input.answers
             ],
+            actor_id=ctx.viewer.actor.id if ctx.viewer else None,
         )
         return await _poll(info, poll_id)
 
@@ -130,7 +131,11 @@ async def add_poll_comment(
 
     async def action() -> PollComment:
         row = await poll_rules.add_comment(
-            ctx.db, ctx.user, parse_id(input.poll_id, "poll", "pollId"), input.body
+            ctx.db,
+            ctx.user,
+            parse_id(input.poll_id, "poll", "pollId"),
+            input.body,
+            actor_id=ctx.viewer.actor.id if ctx.viewer else None,
         )
         return PollComment(
             id=strawberry.ID(str(row.id)),

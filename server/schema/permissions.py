@@ -9,6 +9,7 @@ import strawberry
 from strawberry.permission import BasePermission
 
 from server.schema.context import Context
+from server.services.people.sessions import ADMIN_ON_BEHALF_MESSAGE
 
 
 class IsAuthenticated(BasePermission):
@@ -38,7 +39,7 @@ class NotActingOnBehalf(BasePermission):
     """Administration happens as oneself: while working on behalf of a participant, an
     admin cannot provision programs, members or connections in their name."""
 
-    message = "End working on behalf before changing programs, members or connections."
+    message = ADMIN_ON_BEHALF_MESSAGE  # the services refuse with the same words
 
     def has_permission(
         self, source: Any, info: strawberry.Info[Context, None], **kwargs: Any

@@ -20,6 +20,7 @@ from server.models import LoginAttempt, User
 from server.models.base import utcnow
 from server.services import audit
 from server.services.errors import NotFound, PermissionDenied, TooManyAttempts, ValidationFailed
+from server.services.people import api_tokens, sessions
 from server.services.validation import (
     clean_name,
     normalize_email,
@@ -134,23 +135,58 @@ async def change_password(
     new_password: str,
     *,
     actor: User | None = None,
+    revoke_tokens: bool = False,
 ) -> None:
-    """Checks the current password; the caller ends the user's other sessions. Never
-    while an admin works on behalf of the user (``actor``)."""
+    """Check the current password, set the new one and end every session of the user (the
+    caller starts a fresh one for the browser that asked). With ``revoke_tokens`` every
+    API token stops working too: "sign out everywhere", integrations included. Never while
+    an admin works on behalf of the user (``actor``)."""
     if actor is not None and actor.id != user.id:
         raise PermissionDenied("Only the user can change their own password.")
     if not _verify(user.password_hash, current_password):
         raise ValidationFailed("Current password is incorrect.", field="current_password")
     user.password_hash = hash_password(new_password)
-    audit.record(session, "user.password_changed", actor_id=user.id, subject_id=user.id)
+    await sessions.end_all_sessions(session, user.id)
+    revoked = await api_tokens.revoke_all(session, user) if revoke_tokens else 0
+    audit.record(
+        session,
+        "user.password_changed",
+        actor_id=user.id,
+        subject_id=user.id,
+        tokens_revoked=revoked,
+    )
 
 
 async def update_profile(
-    session: AsyncSession, user: User, *, name: str, time_zone: str, complete: bool = False
+    session: AsyncSession,
+    user: User,
+    *,
+    name: str,
+    time_zone: str,
+    complete: bool = False,
+    actor: User | None = None,
 ) -> User:
-    user.name = clean_name(name)
-    user.time_zone = validate_time_zone(time_zone)
+    """Name and time zone (an admin working on behalf may help with these). The audit
+    trail names the fields changed, and ``actor`` when it is not the user."""
+    new_name, new_zone = clean_name(name), validate_time_zone(time_zone)
+    changed = [
+        field
+        for field, old, new in (
+            ("name", user.name, new_name),
+            ("time_zone", user.time_zone, new_zone),
+        )
+        if old != new
+    ]
+    user.name, user.time_zone = new_name, new_zone
     if complete:
         user.profile_completed = True
     session.add(user)
+    if changed or complete:
+        audit.record(
+            session,
+            "user.profile_updated",
+            actor_id=(actor or user).id,
+            subject_id=user.id,
+            fields=changed,
+        )
     return user

@@ -83,6 +83,25 @@ async def list_tokens(session: AsyncSession, user: User) -> list[ApiToken]:
     return list(result.all())
 
 
+async def revoke_all(session: AsyncSession, user: User) -> int:
+    """Revoke every live token of the user (after a password change that asks for it);
+    returns how many. Callers have checked that the user acts for themselves."""
+    now = utcnow()
+    tokens = await list_tokens(session, user)
+    for token in tokens:
+        token.revoked_at = now
+        session.add(token)
+    if tokens:
+        audit.record(
+            session,
+            "api_token.revoked_all",
+            actor_id=user.id,
+            subject_id=user.id,
+            count=len(tokens),
+        )
+    return len(tokens)
+
+
 async def revoke_token(
     session: AsyncSession, user: User, token_id: uuid.UUID, *, actor: User | None = None
 ) -> None:

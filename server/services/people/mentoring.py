@@ -14,6 +14,7 @@ from server.models.enums import ConnectionKind, ProgramRole
 from server.services import audit
 from server.services.errors import NotFound, PermissionDenied, ValidationFailed
 from server.services.people import access
+from server.services.people.sessions import Viewer, admin_as_self
 from server.services.validation import clean_name
 
 MAX_GROUP_SIZE = 50
@@ -21,7 +22,7 @@ MAX_GROUP_SIZE = 50
 
 async def create_connection(
     session: AsyncSession,
-    actor: User,
+    who: User | Viewer,
     *,
     program_id: uuid.UUID,
     member_ids: Sequence[uuid.UUID],
@@ -29,6 +30,7 @@ async def create_connection(
     name: str | None,
     organizer_id: uuid.UUID | None = None,
 ) -> MentoringConnection:
+    actor = admin_as_self(who)
     if not await access.can_see_program(session, actor, program_id):
         raise NotFound("program", field="programId")
     if not await access.is_program_admin(session, actor, program_id):

@@ -20,6 +20,7 @@ from server.models.enums import ProgramRole, ProviderName
 from server.services import audit
 from server.services.errors import NotFound, PermissionDenied, ValidationFailed
 from server.services.people import access
+from server.services.people.sessions import Viewer, admin_as_self
 from server.services.validation import clean_name
 
 OPERATOR_ONLY = frozenset({"scheduling_assistant_enabled", "group_polls_enabled"})
@@ -136,7 +137,8 @@ async def programs_for(session: AsyncSession, viewer: User) -> list[Program]:
     return list((await session.exec(query)).all())
 
 
-async def create_program(session: AsyncSession, actor: User, name: str) -> Program:
+async def create_program(session: AsyncSession, who: User | Viewer, name: str) -> Program:
+    actor = admin_as_self(who)
     if not actor.is_global_admin:
         raise PermissionDenied("Only global administrators can create programs.")
     org = await organization(session)
@@ -155,8 +157,13 @@ async def create_program(session: AsyncSession, actor: User, name: str) -> Progr
 
 
 async def add_member(
-    session: AsyncSession, actor: User, program_id: uuid.UUID, user_id: uuid.UUID, role: ProgramRole
+    session: AsyncSession,
+    who: User | Viewer,
+    program_id: uuid.UUID,
+    user_id: uuid.UUID,
+    role: ProgramRole,
 ) -> ProgramMembership:
+    actor = admin_as_self(who)
     program = await get_visible_program(session, actor, program_id)
     if not await access.is_program_admin(session, actor, program.id):
         raise PermissionDenied("Only this program's administrators can add members.")
@@ -198,8 +205,10 @@ async def add_member(
 
 
 async def update_settings(
-    session: AsyncSession, actor: User, program_id: uuid.UUID, change: SettingsChange
+    session: AsyncSession, who: User | Viewer, program_id: uuid.UUID, change: SettingsChange
 ) -> Program:
+    """Change what ``change`` gives, as an admin of the program acting as themselves."""
+    actor = admin_as_self(who)
     program = await get_visible_program(session, actor, program_id)
     if not await access.is_program_admin(session, actor, program.id):
         raise PermissionDenied("Only this program's administrators can change its settings.")

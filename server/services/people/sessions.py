@@ -26,6 +26,10 @@ from server.services.validation import clean_line
 ACTING_LIFETIME = timedelta(minutes=30)
 """Working on behalf ends by itself after this long; the admin can start again."""
 
+ADMIN_ON_BEHALF_MESSAGE = (
+    "End working on behalf before changing programs, their settings, members or connections."
+)
+
 
 def token_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
@@ -49,6 +53,18 @@ class Viewer:
     @property
     def acting_on_behalf(self) -> bool:
         return self.user.id != self.actor.id
+
+
+def admin_as_self(who: User | Viewer) -> User:
+    """The person whose admin rights an administrative change uses, refusing while they
+    work on behalf of someone (administration happens as oneself, never in a participant's
+    name). Services take a ``Viewer`` from pages and the API alike, so both refuse the same
+    way; a bare ``User`` (the CLI, the demo) is always acting as themselves."""
+    if isinstance(who, User):
+        return who
+    if who.acting_on_behalf:
+        raise PermissionDenied(ADMIN_ON_BEHALF_MESSAGE)
+    return who.actor
 
 
 async def start_session(

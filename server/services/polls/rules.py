@@ -373,10 +373,12 @@ async def answer_poll(
     answers: Sequence[tuple[uuid.UUID, PollAnswerValue]],
     *,
     now: datetime | None = None,
+    actor_id: uuid.UUID | None = None,
 ) -> Poll:
     """Record the viewer's answer to every slot, replacing earlier ones.
 
-    The voter is always ``viewer`` (from the session), never an id from the input.
+    The voter is always ``viewer`` (from the session), never an id from the input; the
+    audit trail names ``actor_id`` too, the admin when one works on behalf of the voter.
     """
     now = now or utcnow()
     poll = await _locked_poll(db, viewer, poll_id)
@@ -425,11 +427,30 @@ async def answer_poll(
     status = (await db.exec(select(Poll.status).where(Poll.id == poll.id))).one()
     if PollStatus(status) != PollStatus.OPEN:
         raise Conflict(FINALIZED_MESSAGE if status == PollStatus.FINALIZED else CLOSED_MESSAGE)
+    audit.record(
+        db,
+        "poll.answered",
+        actor_id=actor_id or viewer.id,
+        subject_id=viewer.id,
+        target_type="poll",
+        target_id=poll.id,
+        slots=len(chosen),
+    )
     return poll
 
 
-async def add_comment(db: AsyncSession, viewer: User, poll_id: uuid.UUID, body: str) -> PollComment:
-    """Members may comment until the poll is finalized (a closed poll still needs talk)."""
+async def add_comment(
+    db: AsyncSession,
+    viewer: User,
+    poll_id: uuid.UUID,
+    body: str,
+    *,
+    actor_id: uuid.UUID | None = None,
+) -> PollComment:
+    """Members may comment until the poll is finalized (a closed poll still needs talk).
+
+    The author is ``viewer``; the audit trail names ``actor_id`` too (an admin on behalf).
+    """
     poll = await get_visible_poll(db, viewer, poll_id)
     if poll.status == PollStatus.FINALIZED:
         raise Conflict("This poll is finalized: it no longer takes comments.")
@@ -443,6 +464,15 @@ async def add_comment(db: AsyncSession, viewer: User, poll_id: uuid.UUID, body: 
     comment = PollComment(poll_id=poll.id, user_id=viewer.id, body=text)
     db.add(comment)
     await db.flush()
+    audit.record(
+        db,
+        "poll.commented",
+        actor_id=actor_id or viewer.id,
+        subject_id=viewer.id,
+        target_type="poll_comment",
+        target_id=comment.id,
+        poll_id=str(poll.id),
+    )
     return comment
 
 
