@@ -5,8 +5,9 @@ Accept/Decline buttons, whether or not anyone connected a calendar to Tandem. Ti
 written in the meeting's own zone (``TZID``) together with a generated ``VTIMEZONE``, so
 clients that do not know IANA names still place the meeting correctly.
 
-Text is cleaned once more on the way out (no control or bidi characters, one-line values
-stay one line): rows written before input was cleaned must not reach a calendar raw.
+Text loses control and bidi characters once more on the way out (line breaks and tabs
+stay, escaped as RFC 5545 says): rows written before input was cleaned must not reach a
+calendar raw.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Literal
 from icalendar import Calendar, Event, vCalAddress
 
 from server.services.invites.types import Invitation, Person
-from server.services.validation import clean_line, clean_text
+from server.services.validation import strip_controls
 
 PRODID = "-//Tandem//Tandem Scheduling//EN"
 
@@ -56,11 +57,11 @@ def _event(invite: Invitation, method: _Method, stamp: datetime) -> Event:
     event.add("dtstamp", stamp)
     event.add("dtstart", invite.start.astimezone(invite.zone))
     event.add("dtend", invite.end.astimezone(invite.zone))
-    event.add("summary", clean_line(invite.title))
-    description = clean_text(invite.description or "", field="description")
+    event.add("summary", _text(invite.title))
+    description = _text(invite.description or "")
     if description:
         event.add("description", description)
-    location = clean_line(invite.location or "")
+    location = _text(invite.location or "")
     if location:
         event.add("location", location)
     event.add("status", "CANCELLED" if method == "CANCEL" else "CONFIRMED")
@@ -68,7 +69,7 @@ def _event(invite: Invitation, method: _Method, stamp: datetime) -> Event:
     event.add(
         "organizer",
         _address(invite.organizer),
-        parameters={"CN": clean_line(invite.organizer.name)},
+        parameters={"CN": _text(invite.organizer.name)},
     )
     organizer_key = invite.organizer.email.casefold()
     event.add("attendee", _attendee(invite.organizer, organizer=True))
@@ -81,13 +82,17 @@ def _event(invite: Invitation, method: _Method, stamp: datetime) -> Event:
     return event
 
 
+def _text(value: str) -> str:
+    return strip_controls(value, keep="\n\t")
+
+
 def _address(person: Person) -> vCalAddress:
     return vCalAddress(f"mailto:{person.email}")
 
 
 def _attendee(person: Person, *, organizer: bool) -> vCalAddress:
     address = _address(person)
-    address.params["CN"] = clean_line(person.name)
+    address.params["CN"] = _text(person.name)
     address.params["CUTYPE"] = "INDIVIDUAL"
     address.params["ROLE"] = "REQ-PARTICIPANT"
     address.params["PARTSTAT"] = "ACCEPTED" if organizer else "NEEDS-ACTION"

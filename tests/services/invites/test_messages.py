@@ -22,6 +22,7 @@ from server.services.invites import (
     invitation_message,
     notification_message,
 )
+from server.services.validation import strip_controls
 
 ORGANIZER = Person("Olga Organizer", "olga@example.org")
 ANN = Person("Ann Attendee", "ann@example.org", "America/New_York")
@@ -149,6 +150,23 @@ def test_user_text_with_ical_special_characters_round_trips() -> None:
     assert str(event["LOCATION"]) == location
 
 
+def test_control_and_bidi_characters_never_reach_the_attachment() -> None:
+    """Rows stored before input was cleaned still leave the calendar clean."""
+    raw = "Pay\x00day\x1b[2J \u202egnp.exe\u2066 \x85end"
+    odd = Person("Ev\x00e \u202eknilb", "eve@example.org")
+    document = build_request(
+        make_invite(title=raw, description=f"{raw}\nline two", location=raw, attendees=[odd]),
+        now=NOW,
+    )
+    event = only_event(parse(document))
+    assert str(event["SUMMARY"]) == str(event["LOCATION"]) == "Payday[2J gnp.exe end"
+    assert str(event["DESCRIPTION"]) == "Payday[2J gnp.exe end\nline two"
+    assert attendees_by_email(event)["eve@example.org"].params["CN"] == "Eve knilb"
+    text = document.decode()
+    for char in ("\x00", "\x1b", "\x85", "\u202e", "\u2066"):
+        assert char not in text
+
+
 def test_names_with_quotes_and_separators_survive_as_parameters() -> None:
     odd = Person('Dana "DJ" Doe, PhD; Esq.', "dana@example.org")
     event = only_event(parse(build_request(make_invite(attendees=[odd]), now=NOW)))
@@ -165,9 +183,10 @@ def test_names_with_quotes_and_separators_survive_as_parameters() -> None:
     )
 )
 def test_any_title_round_trips(title: str) -> None:
+    """Whatever the title, minus bidi controls (never written to a calendar)."""
     event = only_event(parse(build_request(make_invite(title=title), now=NOW)))
 
-    assert str(event["SUMMARY"]) == title
+    assert str(event["SUMMARY"]) == strip_controls(title, keep="\n\t")
 
 
 def test_update_keeps_uid_and_raises_sequence() -> None:
