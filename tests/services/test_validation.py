@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 import pytest
 
 from server.services.errors import ValidationFailed
-from server.services.validation import normalize_email, validate_time_zone, wall_clock_to_utc
+from server.services.validation import (
+    clean_name,
+    clean_text,
+    normalize_email,
+    validate_time_zone,
+    wall_clock_to_utc,
+)
 
 
 def test_skipped_hour_is_refused_not_shifted() -> None:
@@ -37,4 +43,28 @@ def test_zones_and_emails() -> None:
     assert normalize_email(" Ana@Example.ORG ") == "ana@example.org"
     for bad in ("no-at-sign", "a@b", "a b@example.org", "<x>@example.org"):
         with pytest.raises(ValidationFailed):
+            normalize_email(bad)
+
+
+def test_names_drop_controls_and_bidi_but_keep_ordinary_unicode() -> None:
+    assert clean_name("  Zoë\x00 李\t🎉\n👩\u200d💻 ") == "Zoë 李 🎉 👩\u200d💻"
+    assert clean_name("invoice\u202egpj.exe\u2066\u2069\u200e\u200f") == "invoicegpj.exe"
+    assert clean_name("a\x1b[2Jb\x7f\x85c\x9f") == "a[2Jbc"
+    assert clean_name("lone\ud800surrogate") == "lonesurrogate"
+    with pytest.raises(ValidationFailed, match="cannot be empty"):
+        clean_name("\x00\u202e\x1b")
+
+
+def test_multi_line_text_keeps_line_breaks_and_tabs() -> None:
+    assert clean_text(" one\r\ntwo\x00\rthree\t\u202efour\n ", field="body") == (
+        "one\ntwo\nthree\tfour"
+    )
+    with pytest.raises(ValidationFailed, match="longer than 5") as refused:
+        clean_text("abcdef", field="body", what="Body", max_length=5)
+    assert refused.value.field == "body"
+
+
+def test_emails_with_control_characters_are_refused() -> None:
+    for bad in ("ana\x00@example.org", "ana@exa\u202emple.org", "ana\x1b@example.org"):
+        with pytest.raises(ValidationFailed, match="not a valid email"):
             normalize_email(bad)
