@@ -21,8 +21,8 @@ class BusyKind(Enum):
 @strawberry.input
 class AvailabilityInput:
     participant_ids: list[strawberry.ID]
-    start: datetime
-    end: datetime
+    start: datetime = strawberry.field(description="Within two years of today, with an offset.")
+    end: datetime = strawberry.field(description="Within two years of today, with an offset.")
     duration_minutes: int
     step_minutes: int = 30
     optional_participant_ids: list[strawberry.ID] = strawberry.field(default_factory=list)

@@ -134,7 +134,7 @@ def attendee_loader(info: strawberry.Info[Context, None]) -> DataLoader[uuid.UUI
 @strawberry.input
 class ScheduleMeetingInput:
     connection_id: strawberry.ID
-    start: datetime
+    start: datetime = strawberry.field(description="Within two years of today, with an offset.")
     duration_minutes: int
     title: str
     description: str = ""
@@ -147,7 +147,9 @@ class ScheduleMeetingInput:
 @strawberry.input(description="Only the fields given change; an empty location clears it.")
 class UpdateMeetingInput:
     meeting_id: strawberry.ID
-    start: datetime | None = None
+    start: datetime | None = strawberry.field(
+        default=None, description="Within two years of today, with an offset."
+    )
     duration_minutes: int | None = None
     title: str | None = None
     description: str | None = None

@@ -178,7 +178,7 @@ class Poll:
 
 @strawberry.input
 class PollSlotInput:
-    start: datetime
+    start: datetime = strawberry.field(description="Within two years of today, with an offset.")
 
 
 @strawberry.input
@@ -187,7 +187,9 @@ class CreatePollInput:
     title: str
     duration_minutes: int
     slots: list[PollSlotInput] = strawberry.field(description="At most 50.")
-    deadline: datetime | None = None
+    deadline: datetime | None = strawberry.field(
+        default=None, description="Within two years of today, with an offset."
+    )
     optional_invitee_ids: list[strawberry.ID] = strawberry.field(
         default_factory=list, description="Group members whose answers only break ties."
     )
