@@ -61,7 +61,7 @@ def _monday(raw: str | None, zone: str, now: datetime) -> date:
         asked = date.fromisoformat(raw) if raw else today
     except ValueError:
         asked = today
-    if not day_in_range(asked, today):
+    if not day_in_range(asked, today, span_days=7):  # the whole week must be askable
         asked = today
     return availability_week.monday_of(asked)
 

@@ -38,13 +38,16 @@ def validate_time_zone(name: str, *, field: str = "time_zone") -> str:
     candidate = name.strip()
     if candidate not in _zone_names():
         raise ValidationFailed(
-            f"Unknown time zone '{candidate[:64]}'. Use an IANA name such as Europe/Paris.",
+            f"Unknown time zone '{clean_line(candidate)[:64]}'. Use an IANA name such as "
+            "Europe/Paris.",
             field=field,
         )
     try:
         ZoneInfo(candidate)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValidationFailed(f"Unknown time zone '{candidate[:64]}'.", field=field) from exc
+        raise ValidationFailed(
+            f"Unknown time zone '{clean_line(candidate)[:64]}'.", field=field
+        ) from exc
     return candidate
 
 
@@ -139,9 +142,10 @@ def check_moment(
     return moment
 
 
-def day_in_range(day: date, today: date) -> bool:
-    """Whether a calendar day (a week to show, a range to search) is within the horizon."""
-    return abs((day - today).days) <= HORIZON.days
+def day_in_range(day: date, today: date, *, span_days: int = 0) -> bool:
+    """Whether the days from ``day`` to ``span_days`` later (a week to show, a range to
+    search) lie within the horizon of ``today``."""
+    return -HORIZON.days < (day - today).days and (day - today).days + span_days < HORIZON.days
 
 
 def wall_clock_to_utc(local: datetime, zone: str, *, field: str = "start") -> datetime:

@@ -48,10 +48,12 @@ from server.providers.base import (
 from server.providers.secrets import SecretError
 from server.services import audit
 from server.services.calendars.deps import load_credentials, save_refreshed_credentials
+from server.services.errors import ValidationFailed
 from server.services.invites import InviteKind
 from server.services.meetings.booking import MAX_DESCRIPTION
 from server.services.meetings.delivery import STATE_SYNCED, MeetingDeps, deliver
 from server.services.people import programs
+from server.services.validation import check_moment, clean_line, clean_text
 
 __all__ = ["LOOKBEHIND", "sync_meeting_changes"]
 
@@ -434,13 +436,13 @@ def _owner_edits(meeting: Meeting, change: EventChange) -> tuple[list[str], bool
     the meeting moved. Values Tandem cannot hold (an empty title, an end before the start)
     are left as Tandem has them."""
     edited: list[str] = []
-    title = " ".join((change.title or "").split())[:MAX_TITLE]
+    title = clean_line(change.title or "")[:MAX_TITLE]
     if title and title != meeting.title:
         meeting.title = title
         edited.append("title")
     # A missing description (CalDAV omits an empty DESCRIPTION) means an empty one.
     # Only a change of the text counts, not of its markup or spacing.
-    description = (change.description or "").replace("\r\n", "\n").strip()[:MAX_DESCRIPTION]
+    description = clean_text(change.description or "", field="description")[:MAX_DESCRIPTION]
     if _plain(description) != _plain(meeting.description):
         meeting.description = description
         edited.append("description")
@@ -452,6 +454,8 @@ def _owner_edits(meeting: Meeting, change: EventChange) -> tuple[list[str], bool
         and start.tzinfo is not None
         and end.tzinfo is not None
         and end > start
+        and _in_range(start)
+        and _in_range(end)
         and (start, end) != (meeting.start_at, meeting.end_at)
     ):
         meeting.start_at, meeting.end_at = start, end
@@ -463,9 +467,19 @@ def _owner_edits(meeting: Meeting, change: EventChange) -> tuple[list[str], bool
 def _plain(text: str) -> str:
     """Descriptions compared the way calendars round-trip them: line endings, white space
     at the edges of lines and runs of spaces inside them (HTML collapses those, so a
-    description Google's editor re-saved as markup reads back with single spaces)."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    description Google's editor re-saved as markup reads back with single spaces); and
+    without control or bidi characters, as any text Tandem accepts."""
+    lines = clean_text(text, field="description").split("\n")
     return "\n".join(" ".join(line.split()) for line in lines).strip()
+
+
+def _in_range(moment: datetime) -> bool:
+    """A time moved in a calendar is taken only within the range Tandem accepts itself."""
+    try:
+        check_moment(moment, field="start")
+    except ValidationFailed:
+        return False
+    return True
 
 
 def _answers(

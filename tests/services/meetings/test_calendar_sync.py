@@ -9,7 +9,7 @@ import asyncio
 import copy
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -289,6 +289,30 @@ async def test_gmail_guest_never_holds_two_uids_for_one_meeting(
     writes = [r for r in google.state.requests if r.method in ("POST", "PATCH")]
     event_writes = [r for r in writes if "/events" in r.path and not r.path.endswith("/watch")]
     assert event_writes and {r.send_updates for r in event_writes} == {"none"}
+
+
+async def test_google_owner_edit_with_hostile_text_or_a_far_time_is_cleaned(
+    svc: AppServices, google: RunningGoogle
+) -> None:
+    """What comes back from a calendar obeys the rules of what Tandem accepts: control and
+    bidi characters go, and a time moved to year 9999 is left as Tandem has it."""
+    world, account = await _google_world(svc, google)
+    meeting = await _book(svc, world)
+    event_id = (await _reload(svc, meeting.id)).provider_event_id
+    assert event_id is not None
+    await _sync(svc)
+    far = datetime(9999, 12, 31, 10, tzinfo=UTC)
+
+    def edit(data: dict[str, Any]) -> None:
+        _google_times(far, far + timedelta(hours=1))(data)
+        data["summary"] = "Sync\x00 \u202eup\x1b"
+        data["description"] = "Line\x00 one\nline \u2066two"
+
+    _edit_google(google, account, event_id, edit)
+    await _sync(svc)
+    row = await _reload(svc, meeting.id)
+    assert (row.title, row.description) == ("Sync up", "Line one\nline two")
+    assert (row.start_at, row.end_at) == (meeting.start_at, meeting.end_at)
 
 
 async def test_google_answers_flow_back_for_invited_attendees_only(
