@@ -15,7 +15,7 @@ from server.models import PollSlot, User
 from server.services.errors import ValidationFailed
 from server.services.invites import MemoryMailer
 from server.services.validation import HORIZON, check_moment, wall_clock_to_utc
-from server.web.state import AppServices
+from server.wiring import AppServices
 from tests.conftest import gql, login
 from tests.meetings_support import World, make_world
 from tests.polls_support import make_circle, make_poll, slot_starts

@@ -17,7 +17,7 @@ from server.services.errors import PermissionDenied
 from server.services.people import accounts, mentoring, programs
 from server.services.people.sessions import ADMIN_ON_BEHALF_MESSAGE, Viewer
 from server.services.polls import rules as poll_rules
-from server.web.state import AppServices
+from server.wiring import AppServices
 from tests.conftest import create_user, csrf_from, gql, login
 from tests.polls_support import Circle, make_circle, make_poll
 from tests.schema.test_graphql_polls import ANSWER, COMMENT

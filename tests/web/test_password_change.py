@@ -7,7 +7,7 @@ import httpx
 from sqlmodel import select
 
 from server.models import AuditEvent
-from server.web.state import AppServices
+from server.wiring import AppServices
 from tests.conftest import TEST_PASSWORD, create_user, csrf_from, login, new_client
 from tests.schema.test_graphql_programs import token_for
 

@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from server.models import ApiToken, PollComment, User
 from server.services.invites import MemoryMailer
-from server.web.state import AppServices
+from server.wiring import AppServices
 from tests.conftest import create_user, csrf_from, gql, login
 from tests.meetings_support import make_world
 from tests.polls_support import make_circle, make_poll
