@@ -16,7 +16,7 @@ from server.services.errors import ValidationFailed
 from server.services.invites import MemoryMailer
 from server.services.validation import HORIZON, check_moment, wall_clock_to_utc
 from server.wiring import AppServices
-from tests.conftest import gql, login
+from tests.conftest import gql, login, use_mailer
 from tests.meetings_support import World, make_world
 from tests.polls_support import make_circle, make_poll, slot_starts
 from tests.polls_support import token_for as poll_token
@@ -38,7 +38,7 @@ mutation C($input: CreatePollInput!) {
 
 @pytest.fixture
 async def world(services: AppServices) -> World:
-    services.mailer = MemoryMailer()
+    use_mailer(services, MemoryMailer())
     return await make_world(services)
 
 

@@ -14,7 +14,7 @@ from sqlmodel import select
 from server.models import ApiToken, PollComment, User
 from server.services.invites import MemoryMailer
 from server.wiring import AppServices
-from tests.conftest import create_user, csrf_from, gql, login
+from tests.conftest import create_user, csrf_from, gql, login, use_mailer
 from tests.meetings_support import make_world
 from tests.polls_support import make_circle, make_poll
 from tests.polls_support import token_for as poll_token
@@ -106,7 +106,7 @@ async def test_meeting_text_is_cleaned_and_the_invitation_is_clean(
     client: httpx.AsyncClient, services: AppServices
 ) -> None:
     mailer = MemoryMailer()
-    services.mailer = mailer
+    use_mailer(services, mailer)
     world = await make_world(services)
     token = await token_for(services, world.mentor)
     booked = await gql(
