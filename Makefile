@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/tandem demo
 
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

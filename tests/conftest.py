@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from server.app import create_app
 from server.config import Settings
@@ -65,13 +65,34 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _worker_database_url(base_url: str) -> str:
+    """Under pytest-xdist each worker gets its own database next to the configured one, so
+    workers never truncate each other's tables. Without xdist: the configured database."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return base_url
+    url = make_url(base_url)
+    return url.set(database=f"{url.database}_{worker}").render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
 def postgres_ready() -> str:
     if not POSTGRES_URL:
         pytest.skip("PostgreSQL tests need TANDEM_TEST_POSTGRES_URL (set by .ci/run)")
+    url = _worker_database_url(POSTGRES_URL)
 
     async def build() -> None:
-        engine = create_engine(POSTGRES_URL)
+        if url != POSTGRES_URL:
+            admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+            name = make_url(url).database
+            async with admin.connect() as conn:
+                exists = await conn.scalar(
+                    text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+                )
+                if not exists:
+                    await conn.execute(text(f'CREATE DATABASE "{name}"'))
+            await admin.dispose()
+        engine = create_engine(url)
         async with engine.begin() as conn:
             await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
             await conn.execute(text("CREATE SCHEMA public"))
@@ -79,7 +100,7 @@ def postgres_ready() -> str:
         await engine.dispose()
 
     run_in_thread(build)
-    return POSTGRES_URL
+    return url
 
 
 async def _truncate(url: str) -> None:
