@@ -19,7 +19,16 @@ from starlette.staticfiles import StaticFiles
 
 from server.config import Settings
 from server.jobs.runner import run_forever
-from server.pages import admin, auth, calendar, home, profile, program_settings, schedule
+from server.pages import (
+    admin,
+    auth,
+    calendar,
+    home,
+    oauth_apps,
+    profile,
+    program_settings,
+    schedule,
+)
 from server.pages import groups as group_pages
 from server.pages import meeting_activity as meeting_activity_pages
 from server.pages import meetings as meeting_pages
@@ -89,6 +98,9 @@ def routes(services: AppServices) -> list[Any]:
         Route("/admin", admin.admin_home, methods=["GET"]),
         Route("/admin/act-as", admin.act_as, methods=["POST"]),
         Route("/admin/act-as/end", admin.end_acting, methods=["POST"]),
+        Route(oauth_apps.PATH, oauth_apps.apps_page, methods=["GET"]),
+        Route(f"{oauth_apps.PATH}/{{provider}}", oauth_apps.save_app, methods=["POST"]),
+        Route(f"{oauth_apps.PATH}/{{provider}}/remove", oauth_apps.remove_app, methods=["POST"]),
         Route(
             "/admin/programs/{program_id}/settings",
             program_settings.settings_page,

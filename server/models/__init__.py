@@ -10,7 +10,7 @@ from server.models.calendar import (
     OAuthFlow,
     PushSubscription,
 )
-from server.models.integration import OrganizationIntegration
+from server.models.integration import OrganizationIntegration, OrganizationOAuthApp
 from server.models.mail import QueuedMail
 from server.models.meeting import Meeting, MeetingAttendee, UsedRsvpLink
 from server.models.mentoring import ConnectionMember, MentoringConnection
@@ -34,6 +34,7 @@ __all__ = [
     "OAuthFlow",
     "Organization",
     "OrganizationIntegration",
+    "OrganizationOAuthApp",
     "Poll",
     "PollAnswer",
     "PollComment",

@@ -54,6 +54,12 @@ class CalendarConnection(SQLModel, table=True):
     # False when the user connected without granting meeting writes (Google's granular
     # consent): busy times are read, meetings reach them by email only.
     can_write_events: bool = True
+    # The organization's own OAuth app the grant was made with (None: Tandem's default
+    # app). When an administrator replaces or removes that app, connections made with any
+    # other one are marked for reconnection (``services.calendars.oauth_apps``).
+    oauth_app_id: uuid.UUID | None = Field(
+        default=None, foreign_key="organization_oauth_app.id", ondelete="SET NULL"
+    )
 
 
 class OAuthFlow(SQLModel, table=True):

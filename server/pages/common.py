@@ -36,6 +36,9 @@ NOTICES: dict[str, str] = {
     "poll_answered": "Your answers are saved. You can change them until the poll closes.",
     "comment_added": "Your comment is posted.",
     "poll_finalized": "The poll is finalized and the meeting is scheduled.",
+    "oauth_app_saved": "Your organization's app is saved. New connections go through it.",
+    "oauth_app_removed": "Your organization's app is removed. New connections go through "
+    "Tandem's app.",
 }
 
 

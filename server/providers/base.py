@@ -60,6 +60,52 @@ class Credentials:
 
 
 @dataclass(frozen=True, slots=True)
+class OAuthApp:
+    """An organization's own OAuth app registration (Google Cloud or Microsoft Entra), used
+    instead of Tandem's default for that organization's participants.
+
+    It travels inside the pending flow and the stored credentials (both encrypted, under
+    ``APP_KEY``) so that every token refresh uses the app the grant was made with, and
+    ``app_id`` tells which saved app that was. ``repr`` never shows the secret.
+    """
+
+    app_id: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    tenant: str | None = None  # Microsoft only: the directory (tenant) the app lives in
+
+    def to_secret(self) -> dict[str, str]:
+        value = {
+            "app_id": self.app_id,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+        }
+        if self.tenant:
+            value["tenant"] = self.tenant
+        return value
+
+    @classmethod
+    def from_secret(cls, value: Any) -> OAuthApp | None:
+        """The app stored under ``APP_KEY``, or None for Tandem's default app."""
+        if not isinstance(value, Mapping):
+            return None
+        app_id, client_id = value.get("app_id"), value.get("client_id")
+        secret, tenant = value.get("client_secret"), value.get("tenant")
+        if not (isinstance(app_id, str) and isinstance(client_id, str) and isinstance(secret, str)):
+            return None
+        return cls(app_id, client_id, secret, tenant if isinstance(tenant, str) else None)
+
+
+APP_KEY = "oauth_app"
+"""Where flows and credentials made through an organization's own app keep it."""
+
+
+def app_of(secret: Mapping[str, Any]) -> OAuthApp | None:
+    """The organization app a flow or a stored grant was made with (None: Tandem's own)."""
+    return OAuthApp.from_secret(secret.get(APP_KEY))
+
+
+@dataclass(frozen=True, slots=True)
 class AuthorizationStart:
     """The first leg of an OAuth authorization-code flow.
 
@@ -272,7 +318,16 @@ class CalendarProvider(Protocol):
 class OAuthProvider(CalendarProvider, Protocol):
     """Providers connected through an OAuth authorization-code flow (Google, Microsoft)."""
 
-    def begin_authorization(self, redirect_uri: str) -> AuthorizationStart: ...
+    # What Tandem asks consent for: an organization registering its own app grants these.
+    consent_scopes: tuple[str, ...]
+
+    def begin_authorization(
+        self, redirect_uri: str, app: OAuthApp | None = None
+    ) -> AuthorizationStart:
+        """Start consent with Tandem's app, or with ``app`` (an organization's own), which
+        the returned ``flow`` keeps so that ``finish_authorization`` and every later
+        refresh use the same one."""
+        ...
 
     async def finish_authorization(
         self, flow: dict[str, Any], callback_params: Mapping[str, str], redirect_uri: str

@@ -30,6 +30,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from server.config import Settings
 from server.providers.base import (
+    APP_KEY,
     AuthExpired,
     AuthorizationDeclined,
     AuthorizationStart,
@@ -42,11 +43,13 @@ from server.providers.base import (
     ExternalEvent,
     InvalidCredentials,
     NoticeKind,
+    OAuthApp,
     ProviderError,
     ProviderName,
     PushChannel,
     PushNotice,
     SyncTokenExpired,
+    app_of,
 )
 from server.providers.html_text import html_to_text
 from server.providers.http_errors import RetryPolicy, Sleep, send_with_retry
@@ -94,6 +97,7 @@ class GoogleProvider:
     """``OAuthProvider`` for Google Calendar (see ``server.providers.base``)."""
 
     name = ProviderName.GOOGLE
+    consent_scopes = SCOPES
 
     def __init__(
         self,
@@ -112,7 +116,9 @@ class GoogleProvider:
 
     # --- authorization -------------------------------------------------------------
 
-    def begin_authorization(self, redirect_uri: str) -> AuthorizationStart:
+    def begin_authorization(
+        self, redirect_uri: str, app: OAuthApp | None = None
+    ) -> AuthorizationStart:
         """Consent URL with a fresh CSPRNG ``state`` and a PKCE S256 challenge.
 
         ``access_type=offline`` + ``prompt=consent`` make Google return a refresh token
@@ -122,7 +128,7 @@ class GoogleProvider:
         verifier = generate_token(64)
         url = prepare_grant_uri(
             self._settings.google_auth_url,
-            self._client_id(),
+            self._client_id(app),
             "code",
             redirect_uri=redirect_uri,
             scope=" ".join(SCOPES),
@@ -133,7 +139,13 @@ class GoogleProvider:
             prompt="consent",
             include_granted_scopes="true",
         )
-        flow = {"state": state, "code_verifier": verifier, "redirect_uri": redirect_uri}
+        flow: dict[str, Any] = {
+            "state": state,
+            "code_verifier": verifier,
+            "redirect_uri": redirect_uri,
+        }
+        if app is not None:
+            flow[APP_KEY] = app.to_secret()
         return AuthorizationStart(url=url, state=state, flow=flow)
 
     async def finish_authorization(
@@ -147,16 +159,18 @@ class GoogleProvider:
             raise AuthorizationDeclined("Access to the Google calendar was declined.")
         if error or not callback_params.get("code"):
             raise AuthorizationDeclined(f"Google sign-in did not complete ({_safe(error)}).")
+        app = app_of(flow)
         response = await self._token_request(
             {
                 "grant_type": "authorization_code",
                 "code": callback_params["code"],
                 "redirect_uri": redirect_uri,
                 "code_verifier": str(flow.get("code_verifier", "")),
-            }
+            },
+            app,
         )
         if response.status_code in (400, 401):
-            self._raise_if_client_refused(response)
+            self._raise_if_client_refused(response, app)
             raise InvalidCredentials("Google refused the authorization code.")
         tokens = self._token_json(response)
         if not tokens.get("refresh_token"):
@@ -171,13 +185,15 @@ class GoogleProvider:
                 "Tandem needs to see when you are busy. Connect again and leave "
                 '"See the availability of your calendars" ticked on Google\'s consent screen.'
             )
-        email = self._email_from_id_token(tokens.get("id_token"))
-        secret = {
+        email = self._email_from_id_token(tokens.get("id_token"), app)
+        secret: dict[str, Any] = {
             "access_token": tokens["access_token"],
             "refresh_token": tokens["refresh_token"],
             "expires_at": int(self._clock()) + int(tokens.get("expires_in", 3600)),
             "scope": " ".join(granted),
         }
+        if app is not None:
+            secret[APP_KEY] = app.to_secret()
         credentials = Credentials(ProviderName.GOOGLE, secret)
         return ConnectedAccount(
             credentials=credentials,
@@ -447,10 +463,11 @@ class GoogleProvider:
         if not refresh_token:
             raise AuthExpired("No Google refresh token is stored; reconnect.")
         response = await self._token_request(
-            {"grant_type": "refresh_token", "refresh_token": str(refresh_token)}
+            {"grant_type": "refresh_token", "refresh_token": str(refresh_token)},
+            app_of(credentials.secret),
         )
         if response.status_code in (400, 401):
-            self._raise_if_client_refused(response)
+            self._raise_if_client_refused(response, app_of(credentials.secret))
             raise AuthExpired("Google has expired or revoked the grant; reconnect.")
         tokens = self._token_json(response)
         secret = dict(credentials.secret)
@@ -462,13 +479,13 @@ class GoogleProvider:
             secret["scope"] = tokens["scope"]
         credentials.replace_secret(secret)
 
-    async def _token_request(self, form: dict[str, str]) -> httpx.Response:
-        secret = self._settings.google_client_secret
-        data = {
-            **form,
-            "client_id": self._client_id(),
-            "client_secret": secret.get_secret_value() if secret else "",
-        }
+    async def _token_request(self, form: dict[str, str], app: OAuthApp | None) -> httpx.Response:
+        if app is not None:
+            client_secret = app.client_secret
+        else:
+            secret = self._settings.google_client_secret
+            client_secret = secret.get_secret_value() if secret else ""
+        data = {**form, "client_id": self._client_id(app), "client_secret": client_secret}
         return await self._send(
             lambda: self._http.post(
                 self._settings.google_token_url,
@@ -487,11 +504,15 @@ class GoogleProvider:
         return tokens
 
     @staticmethod
-    def _raise_if_client_refused(response: httpx.Response) -> None:
-        if _oauth_error(response) in ("invalid_client", "unauthorized_client"):
+    def _raise_if_client_refused(response: httpx.Response, app: OAuthApp | None) -> None:
+        if _oauth_error(response) not in ("invalid_client", "unauthorized_client"):
+            return
+        if app is not None:
             raise ProviderError(
-                "Google refused Tandem's OAuth client; check google_client_id/secret."
+                "Google refused your organization's own OAuth app; an administrator must "
+                "check its client id and secret on the Integrations page."
             )
+        raise ProviderError("Google refused Tandem's OAuth client; check google_client_id/secret.")
 
     async def _send(self, send: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
         return await send_with_retry(
@@ -502,12 +523,14 @@ class GoogleProvider:
             sleep=self._sleep,
         )
 
-    def _client_id(self) -> str:
+    def _client_id(self, app: OAuthApp | None) -> str:
+        if app is not None:
+            return app.client_id
         if not self._settings.google_client_id:
             raise ProviderError("Google is not configured (google_client_id is missing).")
         return self._settings.google_client_id
 
-    def _email_from_id_token(self, id_token: Any) -> str:
+    def _email_from_id_token(self, id_token: Any, app: OAuthApp | None) -> str:
         """The ``email`` claim of the ID token from the token endpoint.
 
         The token came straight from Google's token endpoint over TLS, which OpenID
@@ -519,7 +542,7 @@ class GoogleProvider:
         audiences = audience if isinstance(audience, list) else [audience]
         email = claims.get("email")
         if (
-            self._client_id() not in audiences
+            self._client_id(app) not in audiences
             or claims.get("iss") not in _ISSUERS
             or not isinstance(email, str)
             or claims.get("email_verified") is False

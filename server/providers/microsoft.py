@@ -56,6 +56,7 @@ from msal.exceptions import MsalServiceError
 
 from server.config import Settings
 from server.providers.base import (
+    APP_KEY,
     AccessDenied,
     AuthExpired,
     AuthorizationDeclined,
@@ -70,6 +71,7 @@ from server.providers.base import (
     ExternalEvent,
     InvalidCredentials,
     NoticeKind,
+    OAuthApp,
     OutcomeUnknown,
     ProviderError,
     ProviderMisconfigured,
@@ -79,6 +81,7 @@ from server.providers.base import (
     PushNotice,
     RateLimited,
     SyncTokenExpired,
+    app_of,
 )
 
 log = logging.getLogger("tandem.providers.microsoft")
@@ -174,6 +177,8 @@ class MicrosoftProvider:
     """
 
     name = ProviderName.MICROSOFT
+    # msal adds the OpenID Connect scopes to every sign-in; an app registration needs them.
+    consent_scopes = (*GRAPH_SCOPES, "offline_access", "openid", "profile")
 
     def __init__(
         self,
@@ -209,16 +214,24 @@ class MicrosoftProvider:
         self._msal_http.close()
 
     # -- authorization -----------------------------------------------------------------
-    def _app(self, cache: msal.TokenCache | None) -> msal.ConfidentialClientApplication:
-        client_id = self._settings.microsoft_client_id
-        secret = self._settings.microsoft_client_secret
-        if not client_id or secret is None:
-            raise ProviderUnavailable("Microsoft sign-in is not configured")
+    def _app(
+        self, cache: msal.TokenCache | None, app: OAuthApp | None = None
+    ) -> msal.ConfidentialClientApplication:
+        """msal's client for Tandem's app, or for an organization's own app in its tenant."""
+        if app is not None:
+            client_id, credential = app.client_id, app.client_secret
+            authority = _tenant_authority(self._settings.microsoft_authority, app.tenant)
+        else:
+            secret = self._settings.microsoft_client_secret
+            if not self._settings.microsoft_client_id or secret is None:
+                raise ProviderUnavailable("Microsoft sign-in is not configured")
+            client_id, credential = self._settings.microsoft_client_id, secret.get_secret_value()
+            authority = self._settings.microsoft_authority
         try:
             return msal.ConfidentialClientApplication(
                 client_id,
-                client_credential=secret.get_secret_value(),
-                authority=self._settings.microsoft_authority,
+                client_credential=credential,
+                authority=authority,
                 token_cache=cache,
                 http_client=self._msal_http,
                 # Microsoft's own hosts skip instance discovery anyway; any other host
@@ -228,16 +241,20 @@ class MicrosoftProvider:
         except (ValueError, httpx.HTTPError, MsalServiceError):
             raise ProviderUnavailable("Microsoft sign-in is unavailable") from None
 
-    def begin_authorization(self, redirect_uri: str) -> AuthorizationStart:
+    def begin_authorization(
+        self, redirect_uri: str, app: OAuthApp | None = None
+    ) -> AuthorizationStart:
         """Start msal's auth-code flow. The first call blocks for OIDC discovery."""
         with warnings.catch_warnings():
             # msal recommends response_mode=form_post; Tandem's callback is a GET on purpose:
             # a cross-site POST would not carry the SameSite=Lax session cookie that binds the
             # callback to the browser session that started the flow.
             warnings.filterwarnings("ignore", message=".*response_mode='form_post'.*")
-            flow = self._app(None).initiate_auth_code_flow(
+            flow = self._app(None, app).initiate_auth_code_flow(
                 list(GRAPH_SCOPES), redirect_uri=redirect_uri
             )
+        if app is not None:
+            flow[APP_KEY] = app.to_secret()
         return AuthorizationStart(url=str(flow["auth_uri"]), state=str(flow["state"]), flow=flow)
 
     async def finish_authorization(
@@ -249,10 +266,12 @@ class MicrosoftProvider:
         if flow.get("redirect_uri") != redirect_uri:
             raise AuthorizationDeclined("The Microsoft sign-in did not match this connection")
         cache = msal.SerializableTokenCache()
-        app = await anyio.to_thread.run_sync(self._app, cache)
+        org_app = app_of(flow)
+        msal_flow = {key: value for key, value in flow.items() if key != APP_KEY}
+        app = await anyio.to_thread.run_sync(self._app, cache, org_app)
 
         def exchange() -> dict[str, Any]:
-            result: dict[str, Any] = app.acquire_token_by_auth_code_flow(dict(flow), response)
+            result: dict[str, Any] = app.acquire_token_by_auth_code_flow(msal_flow, response)
             return result
 
         try:
@@ -288,6 +307,8 @@ class MicrosoftProvider:
             "personal": personal,
             "email": email,
         }
+        if org_app is not None:
+            secret[APP_KEY] = org_app.to_secret()
         credentials = Credentials(provider=ProviderName.MICROSOFT, secret=secret)
         mailbox = email
         if not personal:
@@ -324,12 +345,14 @@ class MicrosoftProvider:
         while len(self._fresh) > 1024:
             self._fresh.popitem(last=False)
 
-    def _silent(self, serialized: str, home: str, force_refresh: bool) -> tuple[str, str | None]:
+    def _silent(
+        self, serialized: str, home: str, force_refresh: bool, org_app: OAuthApp | None = None
+    ) -> tuple[str, str | None]:
         """Runs in a thread: an access token, and the cache if msal changed it."""
         cache = msal.SerializableTokenCache()
         if serialized:
             cache.deserialize(serialized)
-        app = self._app(cache)
+        app = self._app(cache, org_app)
         account = next((a for a in app.get_accounts() if a.get("home_account_id") == home), None)
         if account is None:
             raise AuthExpired("The Microsoft sign-in is missing; reconnect the calendar")
@@ -354,18 +377,19 @@ class MicrosoftProvider:
         lock = self._locks.get(home)
         if lock is None:
             lock = self._locks[home] = asyncio.Lock()
+        org_app = app_of(credentials.secret)
         async with lock:
             serialized = str(credentials.secret.get("token_cache", ""))
             try:
                 token, changed = await anyio.to_thread.run_sync(
-                    self._silent, serialized, home, force_refresh
+                    self._silent, serialized, home, force_refresh, org_app
                 )
             except AuthExpired:
                 fresh = self._fresh.get(home)
                 if fresh is None or fresh == serialized:
                     raise
                 token, changed = await anyio.to_thread.run_sync(
-                    self._silent, fresh, home, force_refresh
+                    self._silent, fresh, home, force_refresh, org_app
                 )
                 changed = changed or fresh
             if changed is not None:
@@ -870,6 +894,15 @@ _LIFECYCLE = {
     "reauthorizationRequired": NoticeKind.REAUTHORIZE,
     "missed": NoticeKind.CHANGED,  # changes were dropped: a full resync finds them
 }
+
+
+def _tenant_authority(authority: str, tenant: str | None) -> str:
+    """The configured authority (``.../common``) moved to an organization app's tenant:
+    a single-tenant Entra app must sign in through its own directory."""
+    if not tenant:
+        return authority
+    base, _, _ = authority.rstrip("/").rpartition("/")
+    return f"{base}/{tenant}"
 
 
 def _event_path(event_id: str) -> str:

@@ -2,8 +2,9 @@
 
 ``connect`` starts, finishes, replaces and disconnects connections; ``sync`` refreshes busy
 blocks; ``push`` keeps provider push channels; ``status`` says what a connection means to a
-person; ``deps`` is what these need from the process (settings, providers, secrets).
+person; ``oauth_apps`` holds an organization's own OAuth apps; ``deps`` is what these need
+from the process (settings, providers, secrets).
 Imports only people and the layers underneath.
 """
 
-__all__ = ["connect", "deps", "push", "status", "sync"]
+__all__ = ["connect", "deps", "oauth_apps", "push", "status", "sync"]

@@ -31,13 +31,15 @@ from server.providers.base import (
     ConnectedAccount,
     Credentials,
     InvalidCredentials,
+    OAuthApp,
     ProviderError,
     ProviderUnavailable,
     RateLimited,
+    app_of,
 )
 from server.providers.secrets import SecretError
 from server.services import audit
-from server.services.calendars import push, sync
+from server.services.calendars import oauth_apps, push, sync
 from server.services.calendars import status as calendar_status
 from server.services.calendars.deps import CalendarDeps, load_credentials, secret_binding
 from server.services.errors import DomainError, ValidationFailed
@@ -87,7 +89,7 @@ async def require_allowed(db: AsyncSession, user: User, provider: ProviderName) 
     allowed = (await programs.settings_for_user(db, user.id)).allowed_providers
     if provider not in allowed:
         raise ConnectRefused(
-            f"Your program does not allow {PROVIDER_NAMES[provider]} calendar_status. "
+            f"Your program does not allow {PROVIDER_NAMES[provider]} calendars. "
             f"Allowed: {', '.join(PROVIDER_NAMES[p] for p in allowed) or 'none'}."
         )
 
@@ -105,8 +107,9 @@ async def start_oauth(
             field="provider",
         )
     redirect_uri = deps.redirect_uri(provider_name)
+    app = await oauth_apps.app_for(db, deps.secrets, provider_name)
     try:
-        start = await anyio.to_thread.run_sync(provider.begin_authorization, redirect_uri)
+        start = await anyio.to_thread.run_sync(provider.begin_authorization, redirect_uri, app)
     except ProviderError as exc:
         raise ValidationFailed(
             f"{PROVIDER_NAMES[provider_name]} sign-in is unavailable: {exc}"
@@ -174,6 +177,12 @@ async def finish_oauth(
         raise ConnectRefused(
             f"You did not give Tandem access to your {PROVIDER_NAMES[provider_name]} calendar, "
             "so it is not connected."
+        )
+    current_app = await oauth_apps.app_for(db, deps.secrets, provider_name)
+    if _app_identity(app_of(flow)) != _app_identity(current_app):
+        raise ConnectRefused(
+            f"Your organization changed the {PROVIDER_NAMES[provider_name]} app Tandem connects "
+            "through while you were signing in. Start again from Calendar Settings."
         )
     try:
         account = await provider.finish_authorization(flow, params, row.redirect_uri)
@@ -251,6 +260,7 @@ async def _store(
         label=account.label,
         account_email=account.account_email[:320],
         can_write_events=account.can_write_events,
+        oauth_app_id=_app_row_id(account.credentials),
         encrypted_secret=deps.secrets.encrypt(
             account.credentials.secret, binding=secret_binding(user.id)
         ),
@@ -297,6 +307,15 @@ async def disconnect(db: AsyncSession, deps: CalendarDeps, viewer: Viewer) -> Pr
     )
     await db.commit()
     return connection.provider
+
+
+def _app_identity(app: OAuthApp | None) -> tuple[str, str, str | None] | None:
+    return None if app is None else (app.app_id, app.client_id, app.tenant)
+
+
+def _app_row_id(credentials: Credentials) -> uuid.UUID | None:
+    app = app_of(credentials.secret)
+    return uuid.UUID(app.app_id) if app is not None else None
 
 
 def _credentials_or_none(deps: CalendarDeps, connection: CalendarConnection) -> Credentials | None:
