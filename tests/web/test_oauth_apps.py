@@ -4,6 +4,7 @@ replaced or removed with the affected connections marked for reconnection."""
 
 from __future__ import annotations
 
+import logging
 import ssl
 import uuid
 from collections.abc import AsyncIterator
@@ -120,7 +121,9 @@ async def test_participants_connect_through_the_saved_app_and_changes_ask_them_t
     person_web: httpx.AsyncClient,
     browser: httpx.AsyncClient,
     google: RunningGoogle,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     email = f"ana-{uuid.uuid4().hex[:6]}@gmail.test"
     google.state.add_account(email)
     google.state.add_event(
@@ -189,6 +192,7 @@ async def test_participants_connect_through_the_saved_app_and_changes_ask_them_t
     other = await _save(admin_web, "google", client_id="other-app-id", client_secret=rotated)
     assert "reconnect=1" in other.headers["location"]
     assert (await _connection(app_services, user)).status == CalendarStatus.NEEDS_REAUTH
+    assert secret not in caplog.text and rotated not in caplog.text
 
 
 async def test_a_flow_started_before_the_app_changed_is_refused(
