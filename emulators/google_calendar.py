@@ -37,6 +37,9 @@ FREEBUSY_SCOPES = {
     _P + s
     for s in ("calendar", "calendar.readonly", "calendar.events.freebusy", "calendar.freebusy")
 }
+OTHERS_FREEBUSY_SCOPES = {
+    _P + s for s in ("calendar", "calendar.readonly", "calendar.events.freebusy")
+}
 EVENTS_READ_SCOPES = {
     _P + s
     for s in (
@@ -189,8 +192,12 @@ class _CalendarApi:
             email = grant.email if calendar_id == "primary" else calendar_id.lower()
             with self.state.lock:
                 account = self.state.accounts.get(email)
-                if account is None or account.unreadable:
+                denied = self.state.workspace.denied_free_busy.get(email)
+                if account is None or account.unreadable or not _may_see(grant, email):
                     calendars[calendar_id] = _fb_error("notFound")
+                    continue
+                if denied is not None and email != grant.email:
+                    calendars[calendar_id] = _fb_error(denied)
                     continue
                 events = [s.data for s in self.state.events[email].values()]
             periods = busy_periods(events, email, account.time_zone, (low, high))
@@ -450,6 +457,17 @@ def _present(data: dict[str, Any]) -> dict[str, Any]:
         keep = ("kind", "etag", "id", "status", "updated")
         return {k: data[k] for k in keep if k in data}
     return copy.deepcopy(data)
+
+
+def _may_see(grant: Grant, email: str) -> bool:
+    """Whether the token may read ``email``'s free/busy. Its own calendar: any freeBusy
+    scope. Someone else's: ``calendar.freebusy`` is described as the user's *own*
+    calendars' availability and ``calendar.events.freebusy`` as "the availability on Google
+    calendars you have access to" (scopes table, providers.md 1.7), so only the latter (or
+    the broad ``calendar``/``calendar.readonly``) reaches other people here. The stricter
+    reading of an UNVERIFIED point; a calendar the token may not see answers ``notFound``
+    as an unshared one does."""
+    return email == grant.email or bool(OTHERS_FREEBUSY_SCOPES & set(grant.scopes))
 
 
 def _fb_error(reason: str) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from emulators.google_http import oauth_error
+from emulators.google_jwt_grant import JWT_BEARER, jwt_bearer_grant
 from emulators.google_state import (
     KNOWN_SCOPES,
     SHORT_SCOPES,
@@ -216,6 +217,8 @@ def _redirect(redirect_uri: str, params: dict[str, str | None]) -> RedirectRespo
 
 
 def _token(state: GoogleState, request: Request, form: dict[str, str]) -> Response:
+    if form.get("grant_type") == JWT_BEARER:  # a service account: the assertion authenticates
+        return jwt_bearer_grant(state, form)
     client_id, client_secret = _client_auth(request, form)
     client = state.clients.get(client_id)
     if client is None or not hmac.compare_digest(client.client_secret, client_secret):
