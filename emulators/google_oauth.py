@@ -1,5 +1,7 @@
 """Google's OAuth 2.0 endpoints: consent page, token endpoint, revocation.
 
+The token endpoint also takes a service account's JWT bearer grant (``google_jwt_grant``).
+
 Granular consent: Google's consent screen lets the user untick individual scopes, and
 "the scopes granted by the user" are what the token response's ``scope`` lists; apps
 "must check what scopes are granted by the users and can't assume users grant all

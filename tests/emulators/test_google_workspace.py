@@ -15,7 +15,7 @@ import httpx
 import pytest
 from google.auth import crypt, jwt
 
-from emulators.google import RunningGoogle, start_google_emulator
+from emulators.google import RunningGoogle, seed_workspace, start_google_emulator
 from emulators.google_jwt_grant import BAD_TIMES, JWT_BEARER, UNAUTHORIZED_CLIENT
 from emulators.google_workspace import GOOGLE_TOKEN_URI, ServiceAccount
 
@@ -102,13 +102,32 @@ async def test_a_delegated_token_reads_other_domain_users_and_writes_as_the_subj
     query = {
         "timeMin": "2030-01-07T00:00:00Z",
         "timeMax": "2030-01-08T00:00:00Z",
-        "items": [{"id": ANA}, {"id": f"nobody@{DOMAIN}"}, {"id": "outsider@gmail.com"}],
+        "items": [
+            {"id": ANA},
+            {"id": f"nobody@{DOMAIN}"},
+            {"id": "outsider@gmail.com"},
+            {"id": f"bea@{DOMAIN}"},
+        ],
     }
-    google.state.deny_free_busy("outsider@gmail.com")
+    google.state.add_account(f"bea@{DOMAIN}")
+    google.state.deny_free_busy(f"bea@{DOMAIN}")
     free_busy = (await http.post("/calendar/v3/freeBusy", json=query, headers=bearer)).json()
+    reasons = {
+        calendar: answer.get("errors", [{}])[0].get("reason")
+        for calendar, answer in free_busy["calendars"].items()
+    }
     assert free_busy["calendars"][ANA] == {"busy": []}
-    assert free_busy["calendars"][f"nobody@{DOMAIN}"]["errors"][0]["reason"] == "notFound"
-    assert free_busy["calendars"]["outsider@gmail.com"]["errors"][0]["reason"] == "forbidden"
+    assert reasons == {
+        ANA: None,
+        f"nobody@{DOMAIN}": "notFound",
+        "outsider@gmail.com": "notFound",  # not in the Workspace, not shared
+        f"bea@{DOMAIN}": "forbidden",  # the knob
+    }
+    itself = (await grant(http, assertion(account.key_json(), sub=None))).json()["access_token"]
+    alone = await http.post(
+        "/calendar/v3/freeBusy", json=query, headers={"Authorization": f"Bearer {itself}"}
+    )
+    assert alone.json()["calendars"][ANA]["errors"][0]["reason"] == "notFound"
     event = {
         "start": {"dateTime": "2030-01-07T10:00:00Z"},
         "end": {"dateTime": "2030-01-07T11:00:00Z"},
@@ -216,3 +235,15 @@ async def test_free_busy_answers_at_most_50_calendars_and_own_scope_sees_only_on
     ).json()
     assert answer["calendars"][ACT_AS] == {"busy": []}
     assert answer["calendars"][ANA]["errors"][0]["reason"] == "notFound"
+
+
+async def test_seed_workspace_starts_without_delegation_until_the_admin_grants_it(
+    google: RunningGoogle, http: httpx.AsyncClient
+) -> None:
+    account = seed_workspace(google.state, "beta.test", ["ana"])
+    key = account.key_json()
+    signed = assertion(key, sub="tandem@beta.test")
+    assert (await grant(http, signed)).json()["error"] == "unauthorized_client"
+    google.state.grant_delegation("beta.test", account.client_id, SCOPES.split())
+    assert (await grant(http, signed)).status_code == 200
+    assert "ana@beta.test" in google.state.accounts
