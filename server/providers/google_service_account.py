@@ -20,6 +20,7 @@ an uploaded file must not be able to send Tandem's signed assertions elsewhere.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
@@ -55,6 +56,18 @@ DELEGATION_SCOPES = ",".join(DELEGATION_SCOPE_LIST)
 _REQUIRED_FIELDS = ("private_key", "client_email", "client_id")
 
 
+def load_service_account_key(raw: str | bytes | Mapping[str, Any]) -> dict[str, Any]:
+    """An uploaded key file (its bytes or text, or already a dict) as a validated dict,
+    ready to be stored encrypted as ``config["service_account_key"]``."""
+    if isinstance(raw, str | bytes):
+        try:
+            raw = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidCredentials("The key file is not JSON; upload the JSON key.") from None
+    validate_service_account_key(raw)
+    return dict(raw)  # type: ignore[arg-type]
+
+
 def validate_service_account_key(key: Any) -> None:
     """Refuse anything but a usable service-account JSON key, with a message an admin can
     act on. Messages name fields, never their values (the private key least of all)."""
@@ -75,7 +88,7 @@ def validate_service_account_key(key: Any) -> None:
         raise InvalidCredentials("The service account key's client_email is not an address.")
     if not key["client_id"].isdigit():
         raise InvalidCredentials("The service account key's client_id is not a numeric id.")
-    _credentials(key, "https://invalid.example/token")  # parses the private key
+    _credentials(key, "https://invalid.example/token")  # parses the private key; sends nothing
 
 
 def delegation_client_id(key: Any) -> str:

@@ -30,7 +30,13 @@ from server.providers.base import (
     ProviderError,
     ProviderMisconfigured,
 )
-from server.providers.google_service_account import ServiceAccountTokens
+from server.providers.google_service_account import (
+    DELEGATION_SCOPES,
+    ServiceAccountTokens,
+    delegation_client_id,
+    load_service_account_key,
+    validate_service_account_key,
+)
 from server.providers.google_shapes import (
     api_reason,
     event_body,
@@ -43,6 +49,14 @@ from server.providers.google_shapes import (
 )
 from server.providers.http_errors import RetryPolicy, Sleep, send_with_retry
 from server.providers.org_base import PersonSchedule, UncoveredReason
+
+__all__ = [
+    "DELEGATION_SCOPES",
+    "GoogleWorkspaceDirectory",
+    "delegation_client_id",
+    "load_service_account_key",
+    "validate_service_account_key",
+]
 
 _PER_CALENDAR = {
     "notFound": UncoveredReason.NO_MAILBOX,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from server.providers.google_service_account import (
     DELEGATION_SCOPE_LIST,
     DELEGATION_SCOPES,
     delegation_client_id,
+    load_service_account_key,
     validate_service_account_key,
 )
 from server.providers.google_workspace import GoogleWorkspaceDirectory
@@ -240,6 +242,9 @@ def test_key_validation_gives_clear_errors_and_never_echoes_the_private_key(
 ) -> None:
     key = account.key_json()
     assert delegation_client_id(key) == account.client_id
+    assert load_service_account_key(json.dumps(key).encode()) == key
+    with pytest.raises(InvalidCredentials, match="not JSON"):
+        load_service_account_key(b"\xff-----BEGIN PRIVATE KEY-----")
     assert key["client_id"].isdigit() and len(key["client_id"]) == 21
     cases: list[tuple[Any, str]] = [
         ([1, 2], "not a JSON object"),
