@@ -8,13 +8,21 @@ import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from emulators.google import RunningGoogle, start_google_emulator
+from emulators.google import (
+    GoogleState,
+    RunningGoogle,
+    create_google_emulator,
+    seed_workspace,
+    start_google_emulator,
+)
 from emulators.google_workspace import ServiceAccount
+from emulators.runner import BackgroundServer, client_ssl_context, make_test_ca
 from server.config import Settings
 from server.providers.base import (
     AccessDenied,
@@ -414,3 +422,20 @@ def _busy(start: datetime, end: datetime) -> dict[str, Any]:
         "start": {"dateTime": start.isoformat()},
         "end": {"dateTime": end.isoformat()},
     }
+
+
+async def test_tokens_and_calls_use_the_shared_clients_tls_settings(tmp_path: Path) -> None:
+    """google-auth's refresh goes through Tandem's httpx client, so an https emulator
+    signed by a test CA works when (and only when) that client trusts the CA."""
+    state = GoogleState()
+    account = seed_workspace(state, DOMAIN, ["ana"], delegated_scopes=DELEGATION_SCOPE_LIST)
+    ca_path, tls = make_test_ca(tmp_path)
+    with BackgroundServer(create_google_emulator(state), tls=tls) as server:
+        running = RunningGoogle(state, server)
+        async with httpx.AsyncClient(verify=client_ssl_context(ca_path)) as trusting:
+            org = directory(running, trusting, account.key_json())
+            assert await org.verify() == account.client_email
+        async with httpx.AsyncClient() as default_trust:
+            org = directory(running, default_trust, account.key_json())
+            with pytest.raises(ProviderUnavailable):
+                await org.verify()
