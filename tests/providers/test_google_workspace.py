@@ -439,3 +439,11 @@ async def test_tokens_and_calls_use_the_shared_clients_tls_settings(tmp_path: Pa
             org = directory(running, default_trust, account.key_json())
             with pytest.raises(ProviderUnavailable):
                 await org.verify()
+
+
+async def test_verify_refuses_when_the_acting_calendar_is_unreadable(
+    google: RunningGoogle, account: ServiceAccount, http: httpx.AsyncClient
+) -> None:
+    google.state.set_unreadable(ACT_AS)
+    with pytest.raises(ProviderMisconfigured, match=ACT_AS):
+        await directory(google, http, account.key_json()).verify()
