@@ -6,6 +6,11 @@ Google's: ``/o/oauth2/v2/auth``, ``/token``, ``/revoke`` and ``/calendar/v3/...`
 
 The account email is delivered in an ``id_token`` (see ``google_oauth``). Seed accounts,
 events and OAuth clients, and inject faults, through ``GoogleState``.
+
+Google Workspace: Workspace customers with their domains, service accounts with real RSA
+keys, domain-wide delegation an admin grants or revokes (``google_workspace``) and the
+JWT bearer grant that impersonates a domain user (``google_jwt_grant``);
+``seed_workspace`` sets one up in a call.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from emulators.google_calendar import calendar_routes
 from emulators.google_http import RecordAndFaultMiddleware
 from emulators.google_oauth import oauth_routes
 from emulators.google_state import GoogleState, RecordedRequest
+from emulators.google_workspace import ServiceAccount
 from emulators.runner import BackgroundServer
 
 __all__ = [
@@ -35,6 +41,7 @@ __all__ = [
     "RunningGoogle",
     "consent",
     "create_google_emulator",
+    "seed_workspace",
     "send_push_notifications",
     "start_google_emulator",
 ]
@@ -99,6 +106,25 @@ def start_google_emulator(
             state.add_redirect_uri(EMULATOR_CLIENT_ID, uri)
     server = BackgroundServer(create_google_emulator(state), port=port).start()
     return RunningGoogle(state, server)
+
+
+def seed_workspace(
+    state: GoogleState,
+    domain: str,
+    users: Iterable[str],
+    *,
+    act_as: str = "tandem",
+    delegated_scopes: Iterable[str] | None = None,
+) -> ServiceAccount:
+    """A Workspace for ``domain`` with ``users`` (local parts) and ``act_as``, and a
+    service account; with ``delegated_scopes`` its admin has already authorized them for
+    the account's client id (None: delegation still to be granted, as for a new admin).
+    Hand ``account.key_json()`` to Tandem as the uploaded key."""
+    state.add_workspace(domain, users=[act_as, *users])
+    account = state.create_service_account()
+    if delegated_scopes is not None:
+        state.grant_delegation(domain, account.client_id, delegated_scopes)
+    return account
 
 
 _HIDDEN = re.compile(r'name="consent_id" value="([^"]*)"')

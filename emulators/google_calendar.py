@@ -37,6 +37,9 @@ FREEBUSY_SCOPES = {
     _P + s
     for s in ("calendar", "calendar.readonly", "calendar.events.freebusy", "calendar.freebusy")
 }
+OTHERS_FREEBUSY_SCOPES = {
+    _P + s for s in ("calendar", "calendar.readonly", "calendar.events.freebusy")
+}
 EVENTS_READ_SCOPES = {
     _P + s
     for s in (
@@ -189,8 +192,12 @@ class _CalendarApi:
             email = grant.email if calendar_id == "primary" else calendar_id.lower()
             with self.state.lock:
                 account = self.state.accounts.get(email)
-                if account is None or account.unreadable:
+                denied = self.state.workspace.denied_free_busy.get(email)
+                if account is None or account.unreadable or not self._may_see(grant, email):
                     calendars[calendar_id] = _fb_error("notFound")
+                    continue
+                if denied is not None and email != grant.email:
+                    calendars[calendar_id] = _fb_error(denied)
                     continue
                 events = [s.data for s in self.state.events[email].values()]
             periods = busy_periods(events, email, account.time_zone, (low, high))
@@ -208,6 +215,27 @@ class _CalendarApi:
                 "calendars": calendars,
             }
         )
+
+    def _may_see(self, grant: Grant, email: str) -> bool:
+        """Whether the token may read ``email``'s free/busy (the caller holds the lock).
+
+        Its own calendar: any freeBusy scope. Someone else's needs a scope that reaches
+        other calendars: ``calendar.freebusy`` is described as the user's *own* calendars'
+        availability, ``calendar.events.freebusy`` as "the availability on Google calendars
+        you have access to" (scopes table, providers.md 1.7); the stricter reading of an
+        UNVERIFIED point. And the two must be in the same Workspace (where the domain's
+        sharing default lets users see each other's free/busy, support.google.com/a/answer/
+        60765), or both plain accounts as before; a service account acting as itself sees
+        no one. A calendar the token may not see answers ``notFound``, as an unshared one
+        does (providers.md 1.1)."""
+        if email == grant.email:
+            return True
+        if not OTHERS_FREEBUSY_SCOPES & set(grant.scopes):
+            return False
+        directory = self.state.workspace
+        if grant.email in directory.service_accounts:
+            return False
+        return directory.workspace_of(grant.email) is directory.workspace_of(email)
 
     # --- events ----------------------------------------------------------------------
 

@@ -1,5 +1,7 @@
 """Google's OAuth 2.0 endpoints: consent page, token endpoint, revocation.
 
+The token endpoint also takes a service account's JWT bearer grant (``google_jwt_grant``).
+
 Granular consent: Google's consent screen lets the user untick individual scopes, and
 "the scopes granted by the user" are what the token response's ``scope`` lists; apps
 "must check what scopes are granted by the users and can't assume users grant all
@@ -31,6 +33,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from emulators.google_http import oauth_error
+from emulators.google_jwt_grant import JWT_BEARER, jwt_bearer_grant
 from emulators.google_state import (
     KNOWN_SCOPES,
     SHORT_SCOPES,
@@ -216,6 +219,8 @@ def _redirect(redirect_uri: str, params: dict[str, str | None]) -> RedirectRespo
 
 
 def _token(state: GoogleState, request: Request, form: dict[str, str]) -> Response:
+    if form.get("grant_type") == JWT_BEARER:  # a service account: the assertion authenticates
+        return jwt_bearer_grant(state, form)
     client_id, client_secret = _client_auth(request, form)
     client = state.clients.get(client_id)
     if client is None or not hmac.compare_digest(client.client_secret, client_secret):

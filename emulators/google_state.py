@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulators.faults import Fault, FaultInjection
+from emulators.google_workspace import ServiceAccount, Workspace, WorkspaceDirectory
 
 GOOGLE_SCOPE_PREFIX = "https://www.googleapis.com/auth/"
 SHORT_SCOPES = {
@@ -169,6 +170,7 @@ class GoogleState(FaultInjection):
         self.channels: dict[str, Channel] = {}
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
+        self.workspace = WorkspaceDirectory()
         self._seq = 0
 
     # --- seeding -------------------------------------------------------------------
@@ -200,6 +202,49 @@ class GoogleState(FaultInjection):
             data["id"] = event_id
             self.put_event(email, self.complete_event(email, data))
             return event_id
+
+    # --- Google Workspace (service accounts, domain-wide delegation) ------------------
+
+    def create_service_account(
+        self, name: str = "tandem-calendar", project_id: str = "tandem-org-1234"
+    ) -> ServiceAccount:
+        """A service account with one key; ``.key_json()`` is its downloadable key file."""
+        with self.lock:
+            account = self.workspace.create_service_account(name, project_id)
+            self.add_account(account.client_email)  # service accounts have a calendar too
+            return account
+
+    def add_workspace(
+        self, domain: str, *more_domains: str, users: Iterable[str] = ()
+    ) -> Workspace:
+        """A Workspace customer owning ``domain`` (and ``more_domains``), with ``users``
+        (local parts or full addresses) as accounts."""
+        with self.lock:
+            workspace = self.workspace.add_workspace(domain, *more_domains)
+            for user in users:
+                self.add_account(user if "@" in user else f"{user}@{domain}")
+            return workspace
+
+    def grant_delegation(self, domain: str, client_id: str, scopes: Iterable[str]) -> None:
+        """The domain's super admin authorizes ``client_id`` for ``scopes`` (Admin console
+        → Security → API controls → Domain-wide delegation → Add new)."""
+        with self.lock:
+            workspace = self.workspace.workspace_of(f"x@{domain}")
+            if workspace is None:
+                raise KeyError(f"no Workspace owns {domain}")
+            workspace.delegations[client_id] = set(normalize_scopes(" ".join(scopes)))
+
+    def revoke_delegation(self, domain: str, client_id: str) -> None:
+        with self.lock:
+            workspace = self.workspace.workspace_of(f"x@{domain}")
+            if workspace is not None:
+                workspace.delegations.pop(client_id, None)
+
+    def deny_free_busy(self, email: str, reason: str = "forbidden") -> None:
+        """freeBusy answers ``email``'s calendar with a per-calendar error ``reason``
+        (an admin's sharing policy hiding it; which reason Google gives is UNVERIFIED)."""
+        with self.lock:
+            self.workspace.denied_free_busy[email.lower()] = reason
 
     # --- faults --------------------------------------------------------------------
 

@@ -15,11 +15,10 @@ import contextlib
 import hashlib
 import hmac
 import json
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,6 +50,18 @@ from server.providers.base import (
     SyncTokenExpired,
     app_of,
 )
+from server.providers.google_shapes import MAX_FREEBUSY_SPAN as _MAX_FREEBUSY_SPAN
+from server.providers.google_shapes import TO_GOOGLE_RESPONSE as _TO_GOOGLE_RESPONSE
+from server.providers.google_shapes import api_reason as _api_reason
+from server.providers.google_shapes import event_body as _event_body
+from server.providers.google_shapes import is_rate_limited as _is_rate_limited
+from server.providers.google_shapes import json_object as _json
+from server.providers.google_shapes import merge_intervals as _merge
+from server.providers.google_shapes import parse_period as _period
+from server.providers.google_shapes import require_aware as _require_aware
+from server.providers.google_shapes import rfc3339 as _rfc3339
+from server.providers.google_shapes import safe_code as _safe
+from server.providers.google_shapes import split_spans as _spans
 from server.providers.html_text import html_to_text
 from server.providers.http_errors import RetryPolicy, Sleep, send_with_retry
 
@@ -71,17 +82,9 @@ SCOPES = ("openid", "email", FREEBUSY_SCOPE, EVENTS_SCOPE)
 
 _ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"})
 _REFRESH_SKEW_SECONDS = 60
-_MAX_FREEBUSY_SPAN = timedelta(days=60)  # Google refuses long ranges (~90 days, undocumented)
 _MAX_PAGES = 200
 _EVENT_ID_PREFIX = "tandem"
-_RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 _REAUTH_REASONS = frozenset({"insufficientPermissions", "authError"})
-_TO_GOOGLE_RESPONSE = {
-    "needs_action": "needsAction",
-    "accepted": "accepted",
-    "declined": "declined",
-    "tentative": "tentative",
-}
 _FROM_GOOGLE_RESPONSE = {v: k for k, v in _TO_GOOGLE_RESPONSE.items()}
 
 
@@ -554,30 +557,6 @@ class GoogleProvider:
 # --- helpers -------------------------------------------------------------------------
 
 
-def _event_body(event: ExternalEvent) -> dict[str, Any]:
-    zone = ZoneInfo(event.time_zone)
-    return {
-        "summary": event.title,
-        "description": event.description,
-        "location": event.location or "",
-        "start": {
-            "dateTime": event.start.astimezone(zone).isoformat(),
-            "timeZone": event.time_zone,
-        },
-        "end": {"dateTime": event.end.astimezone(zone).isoformat(), "timeZone": event.time_zone},
-        "status": "confirmed",
-        "attendees": [
-            {
-                "email": attendee.email,
-                **({"displayName": attendee.name} if attendee.name else {}),
-                "responseStatus": _TO_GOOGLE_RESPONSE.get(attendee.response, "needsAction"),
-            }
-            for attendee in event.attendees
-        ],
-        "extendedProperties": {"private": {"tandem_uid": event.uid}},
-    }
-
-
 def _own_change(item: Any) -> EventChange | None:
     """An ``EventChange`` for one of Tandem's meetings; ``None`` for anything else.
 
@@ -634,12 +613,6 @@ def _send_updates(send_invitations: bool) -> str:
     return "all" if send_invitations else "none"
 
 
-def _is_rate_limited(response: httpx.Response) -> bool:
-    if response.status_code == 429:
-        return True
-    return response.status_code == 403 and _api_reason(response) in _RATE_LIMIT_REASONS
-
-
 def _raise_for(response: httpx.Response) -> None:
     """Map an unexpected Calendar API answer to a typed error (status and reason only)."""
     reason = _api_reason(response)
@@ -648,29 +621,11 @@ def _raise_for(response: httpx.Response) -> None:
     raise ProviderError(f"Google rejected the request (HTTP {response.status_code}, {reason}).")
 
 
-def _api_reason(response: httpx.Response) -> str:
-    try:
-        errors = response.json()["error"]["errors"]
-        return _safe(str(errors[0]["reason"]))
-    except (ValueError, KeyError, IndexError, TypeError):
-        return "unknown"
-
-
 def _oauth_error(response: httpx.Response) -> str:
     try:
         return str(response.json().get("error", ""))
     except (ValueError, AttributeError):
         return ""
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError:
-        raise ProviderError("Google returned a response that is not JSON.") from None
-    if not isinstance(data, dict):
-        raise ProviderError("Google returned an unexpected response.")
-    return data
 
 
 def _jwt_claims(token: Any) -> dict[str, Any]:
@@ -683,49 +638,3 @@ def _jwt_claims(token: Any) -> dict[str, Any]:
     if not isinstance(claims, dict):
         raise ProviderError("Google did not return a usable ID token.")
     return claims
-
-
-def _safe(text: str | None) -> str:
-    """A provider-supplied code fit for a message (letters and underscores only)."""
-    return text if text and re.fullmatch(r"[A-Za-z_]{1,64}", text) else "unknown"
-
-
-def _require_aware(start: datetime, end: datetime) -> None:
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ValueError("start and end must be timezone-aware")
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _period(period: Any) -> tuple[datetime, datetime]:
-    """A freeBusy ``{"start", "end"}`` pair as aware UTC datetimes."""
-    try:
-        start = datetime.fromisoformat(str(period["start"]))
-        end = datetime.fromisoformat(str(period["end"]))
-    except (KeyError, TypeError, ValueError):
-        raise ProviderError("Google returned a malformed busy period.") from None
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ProviderError("Google returned a busy period without a time zone.")
-    return start.astimezone(UTC), end.astimezone(UTC)
-
-
-def _spans(start: datetime, end: datetime, longest: timedelta) -> list[tuple[datetime, datetime]]:
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    spans = []
-    while start < end:
-        spans.append((start, min(end, start + longest)))
-        start += longest
-    return spans
-
-
-def _merge(intervals: list[BusyInterval]) -> list[BusyInterval]:
-    merged: list[BusyInterval] = []
-    for interval in sorted(intervals):
-        if merged and interval.start <= merged[-1].end:
-            last = merged[-1]
-            merged[-1] = BusyInterval(last.start, max(last.end, interval.end), last.kind)
-        else:
-            merged.append(interval)
-    return merged
