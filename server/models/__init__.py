@@ -10,7 +10,7 @@ from server.models.calendar import (
     OAuthFlow,
     PushSubscription,
 )
-from server.models.integration import OrganizationIntegration
+from server.models.integration import IntegrationConsent, OrganizationIntegration
 from server.models.mail import QueuedMail
 from server.models.meeting import Meeting, MeetingAttendee, UsedRsvpLink
 from server.models.mentoring import ConnectionMember, MentoringConnection
@@ -26,6 +26,7 @@ __all__ = [
     "BusyBlock",
     "BusyCoverage",
     "CalendarConnection",
+    "IntegrationConsent",
     "ConnectionMember",
     "LoginAttempt",
     "Meeting",

@@ -54,6 +54,13 @@ class CalendarConnection(SQLModel, table=True):
     # False when the user connected without granting meeting writes (Google's granular
     # consent): busy times are read, meetings reach them by email only.
     can_write_events: bool = True
+    # Set when an organization's integration (``organization_integration``) covers this
+    # person: the row then holds no personal secret and the integration keeps it fresh.
+    integration_id: uuid.UUID | None = Field(
+        default=None, foreign_key="organization_integration.id", index=True, ondelete="CASCADE"
+    )
+    # Why the integration cannot read this person's calendar (``org_base.UncoveredReason``).
+    uncovered_reason: str | None = Field(default=None, max_length=24)
 
 
 class OAuthFlow(SQLModel, table=True):
