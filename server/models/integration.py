@@ -36,9 +36,7 @@ class OrganizationIntegration(SQLModel, table=True):
             "(exchange_slot IS NULL) OR (enabled AND kind IN ('exchange_online', 'exchange_onprem'))",
             name="exchange_slot",
         ),
-        CheckConstraint(
-            "status IN ('pending', 'active', 'attention')", name="integration_status"
-        ),
+        CheckConstraint("status IN ('pending', 'active', 'attention')", name="integration_status"),
     )
 
     id: uuid.UUID = id_field()
