@@ -203,6 +203,7 @@ class MicrosoftState(FaultInjection):
         name: str | None = None,
         personal: bool = False,
         mail: str | None = None,
+        tenant_id: str | None = None,
     ) -> Account:
         """A work/school account (in ``work_tenant_id``) or a personal Microsoft account.
 
@@ -215,7 +216,9 @@ class MicrosoftState(FaultInjection):
                 name=name or email.split("@")[0].title(),
                 personal=personal,
                 oid=str(uuid.uuid4()),
-                tenant_id=CONSUMER_TENANT_ID if personal else self.work_tenant_id,
+                tenant_id=CONSUMER_TENANT_ID
+                if personal
+                else (tenant_id or self.work_tenant_id).lower(),
                 mail=None if personal else (mail or email),
             )
             self.accounts[email.lower()] = account

@@ -69,6 +69,11 @@ def upgrade() -> None:
                 "uncovered_reason", sqlmodel.sql.sqltypes.AutoString(length=24), nullable=True
             )
         )
+        batch_op.add_column(
+            sa.Column(
+                "replaced_provider", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True
+            )
+        )
         batch_op.create_index(
             batch_op.f("ix_calendar_connection_integration_id"), ["integration_id"], unique=False
         )
@@ -117,6 +122,11 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("integrated_at", server.models.base.UTCDateTime(timezone=True), nullable=True)
         )
+        batch_op.add_column(
+            sa.Column(
+                "sync_lease_until", server.models.base.UTCDateTime(timezone=True), nullable=True
+            )
+        )
         batch_op.create_foreign_key(
             batch_op.f("fk_organization_integration_integrated_by_id_user_account"),
             "user_account",
@@ -138,6 +148,7 @@ def downgrade() -> None:
             batch_op.f("fk_organization_integration_integrated_by_id_user_account"),
             type_="foreignkey",
         )
+        batch_op.drop_column("sync_lease_until")
         batch_op.drop_column("integrated_at")
         batch_op.drop_column("integrated_by_id")
         batch_op.drop_column("last_error")
@@ -156,6 +167,7 @@ def downgrade() -> None:
             type_="foreignkey",
         )
         batch_op.drop_index(batch_op.f("ix_calendar_connection_integration_id"))
+        batch_op.drop_column("replaced_provider")
         batch_op.drop_column("uncovered_reason")
         batch_op.drop_column("integration_id")
 

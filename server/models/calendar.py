@@ -61,6 +61,9 @@ class CalendarConnection(SQLModel, table=True):
     )
     # Why the integration cannot read this person's calendar (``org_base.UncoveredReason``).
     uncovered_reason: str | None = Field(default=None, max_length=24)
+    # The personal calendar the integration replaced ("google", "microsoft", "icloud"),
+    # so Calendar Settings can tell the person it was disconnected and why.
+    replaced_provider: str | None = Field(default=None, max_length=16)
 
 
 class OAuthFlow(SQLModel, table=True):

@@ -61,6 +61,9 @@ class OrganizationIntegration(SQLModel, table=True):
         default=None, foreign_key="user_account.id", ondelete="SET NULL"
     )
     integrated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # A worker running the batched sync holds this lease (a conditional UPDATE claims
+    # it), so several workers never sync one integration at once.
+    sync_lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
     @property
     def domain_list(self) -> list[str]:
