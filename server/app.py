@@ -19,7 +19,16 @@ from starlette.staticfiles import StaticFiles
 
 from server.config import Settings
 from server.jobs.runner import run_forever
-from server.pages import admin, auth, calendar, home, profile, program_settings, schedule
+from server.pages import (
+    admin,
+    auth,
+    calendar,
+    home,
+    integrations,
+    profile,
+    program_settings,
+    schedule,
+)
 from server.pages import groups as group_pages
 from server.pages import meeting_activity as meeting_activity_pages
 from server.pages import meetings as meeting_pages
@@ -88,6 +97,19 @@ def routes(services: AppServices) -> list[Any]:
         Route("/calendar/disconnect", calendar.disconnect, methods=["POST"]),
         Route("/admin", admin.admin_home, methods=["GET"]),
         Route("/admin/act-as", admin.act_as, methods=["POST"]),
+        Route("/admin/integrations", integrations.integrations_page, methods=["GET"]),
+        Route("/admin/integrations/switch", integrations.switch, methods=["POST"]),
+        Route(
+            "/admin/integrations/microsoft/start", integrations.start_microsoft, methods=["POST"]
+        ),
+        Route(
+            "/admin/integrations/microsoft/callback",
+            integrations.microsoft_callback,
+            methods=["GET"],
+        ),
+        Route("/admin/integrations/google/key", integrations.google_key, methods=["POST"]),
+        Route("/admin/integrations/google/verify", integrations.google_verify, methods=["POST"]),
+        Route("/admin/integrations/{kind}/disable", integrations.disable, methods=["POST"]),
         Route("/admin/act-as/end", admin.end_acting, methods=["POST"]),
         Route(
             "/admin/programs/{program_id}/settings",
