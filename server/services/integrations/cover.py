@@ -219,16 +219,15 @@ async def managing_kind(
     return integration.kind if integration is not None else None
 
 
-async def managing_kinds(
-    db: AsyncSession, connections: Sequence[CalendarConnection]
+async def kinds_by_id(
+    db: AsyncSession, integration_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, IntegrationKind]:
-    """Integration kinds by integration id, for many connections in one query."""
-    ids = {c.integration_id for c in connections if c.integration_id is not None}
-    if not ids:
+    """Integration kinds by id, in one query (for many covered calendars at once)."""
+    if not integration_ids:
         return {}
     rows = await db.exec(
         select(OrganizationIntegration.id, OrganizationIntegration.kind).where(
-            col(OrganizationIntegration.id).in_(list(ids))
+            col(OrganizationIntegration.id).in_(list(integration_ids))
         )
     )
     return {row_id: IntegrationKind(kind) for row_id, kind in rows.all()}
