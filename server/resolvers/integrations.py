@@ -7,7 +7,6 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 import strawberry
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import OrganizationIntegration
 from server.schema.common import to_user_error
@@ -42,8 +41,10 @@ def _may_see(viewer: Viewer) -> bool:
     return (actor.is_global_admin or actor.is_operator) and not viewer.acting_on_behalf
 
 
-async def _integration(db: AsyncSession, row: OrganizationIntegration) -> Integration:
-    report = await cover.report(db, row)
+async def _integration(
+    info: strawberry.Info[Context, None], row: OrganizationIntegration
+) -> Integration:
+    report = await cover.report(info.context.db, row)
     return Integration(
         id=strawberry.ID(str(row.id)),
         kind=IntegrationKind(row.kind.value),
@@ -75,7 +76,7 @@ async def _organization(info: strawberry.Info[Context, None]) -> Organization:
         id=strawberry.ID(str(org.id)),
         name=org.name,
         org_calendars_enabled=org.org_calendars_enabled,
-        integrations=[await _integration(db, row) for row in rows],
+        integrations=[await _integration(info, row) for row in rows],
     )
 
 
@@ -135,7 +136,7 @@ async def finish_microsoft_integration(
     except DomainError as exc:
         await ctx.db.rollback()
         return IntegrationPayload(integration=None, errors=[to_user_error(exc)])
-    return IntegrationPayload(integration=await _integration(ctx.db, row), errors=[])
+    return IntegrationPayload(integration=await _integration(info, row), errors=[])
 
 
 async def start_google_integration(
@@ -178,7 +179,7 @@ async def finish_google_integration(info: strawberry.Info[Context, None]) -> Int
     except DomainError as exc:
         await ctx.db.rollback()
         return IntegrationPayload(integration=None, errors=[to_user_error(exc)])
-    return IntegrationPayload(integration=await _integration(ctx.db, row), errors=[])
+    return IntegrationPayload(integration=await _integration(info, row), errors=[])
 
 
 async def disable_integration(
