@@ -716,18 +716,20 @@ def _schedule(
         }
         for e in events
     ]
-    digits = []
-    slot = start
+    # Each slot shows the strongest status of the events overlapping it; events are
+    # painted onto the slots they touch (a slot-by-slot scan is slow for long windows).
     step = timedelta(minutes=interval)
-    while slot < end:
-        statuses = [
-            e.show_as
-            for e in events
-            if e.start < slot + step and e.end > slot and e.show_as in _AVAILABILITY_DIGIT
-        ]
-        best = max(statuses, key=_PRECEDENCE.index, default="free")
-        digits.append(str(_AVAILABILITY_DIGIT[best]))
-        slot += step
+    count = -(-(end - start) // step)
+    best = ["free"] * count
+    for e in events:
+        if e.show_as not in _AVAILABILITY_DIGIT:
+            continue
+        first = max(0, (e.start - start) // step)
+        last = min(count, -(-(e.end - start) // step))
+        for index in range(first, last):
+            if _PRECEDENCE.index(e.show_as) > _PRECEDENCE.index(best[index]):
+                best[index] = e.show_as
+    digits = [str(_AVAILABILITY_DIGIT[status]) for status in best]
     return {
         "scheduleId": schedule_id,
         "availabilityView": "".join(digits),
