@@ -164,7 +164,8 @@ async def test_only_operators_switch_and_only_global_admins_integrate(
     with pytest.raises(PermissionDenied):
         await _start(org, Viewer(user=mentee, actor=admin_user))
     async with org.services.db.session() as db:
-        assert await setup.get(db, IntegrationKind.EXCHANGE_ONLINE) is not None or True
+        # The refusals changed nothing: no integration was even started.
+        assert await setup.get(db, IntegrationKind.EXCHANGE_ONLINE) is None
         audit = (
             await db.exec(
                 select(AuditEvent).where(AuditEvent.action == "organization.org_calendars_switched")
@@ -372,3 +373,76 @@ async def _dump(db: Any) -> str:
         rows = (await db.exec(text(f"SELECT * FROM {table}"))).all()  # noqa: S608
         parts.append(repr(rows))
     return "\n".join(parts)
+
+
+async def test_online_exchange_is_refused_while_on_premises_is_on(org: Org) -> None:
+    await _switch_on(org)
+    async with org.services.db.session() as db:
+        organization = await programs.organization(db)
+        db.add(
+            OrganizationIntegration(
+                organization_id=organization.id,
+                kind=IntegrationKind.EXCHANGE_ONPREM,
+                enabled=True,
+                exchange_slot="exchange",
+                status="active",
+            )
+        )
+        await db.commit()
+    with pytest.raises(setup.IntegrationRefused, match="cannot be on together"):
+        await _start(org, await _viewer(org, org.admin))
+    async with org.services.db.session() as db:
+        assert await setup.get(db, IntegrationKind.EXCHANGE_ONLINE) is None
+
+
+async def test_withdrawn_consent_needs_attention_and_keeps_the_cache(
+    org: Org, browser: httpx.AsyncClient
+) -> None:
+    integration = await _integrate(org, browser)
+    async with org.services.db.session() as db:
+        fresh = await db.get(OrganizationIntegration, integration.id)
+        assert fresh is not None
+        assert (await sync.sync_integration(db, org.services.calendar, fresh)).complete
+    org.ms.state.tenants[org.tenant].consented = False
+    async with org.services.db.session() as db:
+        fresh = await db.get(OrganizationIntegration, integration.id)
+        assert fresh is not None
+        report = await sync.sync_integration(db, org.services.calendar, fresh)
+        assert not report.complete
+        assert fresh.status == "attention"
+        assert "Integrate again" in (fresh.last_error or "")
+        # Nothing more is synced until an administrator integrates again.
+        assert await sync.claim_due(db, timedelta(0)) == []
+
+
+async def test_the_job_covers_new_people_and_releases_changed_addresses(
+    org: Org, browser: httpx.AsyncClient
+) -> None:
+    from server.jobs.runner import JOBS, sync_org_calendars
+
+    assert sync_org_calendars in JOBS
+    integration = await _integrate(org, browser)
+    newcomer = await create_user(org.services, f"new@{org.domain}", password="")
+    org.ms.state.add_account(f"new@{org.domain}", tenant_id=org.tenant)
+    async with org.services.db.session() as db:
+        moved = await accounts.get_user(db, org.people[5])
+        moved.email = f"p5@elsewhere-{org.tenant[:6]}.example"
+        db.add(moved)
+        await db.commit()
+    await sync_org_calendars(org.services)
+    async with org.services.db.session() as db:
+        rows = {
+            c.user_id: c
+            for c in (
+                await db.exec(
+                    select(CalendarConnection).where(
+                        CalendarConnection.integration_id == integration.id
+                    )
+                )
+            ).all()
+        }
+        assert newcomer in rows and rows[newcomer].last_synced_at is not None
+        assert org.people[5] not in rows
+        fresh = await db.get(OrganizationIntegration, integration.id, populate_existing=True)
+        assert fresh is not None
+        assert fresh.last_full_sync_at is not None and fresh.sync_lease_until is None
