@@ -317,6 +317,13 @@ async def test_integrate_cover_sync_book_disable(org: Org, browser: httpx.AsyncC
     created = state.account(org.service).events[str(row.provider_event_id)]
     invited = {a["emailAddress"]["address"] for a in created.attendees}
     assert f"mentor@{org.domain}" in invited and len(invited) == 2
+    assert created.transaction_id == row.ical_uid
+    # Cancelling removes it from the service mailbox (Graph tells the attendees).
+    async with services.db.session() as db:
+        await booking.cancel_meeting(db, services.meetings, mentor, row.id)
+        cancelled = await db.get(Meeting, row.id, populate_existing=True)
+        assert cancelled is not None and cancelled.calendar_sync_state == "synced"
+    assert state.account(org.service).events[str(row.provider_event_id)].deleted
 
     # Disabling: connections, blocks and configuration go, audited; people not connected.
     async with services.db.session() as db:
