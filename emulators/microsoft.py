@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulators.microsoft_graph import graph_error, graph_routes
 from emulators.microsoft_identity import identity_routes
+from emulators.microsoft_org import admin_consent_routes, users_routes
 from emulators.microsoft_state import CONSUMER_TENANT_ID, MicrosoftState
 from emulators.runner import BackgroundServer, make_test_ca
 
@@ -31,6 +32,7 @@ __all__ = [
     "CONSUMER_TENANT_ID",
     "MicrosoftState",
     "RunningMicrosoft",
+    "admin_consent",
     "create_microsoft_emulator",
     "start_microsoft_emulator",
 ]
@@ -105,7 +107,14 @@ class _RecordAndFault:
 def create_microsoft_emulator(state: MicrosoftState | None = None) -> ASGIApp:
     """The identity endpoints under ``/{tenant}/`` and Graph under ``/v1.0``."""
     state = state or MicrosoftState()
-    app = Starlette(routes=[*graph_routes(state), *identity_routes(state)])
+    app = Starlette(
+        routes=[
+            *graph_routes(state),
+            *users_routes(state),
+            *admin_consent_routes(state),
+            *identity_routes(state),
+        ]
+    )
     app.state.emulator = state
     return _RecordAndFault(app, state)
 
@@ -153,6 +162,29 @@ def start_microsoft_emulator(tmpdir: Path, state: MicrosoftState | None = None) 
 
 
 _CONSENT_REQUEST = re.compile(r"name='request' value='([^']+)'")
+
+
+async def admin_consent(
+    http: httpx.AsyncClient, consent_url: str, admin_email: str, *, accept: bool = True
+) -> dict[str, str]:
+    """Play a tenant's global administrator on the admin-consent page; returns the query
+    parameters of the redirect back to the app."""
+    page = await http.get(consent_url)
+    page.raise_for_status()
+    match = _CONSENT_REQUEST.search(page.text)
+    if match is None:
+        raise ValueError("not an admin-consent page")
+    answer = await http.post(
+        consent_url.split("?", 1)[0],
+        data={
+            "request": html.unescape(match.group(1)),
+            "account": admin_email,
+            "action": "accept" if accept else "cancel",
+        },
+    )
+    if answer.status_code not in (302, 303):
+        raise ValueError(f"admin consent refused with HTTP {answer.status_code}")
+    return dict(parse_qsl(urlsplit(answer.headers["location"]).query))
 
 
 async def consent(

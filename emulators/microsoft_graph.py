@@ -267,11 +267,28 @@ def _page(items: list[dict[str, Any]], request: Request, size: int, skip: int) -
 
 def graph_routes(state: MicrosoftState) -> list[Route]:
     """Routes under ``/v1.0``."""
+    return _build(state)[0]
+
+
+def mailbox_handlers(state: MicrosoftState) -> dict[str, Any]:
+    """The event handlers taking ``(request, account)``, for ``/users/{id}`` routes."""
+    return _build(state)[1]
+
+
+def _build(state: MicrosoftState) -> tuple[list[Route], dict[str, Any]]:
 
     def caller(request: Request) -> Account | Response:
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer ") or not header[7:].strip():
             return graph_error(401, "InvalidAuthenticationToken", "Access token is empty.")
+        if header[7:].strip() in state.app_tokens:
+            # An app-only token has no signed-in user: Graph answers 400 "/me request is
+            # only valid with delegated authentication flow." (as quoted in
+            # microsoftgraph/msgraph-sdk-dotnet issues; the v2-oauth2-client-creds-grant
+            # doc says app-only calls name the user: /users/{id}).
+            return graph_error(
+                400, "BadRequest", "/me request is only valid with delegated authentication flow."
+            )
         account = state.user_for_token(header[7:].strip())
         if account is None:
             return graph_error(
@@ -540,7 +557,7 @@ def graph_routes(state: MicrosoftState) -> list[Route]:
             subscription["expirationDateTime"] = expires.strftime("%Y-%m-%dT%H:%M:%S.0000000Z")
             return JSONResponse({k: v for k, v in subscription.items() if k != "owner"})
 
-    return [
+    routes = [
         Route("/v1.0/me", endpoint(me)),
         Route("/v1.0/me/calendar/getSchedule", endpoint(get_schedule), methods=["POST"]),
         Route("/v1.0/me/calendarView", endpoint(calendar_view)),
@@ -556,6 +573,7 @@ def graph_routes(state: MicrosoftState) -> list[Route]:
             "/v1.0/subscriptions/{sub_id}", endpoint(one_subscription), methods=["PATCH", "DELETE"]
         ),
     ]
+    return routes, {"create_event": create_event, "one_event": one_event}
 
 
 class _NotFound(Exception):
@@ -698,18 +716,20 @@ def _schedule(
         }
         for e in events
     ]
-    digits = []
-    slot = start
+    # Each slot shows the strongest status of the events overlapping it; events are
+    # painted onto the slots they touch (a slot-by-slot scan is slow for long windows).
     step = timedelta(minutes=interval)
-    while slot < end:
-        statuses = [
-            e.show_as
-            for e in events
-            if e.start < slot + step and e.end > slot and e.show_as in _AVAILABILITY_DIGIT
-        ]
-        best = max(statuses, key=_PRECEDENCE.index, default="free")
-        digits.append(str(_AVAILABILITY_DIGIT[best]))
-        slot += step
+    count = -(-(end - start) // step)
+    best = ["free"] * count
+    for e in events:
+        if e.show_as not in _AVAILABILITY_DIGIT:
+            continue
+        first = max(0, (e.start - start) // step)
+        last = min(count, -(-(e.end - start) // step))
+        for index in range(first, last):
+            if _PRECEDENCE.index(e.show_as) > _PRECEDENCE.index(best[index]):
+                best[index] = e.show_as
+    digits = [str(_AVAILABILITY_DIGIT[status]) for status in best]
     return {
         "scheduleId": schedule_id,
         "availabilityView": "".join(digits),

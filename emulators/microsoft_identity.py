@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from emulators.microsoft_org import client_credentials
 from emulators.microsoft_state import (
     CONSUMER_TENANT_ID,
     Account,
@@ -303,6 +304,8 @@ def identity_routes(state: MicrosoftState) -> list[Route]:
                 return _redeem_code(request, state, form)
             if grant_type == "refresh_token":
                 return _redeem_refresh(request, state, form)
+            if grant_type == "client_credentials":
+                return client_credentials(state, request.path_params["tenant"], form)
         return _aad_error(
             400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type."
         )

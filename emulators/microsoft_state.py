@@ -89,6 +89,24 @@ class Account:
     access_denied: str | None = None
 
 
+@dataclass
+class Tenant:
+    """A Microsoft 365 organization as app-only access sees it.
+
+    ``consented`` is set when a global administrator of the tenant granted Tandem's app
+    its application permissions on the admin-consent page. ``policy_denied`` models an
+    Exchange Online application access policy
+    (https://learn.microsoft.com/en-us/graph/auth-limit-mailbox-access): the app may not
+    reach these mailboxes, every other one stays reachable.
+    """
+
+    id: str
+    domains: list[str]
+    consented: bool = False
+    admins: set[str] = field(default_factory=set)
+    policy_denied: set[str] = field(default_factory=set)
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     method: str
@@ -171,6 +189,11 @@ class MicrosoftState(FaultInjection):
         self.validate_notification_urls = False
         self.validation_verify: Any = True  # CA (path or SSLContext) for https endpoints
         self._seq = 0
+        # Organization-wide (app-only) access: tenants, their consent and access policy.
+        self.tenants: dict[str, Tenant] = {}
+        self.app_tokens: dict[str, tuple[str, float]] = {}
+        self.pending_admin_consents: dict[str, dict[str, str]] = {}
+        self._by_mail: dict[str, Account] = {}
 
     # -- seeding ---------------------------------------------------------------------------
     def add_account(
@@ -180,6 +203,7 @@ class MicrosoftState(FaultInjection):
         name: str | None = None,
         personal: bool = False,
         mail: str | None = None,
+        tenant_id: str | None = None,
     ) -> Account:
         """A work/school account (in ``work_tenant_id``) or a personal Microsoft account.
 
@@ -192,10 +216,14 @@ class MicrosoftState(FaultInjection):
                 name=name or email.split("@")[0].title(),
                 personal=personal,
                 oid=str(uuid.uuid4()),
-                tenant_id=CONSUMER_TENANT_ID if personal else self.work_tenant_id,
+                tenant_id=CONSUMER_TENANT_ID
+                if personal
+                else (tenant_id or self.work_tenant_id).lower(),
                 mail=None if personal else (mail or email),
             )
             self.accounts[email.lower()] = account
+            if account.mail:
+                self._by_mail[account.mail.lower()] = account
             return account
 
     def mailbox(self, address: str) -> Account | None:
@@ -203,6 +231,9 @@ class MicrosoftState(FaultInjection):
         resolves it: a UPN that is not also the address finds nothing."""
         with self.lock:
             wanted = address.lower()
+            indexed = self._by_mail.get(wanted)
+            if indexed is not None and indexed.mail and indexed.mail.lower() == wanted:
+                return indexed
             return next(
                 (a for a in self.accounts.values() if a.mail and a.mail.lower() == wanted),
                 None,
@@ -389,6 +420,55 @@ class MicrosoftState(FaultInjection):
             if entry is None or entry[1] <= time.time():
                 return None
             return self.accounts.get(entry[0].lower())
+
+    # -- organization-wide access ---------------------------------------------------------
+    def add_tenant(
+        self, domains: list[str], *, tenant_id: str | None = None, admin: str | None = None
+    ) -> Tenant:
+        """A work tenant owning ``domains`` (``work_tenant_id`` by default); ``admin`` is a
+        seeded account that may grant admin consent."""
+        with self.lock:
+            tenant = Tenant(
+                id=(tenant_id or self.work_tenant_id).lower(),
+                domains=[d.lower() for d in domains],
+            )
+            if admin:
+                tenant.admins.add(admin.lower())
+            self.tenants[tenant.id] = tenant
+            return tenant
+
+    def tenant_for(self, name: str) -> Tenant | None:
+        """A tenant by id or by one of its verified domains (both work in authority URLs)."""
+        with self.lock:
+            wanted = name.lower()
+            if wanted in self.tenants:
+                return self.tenants[wanted]
+            return next((t for t in self.tenants.values() if wanted in t.domains), None)
+
+    def deny_app_access(self, email: str, denied: bool = True) -> None:
+        """Put (or lift) the application access policy on one mailbox of its tenant."""
+        with self.lock:
+            account = self.account(email)
+            tenant = self.tenants[account.tenant_id]
+            address = (account.mail or account.email).lower()
+            if denied:
+                tenant.policy_denied.add(address)
+            else:
+                tenant.policy_denied.discard(address)
+
+    def issue_app_token(self, tenant_id: str) -> str:
+        with self.lock:
+            token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.app." + secrets.token_urlsafe(32)
+            self.app_tokens[token] = (tenant_id, time.time() + self.access_token_lifetime)
+            return token
+
+    def tenant_for_app_token(self, token: str) -> Tenant | None:
+        with self.lock:
+            entry = self.app_tokens.get(token)
+            if entry is None or entry[1] <= time.time():
+                return None
+            tenant = self.tenants.get(entry[0])
+            return tenant if tenant is not None and tenant.consented else None
 
     def record(self, method: str, path: str, params: tuple[str, ...], prefer: str | None) -> None:
         with self.lock:

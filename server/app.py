@@ -24,6 +24,7 @@ from server.pages import (
     auth,
     calendar,
     home,
+    integrations,
     oauth_apps,
     profile,
     program_settings,
@@ -97,6 +98,19 @@ def routes(services: AppServices) -> list[Any]:
         Route("/calendar/disconnect", calendar.disconnect, methods=["POST"]),
         Route("/admin", admin.admin_home, methods=["GET"]),
         Route("/admin/act-as", admin.act_as, methods=["POST"]),
+        Route("/admin/integrations", integrations.integrations_page, methods=["GET"]),
+        Route("/admin/integrations/switch", integrations.switch, methods=["POST"]),
+        Route(
+            "/admin/integrations/microsoft/start", integrations.start_microsoft, methods=["POST"]
+        ),
+        Route(
+            "/admin/integrations/microsoft/callback",
+            integrations.microsoft_callback,
+            methods=["GET"],
+        ),
+        Route("/admin/integrations/google/key", integrations.google_key, methods=["POST"]),
+        Route("/admin/integrations/google/verify", integrations.google_verify, methods=["POST"]),
+        Route("/admin/integrations/{kind}/disable", integrations.disable, methods=["POST"]),
         Route("/admin/act-as/end", admin.end_acting, methods=["POST"]),
         Route(oauth_apps.PATH, oauth_apps.apps_page, methods=["GET"]),
         Route(f"{oauth_apps.PATH}/{{provider}}", oauth_apps.save_app, methods=["POST"]),

@@ -74,6 +74,9 @@ def run_demo(*, host: str, port: int) -> None:
         demo_dir / "radicale", users={e: DEMO_CALDAV_PASSWORD for e in people}
     )
     atexit.register(radicale.stop)
+    for email in (demo.CONTOSO_IT_ADMIN, demo.CONTOSO_SERVICE_ACCOUNT):
+        microsoft.state.add_account(email)
+    microsoft.state.add_tenant([demo.CONTOSO_DOMAIN], admin=demo.CONTOSO_IT_ADMIN)
     for email in people:
         google.state.add_account(email)
         microsoft.state.add_account(email, personal=email.startswith("mo."))
@@ -105,6 +108,7 @@ def run_demo(*, host: str, port: int) -> None:
         for env_name, value in item.settings_overrides().items():
             overrides[env_name.removeprefix("TANDEM_").lower()] = value
     settings = Settings(**overrides)
+    microsoft.state.deny_app_access(demo.CONTOSO_DENIED)
     for email in people:
         if PRECONNECTED.get(email) == "icloud":
             radicale.make_calendar(email, DEMO_CALDAV_PASSWORD, "Home")
@@ -122,6 +126,12 @@ def run_demo(*, host: str, port: int) -> None:
         f"Google/Microsoft consent pages list the demo accounts; iCloud form: server {radicale.url},"
     )
     print(f"  user name = the demo email, app-specific password = {DEMO_CALDAV_PASSWORD}")
+    print(
+        "Organization-wide calendars: as admin@demo.tandem.test open Manage → Integrations, "
+        f"integrate Microsoft Exchange with service account {demo.CONTOSO_SERVICE_ACCOUNT}; "
+        f"on the consent page enter {demo.CONTOSO_IT_ADMIN}. Its access policy denies "
+        f"{demo.CONTOSO_DENIED}."
+    )
     from server.web.http_server import uvicorn_options
 
     options = {**uvicorn_options(settings), "log_level": "warning"}

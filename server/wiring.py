@@ -15,6 +15,7 @@ from jinja2 import Environment
 
 from server.config import Settings
 from server.db import Database
+from server.providers.org_registry import ExchangeOnlineConsent, directory_factory
 from server.providers.registry import ProviderRegistry
 from server.providers.secrets import SecretBox
 from server.services.calendars.deps import CalendarDeps
@@ -61,6 +62,8 @@ def build_services(settings: Settings) -> AppServices:
         horizon_days=settings.sync_horizon_days,
         max_age_seconds=settings.sync_max_age_seconds,
         push_enabled=settings.push_enabled,
+        directories=directory_factory(settings, http),
+        admin_consent=ExchangeOnlineConsent(settings),
     )
     mailer = QueueingMailer(mailer_from_settings(settings), database, secrets)
     return AppServices(

@@ -297,3 +297,103 @@ async def test_event_details_never_leave_the_sync_boundary(
     assert SENTINEL not in everything
     assert SENTINEL.lower() not in everything.lower()
     assert SENTINEL.encode() not in raw
+
+
+async def test_event_details_never_leave_the_integration_path(
+    svc: AppServices,
+    microsoft: RunningMicrosoft,
+    sqlite_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The same promise when an organization's Exchange Online integration reads
+    everyone's schedule at once (Graph getSchedule returns subjects and locations)."""
+    from emulators.microsoft import admin_consent
+    from server.services.integrations import setup
+    from server.services.integrations import sync as org_sync
+    from server.services.people.sessions import Viewer
+
+    caplog.set_level(logging.DEBUG)
+    tag = uuid.uuid4().hex[:6]
+    domain = f"canary{tag}.example"
+    tenant = str(uuid.uuid4())
+    for name in ("it", "tandem", "ann", "bob"):
+        microsoft.state.add_account(f"{name}@{domain}", tenant_id=tenant)
+    microsoft.state.add_tenant([domain], tenant_id=tenant, admin=f"it@{domain}")
+    for name in ("ann", "bob"):
+        microsoft.state.add_event(
+            f"{name}@{domain}",
+            subject=f"{SENTINEL} subject",
+            location=f"{SENTINEL} room",
+            body=f"{SENTINEL} body",
+            start=_at(2, 10),
+            end=_at(2, 11),
+            attendees=[{"emailAddress": {"address": f"{SENTINEL.lower()}@example.org"}}],
+        )
+    admin_id = await create_user(svc, f"root@{tag}.vendor.example", global_admin=True)
+    operator_id = await create_user(svc, f"op@{tag}.vendor.example", operator=True)
+    people = [await create_user(svc, f"{n}@{domain}", name=n.title()) for n in ("ann", "bob")]
+    async with svc.db.session() as db:
+        admin = await accounts.get_user(db, admin_id)
+        operator = await accounts.get_user(db, operator_id)
+        program = await programs.create_program(db, admin, "Canary org")
+        for person in people:
+            await programs.add_member(db, admin, program.id, person, ProgramRole.PARTICIPANT)
+        await db.commit()
+        await setup.set_switch(db, svc.calendar, operator, True)
+        viewer = Viewer(user=admin, actor=admin)
+        url = await setup.start_microsoft(
+            db,
+            svc.calendar,
+            viewer,
+            service_account=f"tandem@{domain}",
+            redirect_uri="http://testserver/admin/integrations/microsoft/callback",
+        )
+        async with httpx.AsyncClient(
+            verify=ssl.create_default_context(cafile=str(microsoft.ca_path))
+        ) as browser:
+            reply = await admin_consent(browser, url, f"it@{domain}")
+        integration = await setup.finish_microsoft(db, svc.calendar, viewer, reply)
+        report = await org_sync.sync_integration(db, svc.calendar, integration)
+        assert report.rows_written == 2, "each covered person's event must be busy"
+
+    seen: list[str] = []
+    api = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(services=svc)), base_url="http://testserver"
+    )
+    token = await token_for(svc, admin_id)
+    seen.append(
+        str(
+            await gql(
+                api,
+                """query A($ids: [ID!]!, $start: DateTime!, $end: DateTime!) {
+              availability(input: {participantIds: $ids, start: $start, end: $end,
+                durationMinutes: 30}) { busy { userId start end kind } } }""",
+                {
+                    "ids": [str(p) for p in people],
+                    "start": _at(2, 0).isoformat(),
+                    "end": _at(3, 0).isoformat(),
+                },
+                token=token,
+            )
+        )
+    )
+    seen.append(
+        str(
+            await gql(
+                api, "{ organization { integrations { uncovered { reason } } } }", token=token
+            )
+        )
+    )
+    await login(api, f"root@{tag}.vendor.example")
+    seen.append((await api.get("/admin/integrations")).text)
+    await api.aclose()
+    assert seen[0].count("'kind'") == 2, "both covered people are busy through the API"
+    async with svc.db.engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            seen.append(repr((await conn.execute(table.select())).all()))
+    db_path = Path(sqlite_url.split("///", 1)[1])
+    raw = b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
+    everything = "\n".join(seen) + "\n".join(r.getMessage() for r in caplog.records)
+    assert SENTINEL not in everything
+    assert SENTINEL.lower() not in everything.lower()
+    assert SENTINEL.encode() not in raw

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from server.jobs.polls import poll_deadlines
 from server.services.calendars import coverage, push, sync
+from server.services.integrations import sync as org_sync
 from server.services.invites.queue import QueueingMailer, retry_queued_mail
 from server.services.meetings.calendar_sync import sync_meeting_changes
 from server.services.meetings.delivery import retry_pending_calendar_writes
@@ -32,6 +33,15 @@ async def sync_stale_calendars(services: AppServices) -> None:
         claimed = await sync.claim_stale(db, max_age)
         if claimed:
             await sync.sync_users(db, services.calendar, claimed, budget_seconds=60)
+
+
+async def sync_org_calendars(services: AppServices) -> None:
+    """Organization integrations: connect newly covered people (sign-ups, changed
+    addresses) and refresh everyone covered in batches once the last full sync is older
+    than SYNC_MAX_AGE_SECONDS (a lease keeps workers from syncing one integration twice)."""
+    max_age = timedelta(seconds=services.settings.sync_max_age_seconds)
+    async with services.db.session() as db:
+        await org_sync.run_due(db, services.calendar, max_age)
 
 
 async def keep_busy_ranges(services: AppServices) -> None:
@@ -76,6 +86,7 @@ async def retry_mail(services: AppServices) -> None:
 JOBS: list[Job] = [
     pull_meeting_changes,
     sync_stale_calendars,
+    sync_org_calendars,
     keep_busy_ranges,
     renew_push_channels,
     retry_meeting_calendar_writes,

@@ -10,7 +10,11 @@ from server.models.calendar import (
     OAuthFlow,
     PushSubscription,
 )
-from server.models.integration import OrganizationIntegration, OrganizationOAuthApp
+from server.models.integration import (
+    IntegrationConsent,
+    OrganizationIntegration,
+    OrganizationOAuthApp,
+)
 from server.models.mail import QueuedMail
 from server.models.meeting import Meeting, MeetingAttendee, UsedRsvpLink
 from server.models.mentoring import ConnectionMember, MentoringConnection
@@ -27,6 +31,7 @@ __all__ = [
     "BusyCoverage",
     "CalendarConnection",
     "ConnectionMember",
+    "IntegrationConsent",
     "LoginAttempt",
     "Meeting",
     "MeetingAttendee",

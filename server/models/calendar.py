@@ -60,6 +60,16 @@ class CalendarConnection(SQLModel, table=True):
     oauth_app_id: uuid.UUID | None = Field(
         default=None, foreign_key="organization_oauth_app.id", ondelete="SET NULL"
     )
+    # Set when an organization's integration (``organization_integration``) covers this
+    # person: the row then holds no personal secret and the integration keeps it fresh.
+    integration_id: uuid.UUID | None = Field(
+        default=None, foreign_key="organization_integration.id", index=True, ondelete="CASCADE"
+    )
+    # Why the integration cannot read this person's calendar (``org_base.UncoveredReason``).
+    uncovered_reason: str | None = Field(default=None, max_length=24)
+    # The personal calendar the integration replaced ("google", "microsoft", "icloud"),
+    # so Calendar Settings can tell the person it was disconnected and why.
+    replaced_provider: str | None = Field(default=None, max_length=16)
 
 
 class OAuthFlow(SQLModel, table=True):

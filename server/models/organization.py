@@ -39,6 +39,9 @@ class Organization(SQLModel, table=True):
     scheduling_assistant_enabled: bool = True
     group_polls_enabled: bool = False
     two_way_sync_enabled: bool = False
+    # "Organization-wide calendar authorization": only an operator turns it on; until
+    # then no integration can be started.
+    org_calendars_enabled: bool = False
     created_at: datetime = created_field()
 
 

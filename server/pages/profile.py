@@ -13,6 +13,8 @@ from server.pages.auth import set_session_cookie
 from server.pages.common import redirect, render, services, viewer
 from server.services.calendars import status as calendar_status
 from server.services.errors import DomainError
+from server.services.integrations import cover
+from server.services.integrations.directory import KIND_LABELS
 from server.services.people import accounts, api_tokens, programs, sessions
 from server.services.validation import time_zone_names
 
@@ -32,7 +34,12 @@ async def _page(request: Request, tab: str, **extra: Any) -> Response:
             db, current.user.id
         )
         settings = await programs.settings_for_user(db, current.user.id)
+        managed = await cover.managing_kind(db, calendar)
     context: dict[str, Any] = {
+        "managed_by": KIND_LABELS[managed] if managed else None,
+        "replaced_label": calendar_status.PROVIDER_LABELS.get(calendar.replaced_provider or "")
+        if calendar is not None and managed
+        else None,
         "tab": tab,
         "tokens": tokens,
         "calendar": calendar,
@@ -178,4 +185,10 @@ async def complete_onboarding(request: Request) -> Response:
                 status_code=422,
             )
         await db.commit()
+        # A first sign-in in a covered domain is connected here, and then has nothing
+        # to connect: the calendar step is skipped.
+        await cover.reconcile_user(db, services(request).calendar, current.user.id)
+        calendar = await calendar_status.connection_for(db, current.user.id)
+    if calendar is not None and calendar.integration_id is not None:
+        return redirect("/", request=request)
     return redirect("/onboarding", request=request)

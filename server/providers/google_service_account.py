@@ -38,10 +38,10 @@ from server.providers.base import (
 )
 from server.providers.google_shapes import safe_code
 from server.providers.http_errors import RetryPolicy, Sleep, send_with_retry
+from server.providers.org_base import GOOGLE_DELEGATION_SCOPES
 
-FREEBUSY_SCOPE = "https://www.googleapis.com/auth/calendar.events.freebusy"
-EVENTS_SCOPE = "https://www.googleapis.com/auth/calendar.events"
-DELEGATION_SCOPE_LIST = (FREEBUSY_SCOPE, EVENTS_SCOPE)
+DELEGATION_SCOPE_LIST = GOOGLE_DELEGATION_SCOPES
+FREEBUSY_SCOPE, EVENTS_SCOPE = DELEGATION_SCOPE_LIST
 DELEGATION_SCOPES = ",".join(DELEGATION_SCOPE_LIST)
 """Exactly what an admin pastes into "OAuth scopes (comma-delimited)".
 

@@ -12,11 +12,11 @@ integration's decrypted configuration, a batch of addresses and a window.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from server.providers.base import BusyInterval, ExternalEvent
 
@@ -83,3 +83,28 @@ class OrgDirectory(Protocol):
     async def aclose(self) -> None:
         """Release what the directory holds (token caches, sessions)."""
         ...
+
+
+class AdminConsent(Protocol):
+    """A provider's admin-consent redirect (Microsoft): the URL the organization's
+    administrator is sent to, and the tenant its answer names."""
+
+    def consent_url(self, tenant: str, redirect_uri: str, state: str) -> str: ...
+
+    def read_consent(self, params: Mapping[str, str]) -> str:
+        """The tenant id; ``AuthorizationDeclined`` when the administrator refused."""
+        ...
+
+
+# Builds a directory from an integration kind (``IntegrationKind`` value) and its decrypted
+# configuration; the composition root provides it, so services never name a concrete class.
+DirectoryFactory = Callable[[str, Mapping[str, Any]], OrgDirectory]
+
+# What the Google Workspace administrator grants Tandem's service account under
+# Admin console -> Security -> API controls -> Domain-wide delegation.
+# ``calendar.events.freebusy`` reaches other people's free/busy; ``calendar.freebusy`` is
+# documented for the caller's own calendars only (docs/providers.md, Google Workspace).
+GOOGLE_DELEGATION_SCOPES = (
+    "https://www.googleapis.com/auth/calendar.events.freebusy",
+    "https://www.googleapis.com/auth/calendar.events",
+)

@@ -14,6 +14,7 @@ from strawberry.dataloader import DataLoader
 from server.models import CalendarConnection, MentoringConnection, User
 from server.models.enums import ProgramRole
 from server.services.calendars import status
+from server.services.integrations import cover
 from server.services.people import access, mentoring, programs
 from server.services.people.sessions import Viewer
 from server.wiring import AppServices
@@ -45,8 +46,13 @@ def _loaders(db: AsyncSession, viewer: Viewer | None) -> dict[str, DataLoader[An
         grouped = await mentoring.connections_visible_in_programs(db, viewer.user, ids)
         return [grouped[i] for i in ids]
 
+    async def load_integration_kinds(ids: list[uuid.UUID]) -> list[str | None]:
+        found = await cover.kinds_by_id(db, ids)
+        return [found[i].value if i in found else None for i in ids]
+
     return {
         "calendar_by_user": DataLoader(load_fn=load_calendars),
+        "integration_kind": DataLoader(load_fn=load_integration_kinds),
         "members_by_connection": DataLoader(load_fn=load_connection_members),
         "program_settings": DataLoader(load_fn=load_program_settings),
         "program_members": DataLoader(load_fn=load_program_members),

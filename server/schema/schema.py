@@ -16,10 +16,18 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from server.resolvers import availability, calendar, programs, users
+from server.resolvers import integrations as integration_resolvers
 from server.resolvers import meetings as meeting_resolvers
 from server.resolvers import polls as poll_resolvers
 from server.schema.availability import Availability
 from server.schema.calendar import CalendarConnectionPayload, StartCalendarConnectionPayload
+from server.schema.integrations import (
+    DisableIntegrationPayload,
+    IntegrationPayload,
+    Organization,
+    OrganizationPayload,
+    StartIntegrationPayload,
+)
 from server.schema.limits import BoundedDocuments
 from server.schema.meetings import (
     CancelMeetingPayload,
@@ -71,6 +79,9 @@ class Query:
     )
     poll: Poll | None = strawberry.field(resolver=poll_resolvers.poll, permission_classes=AUTH)
     polls: list[Poll] = strawberry.field(resolver=poll_resolvers.all_polls, permission_classes=AUTH)
+    organization: Organization = strawberry.field(
+        resolver=integration_resolvers.organization, permission_classes=AUTH
+    )
 
 
 @strawberry.type
@@ -119,6 +130,29 @@ class Mutation:
     )
     finalize_poll: FinalizePollPayload = strawberry.mutation(
         resolver=poll_resolvers.finalize_poll, permission_classes=AUTH
+    )
+    set_organization_calendar_authorization: OrganizationPayload = strawberry.mutation(
+        resolver=integration_resolvers.set_organization_calendar_authorization,
+        permission_classes=ADMIN_AS_SELF,
+    )
+    start_microsoft_integration: StartIntegrationPayload = strawberry.mutation(
+        resolver=integration_resolvers.start_microsoft_integration,
+        permission_classes=ADMIN_AS_SELF,
+    )
+    finish_microsoft_integration: IntegrationPayload = strawberry.mutation(
+        resolver=integration_resolvers.finish_microsoft_integration,
+        permission_classes=ADMIN_AS_SELF,
+    )
+    start_google_integration: StartIntegrationPayload = strawberry.mutation(
+        resolver=integration_resolvers.start_google_integration,
+        permission_classes=ADMIN_AS_SELF,
+    )
+    finish_google_integration: IntegrationPayload = strawberry.mutation(
+        resolver=integration_resolvers.finish_google_integration,
+        permission_classes=ADMIN_AS_SELF,
+    )
+    disable_integration: DisableIntegrationPayload = strawberry.mutation(
+        resolver=integration_resolvers.disable_integration, permission_classes=ADMIN_AS_SELF
     )
 
 

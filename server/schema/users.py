@@ -28,12 +28,37 @@ class CalendarProvider(Enum):
     ICLOUD = "icloud"
 
 
+@strawberry.enum
+class IntegrationKind(Enum):
+    EXCHANGE_ONLINE = "exchange_online"
+    EXCHANGE_ONPREM = "exchange_onprem"
+    GOOGLE_WORKSPACE = "google_workspace"
+
+
 @strawberry.type
 class CalendarConnection:
     provider: CalendarProvider | None
     status: CalendarStatus
     connected_at: datetime | None
     last_synced_at: datetime | None
+    managed_by_organization: bool = strawberry.field(
+        default=False,
+        description="True when the organization's integration connects this calendar "
+        "(no personal connection; the person cannot connect or disconnect it).",
+    )
+    integration_id: strawberry.Private[uuid.UUID | None] = None
+
+    @strawberry.field(
+        description="The integration that manages this calendar (exchange_online, "
+        "exchange_onprem, google_workspace), or null for a personal connection."
+    )
+    async def integration_kind(
+        self, info: strawberry.Info[Context, None]
+    ) -> IntegrationKind | None:
+        if self.integration_id is None:
+            return None
+        kind: str | None = await info.context.loaders["integration_kind"].load(self.integration_id)
+        return IntegrationKind(kind) if kind else None
 
     @classmethod
     def from_row(cls, row: CalendarConnectionRow | None) -> CalendarConnection:
@@ -49,6 +74,8 @@ class CalendarConnection:
             status=CalendarStatus(row.status.value),
             connected_at=row.connected_at,
             last_synced_at=row.last_synced_at,
+            managed_by_organization=row.integration_id is not None,
+            integration_id=row.integration_id,
         )
 
 

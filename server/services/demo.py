@@ -32,7 +32,17 @@ PEOPLE = [
     ("ana@demo.tandem.test", "Ana Circle", "America/Sao_Paulo", "circle member"),
     ("ben@demo.tandem.test", "Ben Circle", "Africa/Lagos", "circle member"),
     ("eva@demo.tandem.test", "Eva Circle", "Europe/Madrid", "circle organizer"),
+    ("ines@contoso.demo.tandem.test", "Ines Contoso", "Europe/Lisbon", "Contoso mentor"),
+    ("omar@contoso.demo.tandem.test", "Omar Contoso", "Asia/Dubai", "Contoso mentee"),
+    ("rui@contoso.demo.tandem.test", "Rui Contoso", "Europe/Lisbon", "Contoso mentee"),
 ]
+# The demo organization whose Microsoft 365 tenant the admin can integrate (Manage →
+# Integrations) against the emulator: the domain, the tenant's global administrator on
+# the admin-consent page, and the mailbox Tandem creates meetings in.
+CONTOSO_DOMAIN = "contoso.demo.tandem.test"
+CONTOSO_IT_ADMIN = f"it@{CONTOSO_DOMAIN}"
+CONTOSO_SERVICE_ACCOUNT = f"tandem-mentoring@{CONTOSO_DOMAIN}"
+CONTOSO_DENIED = f"rui@{CONTOSO_DOMAIN}"  # the access policy denies this mailbox
 
 
 async def seed(session: AsyncSession) -> list[DemoLogin]:
@@ -43,6 +53,7 @@ async def seed(session: AsyncSession) -> list[DemoLogin]:
     org = await programs.organization(session)
     org.name = "Demo Mentoring Org"
     org.group_polls_enabled = True
+    org.org_calendars_enabled = True  # the operator switch, so the admin can integrate
     users: dict[str, User] = {}
     for email, name, zone, role in PEOPLE:
         users[email] = await accounts.create_user(
@@ -94,5 +105,18 @@ async def seed(session: AsyncSession) -> list[DemoLogin]:
         name="Leadership Circle of Six",
         organizer_id=users["eva@demo.tandem.test"].id,
     )
+    contoso = await programs.create_program(session, admin, "Contoso Mentoring")
+    ines, omar, rui = (users[f"{n}@{CONTOSO_DOMAIN}"] for n in ("ines", "omar", "rui"))
+    await programs.add_member(session, admin, contoso.id, ines.id, ProgramRole.MENTOR)
+    for person in (omar, rui):
+        await programs.add_member(session, admin, contoso.id, person.id, ProgramRole.MENTEE)
+        await mentoring.create_connection(
+            session,
+            admin,
+            program_id=contoso.id,
+            member_ids=[ines.id, person.id],
+            kind=ConnectionKind.PAIR,
+            name=None,
+        )
     await session.commit()
     return logins

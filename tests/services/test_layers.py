@@ -19,12 +19,13 @@ LAYERS: dict[str, int] = {
     "invites": 2,
     "people": 3,
     "calendars": 4,
-    "availability": 5,
-    "meetings": 6,
-    "polls": 7,
+    "integrations": 5,
+    "availability": 6,
+    "meetings": 7,
+    "polls": 8,
     # Whole-installation tools that use several domains.
-    "key_rotation": 8,
-    "demo": 8,
+    "key_rotation": 9,
+    "demo": 9,
 }
 
 

@@ -85,6 +85,40 @@ def _refuse_on_behalf(viewer: Viewer) -> None:
         )
 
 
+MANAGED_MESSAGE = (
+    "Your calendar is connected through your organization's integration and managed by "
+    "your organization's administrators, so it cannot be connected or disconnected here."
+)
+
+
+async def _refuse_managed(db: AsyncSession, user_id: uuid.UUID) -> None:
+    """A covered person keeps exactly one calendar: the organization's."""
+    current = (
+        await db.exec(select(CalendarConnection).where(CalendarConnection.user_id == user_id))
+    ).first()
+    if current is not None and current.integration_id is not None:
+        raise ConnectRefused(MANAGED_MESSAGE)
+
+
+async def release_personal(
+    db: AsyncSession, deps: CalendarDeps, user_id: uuid.UUID
+) -> ProviderName | None:
+    """Revoke and remove a user's personal connection and its busy blocks (an
+    organization's integration now covers them). Returns the provider that was connected;
+    does not commit. Callers enforce who may do this."""
+    connection = (
+        await db.exec(select(CalendarConnection).where(CalendarConnection.user_id == user_id))
+    ).first()
+    if connection is None or connection.integration_id is not None:
+        return None
+    await push.close_channels(db, deps, user_id, _credentials_or_none(deps, connection))
+    await _revoke_quietly(deps, connection, user_id)
+    await db.exec(delete(BusyBlock).where(col(BusyBlock.user_id) == user_id))
+    await db.delete(connection)
+    await db.flush()
+    return connection.provider
+
+
 async def require_allowed(db: AsyncSession, user: User, provider: ProviderName) -> None:
     allowed = (await programs.settings_for_user(db, user.id)).allowed_providers
     if provider not in allowed:
@@ -99,6 +133,7 @@ async def start_oauth(
 ) -> str:
     """Begin consent; returns the provider's authorization URL to send the browser to."""
     _refuse_on_behalf(viewer)
+    await _refuse_managed(db, viewer.user.id)
     await require_allowed(db, viewer.user, provider_name)
     provider = deps.registry.oauth(provider_name)
     if provider is None:
@@ -165,6 +200,7 @@ async def finish_oauth(
             "This calendar connection link is invalid or has expired. Start again from Calendar Settings."
         )
     _refuse_on_behalf(viewer)
+    await _refuse_managed(db, viewer.user.id)
     provider = deps.registry.oauth(provider_name)
     assert provider is not None
     try:
@@ -211,6 +247,7 @@ async def connect_with_password(
     """iCloud or any CalDAV server: Apple offers no token flow, so the app-specific password
     is stored, encrypted."""
     _refuse_on_behalf(viewer)
+    await _refuse_managed(db, viewer.user.id)
     await require_allowed(db, viewer.user, ProviderName.ICLOUD)
     provider = deps.registry.password(ProviderName.ICLOUD)
     assert provider is not None
@@ -287,6 +324,7 @@ async def disconnect(db: AsyncSession, deps: CalendarDeps, viewer: Viewer) -> Pr
     """Revoke where the provider allows it, delete secrets and busy blocks. Returns the
     provider that was connected (None when nothing was)."""
     _refuse_on_behalf(viewer)
+    await _refuse_managed(db, viewer.user.id)
     user = viewer.user
     connection = (
         await db.exec(select(CalendarConnection).where(CalendarConnection.user_id == user.id))
@@ -355,6 +393,7 @@ __all__ = [
     "finish_oauth",
     "load_credentials",
     "parse_provider",
+    "release_personal",
     "require_self",
     "start_oauth",
 ]

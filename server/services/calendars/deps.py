@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from server.models import CalendarConnection
 from server.models.enums import ProviderName
 from server.providers.base import Credentials
+from server.providers.org_base import AdminConsent, DirectoryFactory
 from server.providers.registry import ProviderRegistry
 from server.providers.secrets import SecretBox, SecretError
 
@@ -20,6 +21,10 @@ class CalendarDeps:
     horizon_days: int = 60
     max_age_seconds: int = 900
     push_enabled: bool = False
+    # Organization-wide integrations (``services.integrations``): how to build a
+    # directory from an integration's configuration, and Microsoft's admin consent.
+    directories: DirectoryFactory | None = None
+    admin_consent: AdminConsent | None = None
 
     def redirect_uri(self, provider: ProviderName) -> str:
         return f"{self.base_url.rstrip('/')}/calendar/callback/{provider.value}"

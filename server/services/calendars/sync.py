@@ -85,6 +85,8 @@ async def stale_user_ids(
     """Connected users whose cache is older than ``max_age`` and who are not backing off."""
     now = utcnow()
     query = select(CalendarConnection.user_id).where(
+        # Covered people are refreshed in batches by ``services.integrations.sync``.
+        col(CalendarConnection.integration_id).is_(None),
         CalendarConnection.status != CalendarStatus.NEEDS_REAUTH,
         CalendarConnection.status != CalendarStatus.DISCONNECTED,
         or_(
@@ -119,6 +121,7 @@ async def sync_users(
             .join(User, col(User.id) == col(CalendarConnection.user_id))
             .where(
                 col(CalendarConnection.user_id).in_(list(user_ids)),
+                col(CalendarConnection.integration_id).is_(None),
                 CalendarConnection.status != CalendarStatus.NEEDS_REAUTH,
                 CalendarConnection.status != CalendarStatus.DISCONNECTED,
             )

@@ -145,6 +145,9 @@ async def _owners(
             col(Meeting.end_at) > now,
             CalendarConnection.status == CalendarStatus.CONNECTED,
             col(CalendarConnection.can_write_events).is_(True),
+            # Meetings of covered owners live in the organization's service mailbox:
+            # their edits are not read back (not built yet).
+            col(CalendarConnection.integration_id).is_(None),
         )
     )
     if user_ids is not None:

@@ -14,6 +14,9 @@ Who sends the invitations is decided per provider, so attendees never get two:
   Graph may already have emailed the attendees, so Tandem sends nothing and retries; the
   retry finds the first event by its ``transactionId`` rather than making a second.
 - CalDAV (iCloud and others): servers do not schedule for Tandem, so Tandem emails.
+- An owner covered by the organization's integration: the meeting is created in the
+  organization's service (acting) account with every attendee, the owner included, and
+  the provider invites them all, so Tandem sends nothing itself.
 - No calendar, or calendar sync off for the program: Tandem emails.
 
 The meeting row is always committed before a provider is called; a provider that fails
@@ -34,7 +37,13 @@ from sqlalchemy import update
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.models import CalendarConnection, Meeting, MeetingAttendee, User
+from server.models import (
+    CalendarConnection,
+    Meeting,
+    MeetingAttendee,
+    OrganizationIntegration,
+    User,
+)
 from server.models.base import utcnow
 from server.models.enums import CalendarStatus, MeetingStatus, ProviderName
 from server.providers.base import (
@@ -46,6 +55,7 @@ from server.providers.base import (
     ExternalEvent,
     InvalidCredentials,
     OutcomeUnknown,
+    ProviderError,
     ProviderMisconfigured,
     ProviderUnavailable,
     RateLimited,
@@ -56,6 +66,7 @@ from server.services.calendars.deps import (
     load_credentials,
     save_refreshed_credentials,
 )
+from server.services.integrations.directory import open_directory
 from server.services.invites import (
     Invitation,
     InviteKind,
@@ -121,7 +132,7 @@ async def plan_calendar_write(
         return  # connected read-only (Google granular consent): Tandem emails, writes nothing
     meeting.calendar_provider = connection.provider.value
     meeting.calendar_sync_state = STATE_PENDING
-    if provider_sends_invitations(connection.provider):
+    if connection.integration_id is not None or provider_sends_invitations(connection.provider):
         meeting.invitations_by = INVITES_BY_PROVIDER
 
 
@@ -261,6 +272,10 @@ async def write_owner_calendar(db: AsyncSession, deps: CalendarDeps, meeting: Me
     if meeting.status == MeetingStatus.CANCELLED and meeting.provider_event_id is None:
         _synced(meeting)
         return False
+    if connection.integration_id is not None:
+        return await _write_through_directory(
+            db, deps, meeting, connection, await _event(db, meeting, connection)
+        )
     try:
         credentials = load_credentials(deps.secrets, connection)
     except SecretError:
@@ -305,6 +320,65 @@ async def write_owner_calendar(db: AsyncSession, deps: CalendarDeps, meeting: Me
     finally:
         save_refreshed_credentials(deps.secrets, connection, credentials)
         db.add(connection)
+    db.add(meeting)
+    return may_exist
+
+
+async def _write_through_directory(
+    db: AsyncSession,
+    deps: CalendarDeps,
+    meeting: Meeting,
+    connection: CalendarConnection,
+    event: ExternalEvent,
+) -> bool:
+    """A covered owner's meeting, in the organization's service (acting) account. Same
+    outcomes as a personal calendar's write; returns True when it may exist anyway."""
+    now = utcnow()
+    integration = await db.get(OrganizationIntegration, connection.integration_id)
+    if integration is None or not integration.enabled:
+        _failed(meeting, "The organization's calendar integration is off.")
+        return False
+    may_exist = False
+    try:
+        directory = open_directory(deps, integration)
+    except (ProviderError, SecretError):
+        _retry_later(
+            meeting, now, "The organization's integration could not be opened; Tandem will retry."
+        )
+        db.add(meeting)
+        return False
+    try:
+        if meeting.status == MeetingStatus.CANCELLED:
+            assert meeting.provider_event_id is not None
+            await directory.delete_event(meeting.provider_event_id)
+        elif meeting.provider_event_id is None:
+            meeting.provider_event_id = await directory.create_event(event)
+        else:
+            await directory.update_event(meeting.provider_event_id, event)
+        _synced(meeting)
+    except (OutcomeUnknown, TimeoutError):
+        may_exist = True
+        _retry_later(
+            meeting,
+            now,
+            "The organization's calendar did not confirm the meeting; Tandem will check again.",
+        )
+    except (AuthExpired, InvalidCredentials, AccessDenied, ProviderMisconfigured):
+        _retry_later(
+            meeting,
+            now,
+            "The organization's calendar integration refused the meeting; an administrator "
+            "must integrate again. Tandem will retry.",
+        )
+    except (RateLimited, ProviderUnavailable):
+        _retry_later(meeting, now, "The organization's calendar did not answer; Tandem will retry.")
+    except Exception as exc:  # a provider bug must not lose the meeting or its emails
+        log.warning("directory write for meeting %s failed: %s", meeting.id, type(exc).__name__)
+        _retry_later(
+            meeting, now, "The organization's calendar refused the meeting; Tandem will retry."
+        )
+    finally:
+        await directory.aclose()
     db.add(meeting)
     return may_exist
 
@@ -391,7 +465,8 @@ async def _event(
 ) -> ExternalEvent:
     """The owner's copy. Attendees are left out only where listing them would make the
     provider email people Tandem already invited (Microsoft, after a fallback)."""
-    listed = not (
+    managed = connection.integration_id is not None
+    listed = managed or not (
         connection.provider == ProviderName.MICROSOFT
         and meeting.invitations_by == INVITES_BY_TANDEM
     )
@@ -408,7 +483,8 @@ async def _event(
         attendees=[
             EventAttendee(email=a.email, name=a.name, response=a.response.value)
             for a in attendees
-            if a.user_id != meeting.owner_id
+            # In the organization's service account the owner is invited like the others.
+            if managed or a.user_id != meeting.owner_id
         ],
         sequence=meeting.sequence,
     )

@@ -1,0 +1,196 @@
+"""The organization, its integrations, and integrating, disabling and the operator switch.
+
+Thin: every rule lives in ``services.integrations.setup``."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+import strawberry
+
+from server.models import OrganizationIntegration
+from server.schema.common import to_user_error
+from server.schema.context import Context
+from server.schema.integrations import (
+    DisableIntegrationPayload,
+    GoogleDelegation,
+    Integration,
+    IntegrationPayload,
+    IntegrationStatus,
+    Organization,
+    OrganizationPayload,
+    StartIntegrationPayload,
+    UncoveredPerson,
+    UncoveredReason,
+)
+from server.schema.users import IntegrationKind, User
+from server.services.errors import DomainError
+from server.services.integrations import cover, setup
+from server.services.integrations.directory import REASON_TEXT
+from server.services.people import programs
+from server.services.people.sessions import Viewer
+
+
+def _viewer(info: strawberry.Info[Context, None]) -> Viewer:
+    assert info.context.viewer is not None
+    return info.context.viewer
+
+
+def _may_see(viewer: Viewer) -> bool:
+    actor = viewer.actor
+    return (actor.is_global_admin or actor.is_operator) and not viewer.acting_on_behalf
+
+
+async def _integration(
+    info: strawberry.Info[Context, None], row: OrganizationIntegration
+) -> Integration:
+    report = await cover.report(info.context.db, row)
+    return Integration(
+        id=strawberry.ID(str(row.id)),
+        kind=IntegrationKind(row.kind.value),
+        status=IntegrationStatus(row.status),
+        enabled=row.enabled,
+        tenant=row.tenant,
+        service_account=row.service_account,
+        domains=report.domains,
+        covered_count=report.covered_count,
+        participant_count=report.participant_count,
+        last_synced_at=report.last_synced_at,
+        last_error=row.last_error,
+        uncovered=[
+            UncoveredPerson(
+                user=User.from_row(item.user),
+                reason=UncoveredReason(item.reason.value),
+                explanation=REASON_TEXT[item.reason],
+            )
+            for item in report.uncovered
+        ],
+    )
+
+
+async def _organization(info: strawberry.Info[Context, None]) -> Organization:
+    db = info.context.db
+    org = await programs.organization(db)
+    rows = await setup.integrations(db) if _may_see(_viewer(info)) else []
+    return Organization(
+        id=strawberry.ID(str(org.id)),
+        name=org.name,
+        org_calendars_enabled=org.org_calendars_enabled,
+        integrations=[await _integration(info, row) for row in rows],
+    )
+
+
+async def organization(info: strawberry.Info[Context, None]) -> Organization:
+    return await _organization(info)
+
+
+async def set_organization_calendar_authorization(
+    info: strawberry.Info[Context, None], enabled: bool
+) -> OrganizationPayload:
+    """Operators only."""
+    ctx = info.context
+    try:
+        await setup.set_switch(ctx.db, ctx.services.calendar, _viewer(info), enabled)
+    except DomainError as exc:
+        await ctx.db.rollback()
+        return OrganizationPayload(organization=None, errors=[to_user_error(exc)])
+    return OrganizationPayload(organization=await _organization(info), errors=[])
+
+
+async def start_microsoft_integration(
+    info: strawberry.Info[Context, None],
+    service_account: str,
+    tenant: str | None = None,
+    domains: str | None = None,
+) -> StartIntegrationPayload:
+    """The admin-consent URL; Microsoft redirects back to Tandem's callback page, or the
+    integrator passes the redirect's query string to ``finishMicrosoftIntegration``."""
+    ctx = info.context
+    try:
+        url = await setup.start_microsoft(
+            ctx.db,
+            ctx.services.calendar,
+            _viewer(info),
+            service_account=service_account[:320],
+            tenant=(tenant or "")[:255],
+            extra_domains=(domains or "")[:2000],
+            redirect_uri=f"{ctx.services.settings.base_url.rstrip('/')}"
+            "/admin/integrations/microsoft/callback",
+        )
+    except DomainError as exc:
+        await ctx.db.rollback()
+        return StartIntegrationPayload(
+            authorization_url=None, google_delegation=None, errors=[to_user_error(exc)]
+        )
+    return StartIntegrationPayload(authorization_url=url, google_delegation=None, errors=[])
+
+
+async def finish_microsoft_integration(
+    info: strawberry.Info[Context, None], redirect_query: str
+) -> IntegrationPayload:
+    """``redirect_query``: the query string Microsoft's redirect carried."""
+    ctx = info.context
+    params = dict(parse_qsl(redirect_query[:4000].lstrip("?")))
+    try:
+        row = await setup.finish_microsoft(ctx.db, ctx.services.calendar, _viewer(info), params)
+    except DomainError as exc:
+        await ctx.db.rollback()
+        return IntegrationPayload(integration=None, errors=[to_user_error(exc)])
+    return IntegrationPayload(integration=await _integration(info, row), errors=[])
+
+
+async def start_google_integration(
+    info: strawberry.Info[Context, None],
+    service_account_key: str,
+    domain: str,
+    act_as: str,
+    domains: str | None = None,
+) -> StartIntegrationPayload:
+    ctx = info.context
+    try:
+        delegation = await setup.start_google(
+            ctx.db,
+            ctx.services.calendar,
+            _viewer(info),
+            key_text=service_account_key[:20_001],
+            domain=domain[:253],
+            act_as=act_as[:320],
+            extra_domains=(domains or "")[:2000],
+        )
+    except DomainError as exc:
+        await ctx.db.rollback()
+        return StartIntegrationPayload(
+            authorization_url=None, google_delegation=None, errors=[to_user_error(exc)]
+        )
+    return StartIntegrationPayload(
+        authorization_url=None,
+        google_delegation=GoogleDelegation(
+            client_id=delegation.client_id, scopes=delegation.scopes
+        ),
+        errors=[],
+    )
+
+
+async def finish_google_integration(info: strawberry.Info[Context, None]) -> IntegrationPayload:
+    """Verifies the delegation with a real call before the integration is on."""
+    ctx = info.context
+    try:
+        row = await setup.verify_google(ctx.db, ctx.services.calendar, _viewer(info))
+    except DomainError as exc:
+        await ctx.db.rollback()
+        return IntegrationPayload(integration=None, errors=[to_user_error(exc)])
+    return IntegrationPayload(integration=await _integration(info, row), errors=[])
+
+
+async def disable_integration(
+    info: strawberry.Info[Context, None], kind: IntegrationKind
+) -> DisableIntegrationPayload:
+    ctx = info.context
+    try:
+        done = await setup.disable(
+            ctx.db, ctx.services.calendar, _viewer(info), setup.parse_kind(kind.value)
+        )
+    except DomainError as exc:
+        await ctx.db.rollback()
+        return DisableIntegrationPayload(disabled=False, errors=[to_user_error(exc)])
+    return DisableIntegrationPayload(disabled=done, errors=[])
