@@ -10,6 +10,7 @@ CA, like the Microsoft emulator. Tests and the demo use it; production never doe
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import xml.etree.ElementTree as ET
@@ -382,13 +383,16 @@ class _Handler:
             return
         position = self.state.position(_text(op, "m:SyncState"))
         if position is None:
-            # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/responsecode
-            _message(
+            # An error message still carries (empty) SyncState and IncludesLastItemInRange.
+            # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/syncfolderitemsresponsemessage
+            msg = _message(
                 messages,
                 "SyncFolderItemsResponseMessage",
                 "ErrorInvalidSyncStateData",
                 "Synchronization state data is corrupt or otherwise invalid.",
             )
+            _sub(msg, m("SyncState"))
+            _sub(msg, m("IncludesLastItemInRange"), "true")
             return
         limit = int(_text(op, "m:MaxChangesReturned") or "100")
         changes, _ = self.state.changes_since(position)
@@ -610,6 +614,8 @@ def create_ews_emulator(state: EwsState | None = None) -> Starlette:
 
     async def ews(request: Request) -> Response:
         raw = await request.body()
+        if state.stall_seconds:
+            await asyncio.sleep(state.stall_seconds)
         if not _authorized(request, state):
             return Response(
                 "401 - Unauthorized: Access is denied due to invalid credentials.",

@@ -92,6 +92,7 @@ class EwsState:
         self._changes: list[tuple[int, str]] = []  # (sequence, item id)
         self._seq = itertools.count(1)
         self._busy: list[int] = []  # BackOffMilliseconds of the next ErrorServerBusy answers
+        self.stall_seconds = 0.0  # answer every request this late (timeout tests)
 
     # -- setup by tests ---------------------------------------------------------------
 

@@ -18,6 +18,7 @@ which naive times are never ambiguous (a New York "01:30" in November happens tw
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
@@ -74,6 +75,10 @@ from server.providers.html_text import html_to_text
 from server.providers.org_base import PersonSchedule, UncoveredReason
 
 T = TypeVar("T")
+
+# exchangelib's DEBUG records carry the request headers (Basic credentials) and the SOAP
+# bodies; whatever the root level, they stay off.
+logging.getLogger("exchangelib").setLevel(logging.INFO)
 
 TANDEM_UID_SUFFIX = "@tandem"
 
@@ -186,6 +191,18 @@ class _Availability(GetUserAvailability):  # type: ignore[misc]
     ERRORS_TO_CATCH_IN_RESPONSE = (ews_errors.ResponseMessageError,)
 
 
+def _unwrap(exc: Exception) -> Exception:
+    """The EWS error behind exchangelib's wrapper: its version probe turns the first
+    request's ErrorServerBusy or 401 into "No valid version headers" (a TransportError
+    raised while handling it)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ews_errors.ErrorServerBusy | ews_errors.UnauthorizedError):
+            return seen
+        seen = seen.__context__
+    return exc
+
+
 def _as_utc(value: datetime) -> datetime:
     """A plain aware UTC datetime from exchangelib's value (naive ones are UTC wall times
     because the request asked in UTC)."""
@@ -268,36 +285,37 @@ class ExchangeOnPremDirectory:
                 raise
             except TimeoutError as exc:
                 raise self._unavailable(what, write) from exc
-            except ews_errors.UnauthorizedError as exc:
-                raise InvalidCredentials(_CREDENTIALS_REFUSED) from exc
-            except ews_errors.ErrorServerBusy as exc:
-                if str(exc).startswith("Reraised from"):  # a connection error in disguise
-                    raise self._unavailable(what, write) from exc
-                raise RateLimited(f"Exchange is busy ({what})", retry_after=exc.back_off) from exc
-            except ews_errors.ErrorTimeoutExpired as exc:
-                raise self._unavailable(what, write) from exc
-            except ews_errors.ErrorInvalidSyncStateData as exc:
-                raise SyncTokenExpired("Exchange no longer knows this sync state") from exc
-            except (ews_errors.ErrorAccessDenied, ews_errors.ErrorNoFreeBusyAccess) as exc:
-                raise AccessDenied(f"Exchange denied the service account access ({what})") from exc
-            except (
-                ews_errors.ErrorNonExistentMailbox,
-                ews_errors.ErrorMailRecipientNotFound,
-            ) as exc:
-                raise ProviderMisconfigured(
-                    f"Exchange has no mailbox for the service account {self.service_account_email}"
-                ) from exc
-            except ews_errors.TransportError as exc:
-                if "certificate" in str(exc).lower():
-                    raise ProviderMisconfigured(
-                        "The Exchange server's TLS certificate is not trusted "
-                        "(set the EWS CA bundle)"
-                    ) from exc
-                raise self._unavailable(what, write) from exc
             except ews_errors.EWSError as exc:
-                raise ProviderUnavailable(
-                    f"Exchange failed ({what}): {type(exc).__name__}"
-                ) from exc
+                raise self._translate(_unwrap(exc), what, write) from exc
+
+    def _translate(self, exc: Exception, what: str, write: bool) -> ProviderError:
+        if isinstance(exc, ews_errors.UnauthorizedError):
+            return InvalidCredentials(_CREDENTIALS_REFUSED)
+        if isinstance(exc, ews_errors.ErrorServerBusy):
+            if str(exc).startswith("Reraised from"):  # a connection error in disguise
+                return self._unavailable(what, write)
+            return RateLimited(f"Exchange is busy ({what})", retry_after=exc.back_off)
+        if isinstance(exc, ews_errors.ErrorTimeoutExpired):
+            return self._unavailable(what, write)
+        if isinstance(exc, ews_errors.ErrorInvalidSyncStateData):
+            return SyncTokenExpired("Exchange no longer knows this sync state")
+        if isinstance(exc, ews_errors.ErrorAccessDenied | ews_errors.ErrorNoFreeBusyAccess):
+            return AccessDenied(f"Exchange denied the service account access ({what})")
+        if isinstance(
+            exc, ews_errors.ErrorNonExistentMailbox | ews_errors.ErrorMailRecipientNotFound
+        ):
+            return ProviderMisconfigured(
+                f"Exchange has no mailbox for the service account {self.service_account_email}"
+            )
+        if isinstance(exc, ews_errors.TransportError) and "certificate" in str(exc).lower():
+            return ProviderMisconfigured(
+                "The Exchange server's TLS certificate is not trusted (set the EWS CA bundle)"
+            )
+        if isinstance(exc, ews_errors.TransportError) and not isinstance(
+            exc, ews_errors.ResponseMessageError
+        ):
+            return self._unavailable(what, write)
+        return ProviderUnavailable(f"Exchange failed ({what}): {type(exc).__name__}")
 
     @staticmethod
     def _unavailable(what: str, write: bool) -> ProviderUnavailable:
