@@ -37,6 +37,7 @@ from exchangelib import (
     Configuration,
     EWSDateTime,
     FailFast,
+    HTMLBody,
 )
 from exchangelib import Credentials as EwsCredentials
 from exchangelib import errors as ews_errors
@@ -198,7 +199,8 @@ def _unwrap(exc: Exception) -> Exception:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ews_errors.ErrorServerBusy | ews_errors.UnauthorizedError):
-            return seen
+            found: Exception = seen
+            return found
         seen = seen.__context__
     return exc
 
@@ -251,7 +253,6 @@ class ExchangeOnPremDirectory:
         self._account: Any = None
         self._account_lock = threading.Lock()
         self._in_flight = asyncio.Semaphore(_IN_FLIGHT)
-        self.ews_calls = 0  # GetUserAvailability requests sent (tests and metrics)
 
     def __repr__(self) -> str:
         return f"ExchangeOnPremDirectory(service_account={self.service_account_email!r})"
@@ -342,10 +343,11 @@ class ExchangeOnPremDirectory:
         """Busy times per person. ``time_zone`` does not matter to EWS (busy blocks are
         absolute times); larger batches or windows than one call allows are split."""
         asked = [email.strip().lower() for email in emails]
+        unique = list(dict.fromkeys(asked))
         found: dict[str, PersonSchedule] = {}
         for window_start, window_end in _windows(start, end, self.max_window_days):
-            for i in range(0, len(asked), self.max_people_per_call):
-                chunk = asked[i : i + self.max_people_per_call]
+            for i in range(0, len(unique), self.max_people_per_call):
+                chunk = unique[i : i + self.max_people_per_call]
                 for person in await self._availability(chunk, window_start, window_end):
                     found[person.email] = _merge(found.get(person.email), person)
         return [found.get(email, PersonSchedule(email=email)) for email in asked]
@@ -356,7 +358,6 @@ class ExchangeOnPremDirectory:
         def call() -> list[Any]:
             account = self._mailbox()
             service = _Availability(protocol=account.protocol)
-            self.ews_calls += 1
             return list(
                 service.call(
                     tzinfo=EWS_UTC,
@@ -409,7 +410,9 @@ class ExchangeOnPremDirectory:
             account = self._mailbox()
             item = self._fetch(account, provider_event_id, ["uid"])
             if item is None:
-                raise ProviderUnavailable("The meeting is gone from the service account's calendar")
+                raise ProviderError(
+                    "The meeting no longer exists in the service account's Exchange calendar"
+                )
             fields = self._fields(event)
             for name, value in fields.items():
                 setattr(item, name, value)
@@ -432,8 +435,13 @@ class ExchangeOnPremDirectory:
         await self._run("cancelling the meeting", call, write=True)
 
     def _fields(self, event: ExternalEvent) -> dict[str, Any]:
+        # The meeting lives in the service account's calendar, so the Tandem owner (the
+        # event's organizer) is invited like everyone else; the service account is not.
+        people = [event.organizer_email, *(a.email for a in event.attendees)]
         attendees = [
-            a.email for a in event.attendees if a.email.lower() != self.service_account_email
+            email
+            for email in dict.fromkeys(p.strip().lower() for p in people if p.strip())
+            if email != self.service_account_email
         ]
         return {
             "subject": event.title,
@@ -514,7 +522,7 @@ def _change(item_id: str, item: Any) -> EventChange:
     body = item.body
     description = None
     if body is not None:
-        description = html_to_text(str(body)) if type(body).__name__ == "HTMLBody" else str(body)
+        description = html_to_text(str(body)) if isinstance(body, HTMLBody) else str(body)
     responses: dict[str, str] = {}
     for attendee in [*(item.required_attendees or []), *(item.optional_attendees or [])]:
         email = (attendee.mailbox.email_address or "").lower()

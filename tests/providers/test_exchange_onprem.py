@@ -66,7 +66,12 @@ def availability_requests(state: EwsState) -> list[str]:
     return [r.body for r in state.received if r.operation == "GetUserAvailabilityRequest"]
 
 
-def meeting(uid: str = "m-1@tandem", *attendees: str, title: str = "Planning") -> ExternalEvent:
+def meeting(
+    uid: str = "m-1@tandem",
+    *attendees: str,
+    title: str = "Planning",
+    organizer: str = "tandem@contoso.example",
+) -> ExternalEvent:
     start = datetime(2026, 3, 30, 9, tzinfo=UTC)
     return ExternalEvent(
         uid=uid,
@@ -76,7 +81,7 @@ def meeting(uid: str = "m-1@tandem", *attendees: str, title: str = "Planning") -
         start=start,
         end=start + timedelta(hours=1),
         time_zone="Europe/Berlin",
-        organizer_email="tandem@contoso.example",
+        organizer_email=organizer,
         attendees=[EventAttendee(email) for email in attendees],
     )
 
@@ -358,6 +363,28 @@ async def test_meetings_send_invitations_updates_and_cancellations_per_attendee(
     assert 'SendMeetingCancellations="SendToAllAndSaveCopy"' in delete
     await directory.delete_event(item_id)  # already gone: fine, and nobody is told twice
     assert len(state.outbox) == 2
+
+
+async def test_the_owner_is_invited_to_a_meeting_held_in_the_service_calendar(
+    directory: ExchangeOnPremDirectory, emulator: RunningEws
+) -> None:
+    item_id = await directory.create_event(
+        meeting("m-4@tandem", BOB, ANN, organizer="Ann@contoso.example")
+    )
+    assert [a.email for a in emulator.state.items[item_id].required] == [ANN, BOB]
+    assert sorted(m.to for m in emulator.state.outbox) == [ANN, BOB]
+
+
+async def test_the_same_person_asked_twice_is_asked_once(
+    directory: ExchangeOnPremDirectory, emulator: RunningEws
+) -> None:
+    day = datetime(2026, 5, 4, tzinfo=UTC)
+    emulator.state.add_mailbox(ANN, MailboxEvent(day, day + timedelta(hours=1)))
+    found = await directory.read_schedules([ANN, ANN.upper()], day, day + timedelta(days=1), "UTC")
+    assert [p.email for p in found] == [ANN, ANN]
+    assert found[0] == found[1] and found[0].intervals
+    [body] = availability_requests(emulator.state)
+    assert body.count("<t:MailboxData>") == 1
 
 
 async def test_read_changes_sees_an_acceptance_and_never_reads_foreign_items(
