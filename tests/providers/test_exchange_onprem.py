@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -273,6 +275,26 @@ async def test_only_free_busy_views_are_asked_and_nothing_private_comes_back(
         assert "Detailed" not in body
     text = repr(found)
     assert found[0].intervals and "Oncology" not in text and "Clinic" not in text
+
+
+async def test_logs_carry_neither_event_details_nor_credentials(
+    directory: ExchangeOnPremDirectory, emulator: RunningEws, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    day = datetime(2026, 5, 4, tzinfo=UTC)
+    emulator.state.add_mailbox(ANN, MailboxEvent(day, day + timedelta(hours=1), subject="Oncology"))
+    emulator.state.add_mailbox(BOB)
+    emulator.state.server_busy(back_off_ms=10)
+    with pytest.raises(RateLimited):
+        await directory.verify()
+    await directory.read_schedules(
+        [ANN, BOB, "ghost@contoso.example"], day, day + timedelta(days=1), "UTC"
+    )
+    state = emulator.state
+    basic = base64.b64encode(f"{state.username}:{state.password}".encode()).decode()
+    assert caplog.records  # exchangelib did log (at INFO and above)
+    for secret in ("Oncology", "Private room", state.password, basic):
+        assert secret not in caplog.text
 
 
 async def test_verify_is_one_real_call_returning_the_service_account(
