@@ -205,6 +205,12 @@ def _unwrap(exc: Exception) -> Exception:
     return exc
 
 
+def _looks_like_address(email: str) -> bool:
+    """exchangelib sends any string; one that cannot be an SMTP address is not asked."""
+    local, at, domain = email.partition("@")
+    return bool(local and at and domain) and not any(c.isspace() or c in "<>" for c in email)
+
+
 def _as_utc(value: datetime) -> datetime:
     """A plain aware UTC datetime from exchangelib's value (naive ones are UTC wall times
     because the request asked in UTC)."""
@@ -343,14 +349,21 @@ class ExchangeOnPremDirectory:
         """Busy times per person. ``time_zone`` does not matter to EWS (busy blocks are
         absolute times); larger batches or windows than one call allows are split."""
         asked = [email.strip().lower() for email in emails]
-        unique = list(dict.fromkeys(asked))
+        unique = [email for email in dict.fromkeys(asked) if _looks_like_address(email)]
         found: dict[str, PersonSchedule] = {}
         for window_start, window_end in _windows(start, end, self.max_window_days):
             for i in range(0, len(unique), self.max_people_per_call):
                 chunk = unique[i : i + self.max_people_per_call]
                 for person in await self._availability(chunk, window_start, window_end):
                     found[person.email] = _merge(found.get(person.email), person)
-        return [found.get(email, PersonSchedule(email=email)) for email in asked]
+        return [
+            found.get(email)
+            or PersonSchedule(
+                email=email,
+                problem=None if _looks_like_address(email) else UncoveredReason.NO_MAILBOX,
+            )
+            for email in asked
+        ]
 
     async def _availability(
         self, emails: list[str], start: datetime, end: datetime
@@ -408,7 +421,7 @@ class ExchangeOnPremDirectory:
 
         def call() -> None:
             account = self._mailbox()
-            item = self._fetch(account, provider_event_id, ["uid"])
+            [item] = self._fetch(account, [provider_event_id], ["uid"])
             if item is None:
                 raise ProviderError(
                     "The meeting no longer exists in the service account's Exchange calendar"
@@ -453,13 +466,20 @@ class ExchangeOnPremDirectory:
         }
 
     @staticmethod
-    def _fetch(account: Any, item_id: str, fields: list[str]) -> Any:
-        [item] = list(account.fetch(ids=[ItemId(id=item_id)], only_fields=fields))
-        if isinstance(item, ews_errors.ErrorItemNotFound):
-            return None
-        if isinstance(item, Exception):
-            raise item
-        return item
+    def _fetch(account: Any, item_ids: list[str], fields: list[str]) -> list[Any]:
+        """GetItem for several items in one call (exchangelib chunks at 100); None for an
+        item that is gone."""
+        found: list[Any] = []
+        for item in account.fetch(
+            ids=[ItemId(id=i) for i in item_ids], folder=account.calendar, only_fields=fields
+        ):
+            if isinstance(item, ews_errors.ErrorItemNotFound):
+                found.append(None)
+            elif isinstance(item, Exception):
+                raise item
+            else:
+                found.append(item)
+        return found
 
     async def read_changes(self, sync_state: str | None) -> ChangeBatch:
         """Changes in the service account's calendar since ``sync_state`` (SyncFolderItems;
@@ -479,8 +499,9 @@ class ExchangeOnPremDirectory:
                     TANDEM_UID_SUFFIX
                 ):
                     ours.append(str(item.id))
-            for item_id in dict.fromkeys(ours):
-                item = self._fetch(account, item_id, _DETAIL_FIELDS)
+            ids = list(dict.fromkeys(ours))
+            details = self._fetch(account, ids, _DETAIL_FIELDS) if ids else []
+            for item_id, item in zip(ids, details, strict=True):
                 if item is None:
                     changes.append(EventChange(provider_event_id=item_id, deleted=True))
                 else:

@@ -206,16 +206,21 @@ async def test_per_person_problems_stay_with_that_person(
     emulator.state.add_mailbox(CAROL)
     emulator.state.denied.add(CAROL)
     found = await directory.read_schedules(
-        [ANN, BOB, "ghost@contoso.example", CAROL], day, day + timedelta(days=1), "UTC"
+        [ANN, BOB, "ghost@contoso.example", CAROL, "ann at contoso"],
+        day,
+        day + timedelta(days=1),
+        "UTC",
     )
     assert [(p.email, p.problem) for p in found] == [
         (ANN, None),
         (BOB, UncoveredReason.UNREADABLE),
         ("ghost@contoso.example", UncoveredReason.NO_MAILBOX),
         (CAROL, UncoveredReason.ACCESS_DENIED),
+        ("ann at contoso", UncoveredReason.NO_MAILBOX),
     ]
     assert found[0].intervals and not any(p.intervals for p in found[1:])
-    assert len(availability_requests(emulator.state)) == 1
+    [body] = availability_requests(emulator.state)
+    assert body.count("<t:MailboxData>") == 4 and "ann at contoso" not in body
 
 
 async def test_server_busy_is_rate_limited_with_its_back_off(
@@ -421,11 +426,13 @@ async def test_read_changes_sees_an_acceptance_and_never_reads_foreign_items(
         location="Chez Nous",
     )
     item_id = await directory.create_event(meeting("m-2@tandem", ANN))
+    other_id = await directory.create_event(meeting("m-5@tandem", BOB))
     first = await directory.read_changes(None)
-    assert [c.provider_event_id for c in first.changes] == [item_id]
+    assert [c.provider_event_id for c in first.changes] == [item_id, other_id]
     assert first.changes[0].attendee_responses == {ANN: "needs_action"}
     assert first.changes[0].start == datetime(2026, 3, 30, 9, tzinfo=UTC)
     assert first.sync_token
+    assert state.operations().count("GetItem") == 1  # both read in one call
 
     state.respond(item_id, ANN, "Accept")
     state.items[foreign.item_id].subject = "Board dinner (moved)"
