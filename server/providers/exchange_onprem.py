@@ -321,14 +321,16 @@ class ExchangeOnPremDirectory:
         if isinstance(exc, ews_errors.TransportError) and not isinstance(
             exc, ews_errors.ResponseMessageError
         ):
-            return self._unavailable(what, write)
+            return self._unavailable(what, write, "could not be reached")
         return ProviderUnavailable(f"Exchange failed ({what}): {type(exc).__name__}")
 
     @staticmethod
-    def _unavailable(what: str, write: bool) -> ProviderUnavailable:
+    def _unavailable(
+        what: str, write: bool, failure: str = "did not answer in time"
+    ) -> ProviderUnavailable:
         if write:
-            return OutcomeUnknown(f"Exchange did not answer in time ({what}); it may have happened")
-        return ProviderUnavailable(f"Exchange did not answer in time ({what})")
+            return OutcomeUnknown(f"Exchange {failure} ({what}); it may have happened")
+        return ProviderUnavailable(f"Exchange {failure} ({what})")
 
     # -- busy times -------------------------------------------------------------------
 

@@ -343,13 +343,15 @@ async def test_an_untrusted_certificate_is_misconfigured_not_ignored(
         ({"service_account_email": "tandem"}, "email address"),
     ],
 )
-def test_bad_configuration_is_refused_plainly(
+async def test_bad_configuration_is_refused_plainly(
     tmp_path: Path, emulator: RunningEws, change: dict[str, str], message: str
 ) -> None:
     config = {**emulator.config(), **change}
-    with pytest.raises(ProviderMisconfigured, match=re.escape(message)) as caught:
-        ExchangeOnPremDirectory(make_settings(tmp_path, emulator), httpx.AsyncClient(), config)
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(ProviderMisconfigured, match=re.escape(message)) as caught:
+            ExchangeOnPremDirectory(make_settings(tmp_path, emulator), http, config)
     assert emulator.state.password not in str(caught.value)
+    assert emulator.state.received == []
 
 
 async def test_meetings_send_invitations_updates_and_cancellations_per_attendee(
