@@ -132,11 +132,12 @@ class _Handler:
             "UpdateItem": self.update_item,
             "DeleteItem": self.delete_item,
             "SyncFolderItems": self.sync_folder_items,
+            "FindItem": self.find_item,
             "ConvertId": self.convert_id,
         }
         handler = handlers.get(name)
         if handler is None:
-            raise SoapFault("ErrorInvalidRequest", f"The request {name} is not supported.")
+            raise SoapFault("ErrorSchemaValidation", f"The request {name} is not supported.")
         handler(op, body)
 
     # GetUserAvailability: FreeBusyView per mailbox, in the order asked.
@@ -413,6 +414,37 @@ class _Handler:
             else:
                 _calendar_item(change, self.state.items[item_id], fields)
 
+    # FindItem with a CalendarView: the items overlapping [StartDate, EndDate).
+    # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/finditem-operation-calendar-item
+    # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/calendarview
+    def find_item(self, op: ET.Element, body: ET.Element) -> None:
+        view = op.find(m("CalendarView"))
+        folder = op.find(f"{m('ParentFolderIds')}/*")
+        if view is None or folder is None:
+            raise SoapFault("ErrorInvalidOperation", "Only calendar views are emulated.")
+        fields = {
+            f.get("FieldURI", "")
+            for f in op.findall(f"{m('ItemShape')}/{t('AdditionalProperties')}/{t('FieldURI')}")
+        }
+        start = _parse_time(view.get("StartDate"))
+        end = _parse_time(view.get("EndDate"))
+        response = _sub(body, m("FindItemResponse"))
+        messages = _sub(response, m("ResponseMessages"))
+        if folder.get("Id") not in ("calendar", self.state.calendar_id):
+            _message(messages, "FindItemResponseMessage", "ErrorFolderNotFound", "No.")
+            return
+        found = [i for i in self.state.items.values() if i.start < end and i.end > start]
+        msg = _message(messages, "FindItemResponseMessage")
+        root = _sub(
+            msg,
+            m("RootFolder"),
+            TotalItemsInView=str(len(found)),
+            IncludesLastItemInRange="true",
+        )
+        items = _sub(root, t("Items"))
+        for item in sorted(found, key=lambda i: i.start):
+            _calendar_item(items, item, fields)
+
     # ConvertId: exchangelib's first request, sent only to learn the server version from
     # the ServerVersionInfo header. A made-up id is malformed.
     # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/convertid-operation
@@ -645,6 +677,9 @@ def create_ews_emulator(state: EwsState | None = None) -> Starlette:
                 )
             env, body = _envelope(version)
             handler(op, body)
+            late = state.late_after_commit.pop(op.tag.split("}")[-1], 0.0)
+            if late:
+                await asyncio.sleep(late)  # the work is done; the answer comes too late
         except SoapFault as fault:
             return Response(_fault(fault), status_code=500, media_type="text/xml; charset=utf-8")
         except ET.ParseError:

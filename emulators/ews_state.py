@@ -93,6 +93,8 @@ class EwsState:
         self._seq = itertools.count(1)
         self._busy: list[int] = []  # BackOffMilliseconds of the next ErrorServerBusy answers
         self.stall_seconds = 0.0  # answer every request this late (timeout tests)
+        # operation -> seconds: do the work, then answer that late (a lost answer)
+        self.late_after_commit: dict[str, float] = {}
 
     # -- setup by tests ---------------------------------------------------------------
 

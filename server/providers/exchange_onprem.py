@@ -402,10 +402,18 @@ class ExchangeOnPremDirectory:
 
     async def create_event(self, event: ExternalEvent) -> str:
         """CreateItem in the service account's calendar; Exchange sends the invitations
-        and keeps a copy. The item id (stable across updates) is the provider event id."""
+        and keeps a copy. The item id (stable across updates) is the provider event id.
+
+        A create whose answer was lost (``OutcomeUnknown``) is retried by the caller, and
+        EWS has no idempotency key: so the meeting's slot is looked up first and an item
+        with Tandem's UID there is returned instead of a second meeting (and a second
+        round of invitations)."""
 
         def call() -> str:
             account = self._mailbox()
+            existing = self._find_by_uid(account, event)
+            if existing is not None:
+                return existing
             item = CalendarItem(
                 account=account,
                 folder=account.calendar,
@@ -466,6 +474,18 @@ class ExchangeOnPremDirectory:
             "end": _ews_time(event.end),
             "required_attendees": attendees or None,
         }
+
+    @staticmethod
+    def _find_by_uid(account: Any, event: ExternalEvent) -> str | None:
+        """The id of the item with ``event.uid`` in the event's own time slot (FindItem
+        with a CalendarView, then the UIDs only)."""
+        if event.end <= event.start:
+            return None
+        view = account.calendar.view(start=_ews_time(event.start), end=_ews_time(event.end))
+        for item in view.only("uid"):
+            if not isinstance(item, Exception) and item.uid == event.uid:
+                return str(item.id)
+        return None
 
     @staticmethod
     def _fetch(account: Any, item_ids: list[str], fields: list[str]) -> list[Any]:
