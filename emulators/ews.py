@@ -3,8 +3,8 @@
 It speaks the SOAP shapes exchangelib sends and parses, as documented in the EWS
 reference (https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/...):
 GetUserAvailability, GetFolder, CreateItem, GetItem, UpdateItem, DeleteItem,
-SyncFolderItems and ConvertId (exchangelib's server version probe). Basic authentication
-only; NTLM is not emulated. ``start_ews_emulator`` serves it over HTTPS with a throwaway
+SyncFolderItems and ConvertId (exchangelib's server version probe), behind Basic or
+NTLM authentication (``ews_auth``). ``start_ews_emulator`` serves it over HTTPS with a throwaway
 CA, like the Microsoft emulator. Tests and the demo use it; production never does.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from emulators.ews_state import Attendee, CalendarItem, EwsState, MailboxEvent, Received
+from emulators.ews_auth import EwsAuth, install_ntlm_users
+from emulators.ews_state import (
+    Attendee,
+    CalendarItem,
+    EwsState,
+    MailboxEvent,
+    Received,
+    SentMail,
+)
 from emulators.ews_time import Rule, SerializableTimeZone
 from emulators.runner import BackgroundServer, make_test_ca
 
@@ -455,8 +462,6 @@ class _Handler:
             _message(messages, "ConvertIdResponseMessage", "ErrorInvalidIdMalformed", "Malformed.")
 
     def _mail(self, kind: str, item: CalendarItem, to: list[Attendee]) -> None:
-        from emulators.ews_state import SentMail
-
         for attendee in to:
             self.state.outbox.append(SentMail(kind, attendee.email, item.uid, item.subject))
 
@@ -626,35 +631,18 @@ def _serialize(env: ET.Element) -> bytes:
     return data
 
 
-def _authorized(request: Request, state: EwsState) -> bool:
-    """Basic authentication with the service account's logon name and password.
-    https://learn.microsoft.com/en-us/exchange/client-developer/exchange-web-services/authentication-and-ews-in-exchange"""
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    return user.lower() == state.username.lower() and password == state.password
-
-
 def create_ews_emulator(state: EwsState | None = None) -> Starlette:
     state = state or EwsState()
     handler = _Handler(state)
+    auth = EwsAuth(state)
 
     async def ews(request: Request) -> Response:
         raw = await request.body()
         if state.stall_seconds:
             await asyncio.sleep(state.stall_seconds)
-        if not _authorized(request, state):
-            return Response(
-                "401 - Unauthorized: Access is denied due to invalid credentials.",
-                status_code=401,
-                headers={"WWW-Authenticate": 'Basic realm="localhost"'},
-                media_type="text/html",
-            )
+        refused = auth.check(request)
+        if refused is not None:
+            return refused
         try:
             envelope = fromstring(raw)
             soap_body = envelope.find(f"{{{S}}}Body")
@@ -727,5 +715,6 @@ def start_ews_emulator(tmpdir: Path, state: EwsState | None = None) -> RunningEw
     """Serve the emulator over HTTPS on a free loopback port (host name ``localhost``)."""
     state = state or EwsState()
     ca_path, tls = make_test_ca(tmpdir)
+    install_ntlm_users(tmpdir, state)
     server = BackgroundServer(create_ews_emulator(state), tls=tls).start()
     return RunningEws(state=state, server=server, ca_path=ca_path)

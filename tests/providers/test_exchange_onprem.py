@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import logging
 import re
 import time
@@ -259,6 +260,39 @@ async def test_wrong_password_is_invalid_credentials_without_the_password(
     assert str(caught.value) == "Exchange refused the service account's user name or password"
     assert "Tr0ub4dor" not in str(caught.value) and "Tr0ub4dor" not in repr(caught.value)
     assert "Tr0ub4dor" not in str(caught.value.__cause__)
+
+
+# requests_ntlm leaves the handshake's first socket to the garbage collector; collect it
+# here (ignoring its ResourceWarning) so that it neither holds the emulator's shutdown nor
+# warns inside a later test.
+@pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning")
+async def test_ntlm_works_and_a_wrong_ntlm_password_is_refused(
+    tmp_path: Path, emulator: RunningEws
+) -> None:
+    day = datetime(2026, 5, 4, tzinfo=UTC)
+    emulator.state.add_mailbox(ANN, MailboxEvent(day, day + timedelta(hours=1)))
+    async with httpx.AsyncClient() as http:
+        settings = make_settings(tmp_path, emulator)
+        good = ExchangeOnPremDirectory(settings, http, emulator.config(auth_type="ntlm"))
+        assert await good.verify() == "tandem@contoso.example"
+        [ann] = await good.read_schedules([ANN], day, day + timedelta(days=1), "UTC")
+        await good.aclose()
+        bad_config = emulator.config(auth_type="NTLM", password="Tr0ub4dor&3-wrong")
+        bad = ExchangeOnPremDirectory(settings, http, bad_config)
+        with pytest.raises(InvalidCredentials) as caught:
+            await bad.verify()
+        await bad.aclose()
+    message = str(caught.value)
+    del caught  # its traceback holds the handshake's sockets
+    gc.collect()
+    assert ann.intervals == [BusyInterval(day, day + timedelta(hours=1))]
+    assert message == "Exchange refused the service account's user name or password"
+    # Nothing reached the handlers before each handshake completed.
+    assert emulator.state.operations() == [
+        "ConvertId",
+        "GetUserAvailabilityRequest",
+        "GetUserAvailabilityRequest",
+    ]
 
 
 async def test_only_free_busy_views_are_asked_and_nothing_private_comes_back(
