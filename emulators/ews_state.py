@@ -64,7 +64,7 @@ class Received:
     body: str  # the SOAP request as text
 
 
-def _new_id() -> str:
+def new_id() -> str:
     return base64.b64encode(b"AAMk" + uuid.uuid4().bytes).decode()
 
 
@@ -87,8 +87,8 @@ class EwsState:
         self.items: dict[str, CalendarItem] = {}
         self.outbox: list[SentMail] = []
         self.received: list[Received] = []
-        self.calendar_id = _new_id()
-        self.root_id = _new_id()
+        self.calendar_id = new_id()
+        self.root_id = new_id()
         self._changes: list[tuple[int, str]] = []  # (sequence, item id)
         self._seq = itertools.count(1)
         self._busy: list[int] = []  # BackOffMilliseconds of the next ErrorServerBusy answers
@@ -112,7 +112,7 @@ class EwsState:
         self, uid: str, subject: str, start: datetime, end: datetime, location: str | None = None
     ) -> CalendarItem:
         """A meeting someone else put in the service account's calendar."""
-        item = CalendarItem(_new_id(), _new_id(), uid, subject, "", location, start, end)
+        item = CalendarItem(new_id(), new_id(), uid, subject, "", location, start, end)
         self.items[item.item_id] = item
         self.touch(item.item_id)
         return item
@@ -123,7 +123,7 @@ class EwsState:
         for attendee in item.attendees():
             if attendee.email == email.lower():
                 attendee.response = response
-                item.change_key = _new_id()
+                item.change_key = new_id()
                 self.touch(item_id)
                 return
         raise KeyError(email)
@@ -134,7 +134,7 @@ class EwsState:
         return [r.operation for r in self.received]
 
     def new_item(self, **fields: object) -> CalendarItem:
-        item = CalendarItem(item_id=_new_id(), change_key=_new_id(), **fields)  # type: ignore[arg-type]
+        item = CalendarItem(item_id=new_id(), change_key=new_id(), **fields)  # type: ignore[arg-type]
         self.items[item.item_id] = item
         self.touch(item.item_id)
         return item
