@@ -42,7 +42,7 @@ from exchangelib import (
 from exchangelib import Credentials as EwsCredentials
 from exchangelib import errors as ews_errors
 from exchangelib.ewsdatetime import UTC as EWS_UTC
-from exchangelib.items import SEND_TO_ALL_AND_SAVE_COPY
+from exchangelib.items import ID_ONLY, SEND_TO_ALL_AND_SAVE_COPY
 from exchangelib.properties import (
     DaylightTime,
     FreeBusyViewOptions,
@@ -53,7 +53,7 @@ from exchangelib.properties import (
 )
 from exchangelib.properties import TimeZone as EwsTimeZone
 from exchangelib.protocol import BaseProtocol, Protocol
-from exchangelib.services import GetUserAvailability
+from exchangelib.services import GetUserAvailability, SyncFolderItems
 from exchangelib.transport import BASIC, DIGEST, NTLM
 
 from server.config import Settings
@@ -112,6 +112,8 @@ _RESPONSES: Mapping[str, str] = {
 }
 
 _IN_FLIGHT = 4  # calls one directory runs at once; Exchange throttles per account
+SYNC_PAGE_SIZE = 100  # SyncFolderItems MaxChangesReturned (1-512)
+SYNC_PAGES = 10  # pages one read_changes call reads at most
 
 _CREDENTIALS_REFUSED = "Exchange refused the service account's user name or password"
 
@@ -507,20 +509,42 @@ class ExchangeOnPremDirectory:
         """Changes in the service account's calendar since ``sync_state`` (SyncFolderItems;
         None starts from the beginning). Only the UID of each changed item is read; items
         whose UID is Tandem's are then read in detail. Deletions carry only an id and are
-        all reported: the caller ignores ids it does not know."""
+        all reported: the caller ignores ids it does not know.
+
+        One call reads at most ``SYNC_PAGES`` pages of ``SYNC_PAGE_SIZE`` changes and
+        returns the state reached, so a large first sync spreads over several calls
+        instead of outliving the timeout every time."""
 
         def call() -> ChangeBatch:
             account = self._mailbox()
             calendar = account.calendar
+            service = SyncFolderItems(account=account)
+            uid_only = {
+                f for f in calendar.normalize_fields(fields=["uid"]) if not f.field.is_attribute
+            }
             changes: list[EventChange] = []
             ours: list[str] = []
-            for kind, item in calendar.sync_items(sync_state=sync_state, only_fields=["uid"]):
-                if kind == "delete":
-                    changes.append(EventChange(provider_event_id=str(item.id), deleted=True))
-                elif kind in ("create", "update") and str(item.uid or "").endswith(
-                    TANDEM_UID_SUFFIX
+            state = sync_state
+            for _ in range(SYNC_PAGES):
+                for kind, item in service.call(
+                    folder=calendar,
+                    shape=ID_ONLY,
+                    additional_fields=uid_only,
+                    sync_state=state,
+                    ignore=None,
+                    max_changes_returned=SYNC_PAGE_SIZE,
+                    sync_scope=None,
                 ):
-                    ours.append(str(item.id))
+                    if kind == "delete":
+                        changes.append(EventChange(provider_event_id=str(item.id), deleted=True))
+                    elif kind in ("create", "update") and str(item.uid or "").endswith(
+                        TANDEM_UID_SUFFIX
+                    ):
+                        ours.append(str(item.id))
+                finished = service.includes_last_item_in_range or service.sync_state == state
+                state = service.sync_state
+                if finished:
+                    break
             ids = list(dict.fromkeys(ours))
             details = self._fetch(account, ids, _DETAIL_FIELDS) if ids else []
             for item_id, item in zip(ids, details, strict=True):
@@ -528,7 +552,7 @@ class ExchangeOnPremDirectory:
                     changes.append(EventChange(provider_event_id=item_id, deleted=True))
                 else:
                     changes.append(_change(item_id, item))
-            return ChangeBatch(changes=changes, sync_token=calendar.item_sync_state)
+            return ChangeBatch(changes=changes, sync_token=state)
 
         return await self._run("reading changes", call)
 

@@ -18,6 +18,7 @@ import pytest
 
 from emulators.ews import EwsState, MailboxEvent, RunningEws, start_ews_emulator
 from server.config import Settings
+from server.providers import exchange_onprem
 from server.providers.base import (
     BusyInterval,
     BusyKind,
@@ -509,6 +510,27 @@ async def test_read_changes_sees_an_acceptance_and_never_reads_foreign_items(
     third = await directory.read_changes(second.sync_token)
     assert [(c.provider_event_id, c.deleted) for c in third.changes] == [(item_id, True)]
     assert (await directory.read_changes(third.sync_token)).changes == []
+
+
+async def test_a_long_change_feed_is_read_over_several_calls(
+    directory: ExchangeOnPremDirectory, emulator: RunningEws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(exchange_onprem, "SYNC_PAGE_SIZE", 2)
+    monkeypatch.setattr(exchange_onprem, "SYNC_PAGES", 2)
+    day = datetime(2026, 6, 1, 9, tzinfo=UTC)
+    made = [
+        emulator.state.seed_item(
+            f"s-{i}@tandem", f"Meeting {i}", day, day + timedelta(hours=1)
+        ).item_id
+        for i in range(5)
+    ]
+    first = await directory.read_changes(None)
+    assert [c.provider_event_id for c in first.changes] == made[:4]
+    second = await directory.read_changes(first.sync_token)
+    assert [c.provider_event_id for c in second.changes] == made[4:]
+    assert (await directory.read_changes(second.sync_token)).changes == []
+    syncs = [r.body for r in emulator.state.received if r.operation == "SyncFolderItems"]
+    assert all("<m:MaxChangesReturned>2</m:MaxChangesReturned>" in body for body in syncs)
 
 
 async def test_an_unknown_sync_state_asks_for_a_full_resync(
