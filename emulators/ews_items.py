@@ -38,10 +38,13 @@ class ItemOperations:
                 continue
             if send is None:
                 # "This attribute is required for calendar items."
-                raise SoapFault(
+                message(
+                    messages,
+                    "CreateItemResponseMessage",
                     "ErrorSendMeetingInvitationsRequired",
                     "SendMeetingInvitations is required for calendar items.",
                 )
+                continue
             item = self.state.new_item(
                 uid=text(elem, "t:UID") or f"{self.state.calendar_id}-{len(self.state.items)}",
                 subject=text(elem, "t:Subject") or "",
@@ -92,10 +95,13 @@ class ItemOperations:
                 message(messages, "UpdateItemResponseMessage", "ErrorItemNotFound", "Not found.")
                 continue
             if send is None:
-                raise SoapFault(
+                message(
+                    messages,
+                    "UpdateItemResponseMessage",
                     "ErrorSendMeetingInvitationsOrCancellationsRequired",
                     "SendMeetingInvitationsOrCancellations is required for calendar items.",
                 )
+                continue
             before = {a.email for a in item.attendees()}
             for update in children(change.find(t("Updates"))):
                 uri_elem = update.find(t("FieldURI"))
@@ -132,10 +138,13 @@ class ItemOperations:
                 )
                 continue
             if send is None:
-                raise SoapFault(
+                message(
+                    messages,
+                    "DeleteItemResponseMessage",
                     "ErrorSendMeetingCancellationsRequired",
                     "SendMeetingCancellations is required for calendar items.",
                 )
+                continue
             del self.state.items[item.item_id]
             self.state.touch(item.item_id)
             if send != "SendToNone":

@@ -220,7 +220,9 @@ async def test_meeting_writes_require_the_invitation_attributes(
     missing = await soap(
         http, emulator, f'<m:CreateItem MessageDisposition="SaveOnly">{item}</m:CreateItem>'
     )
-    assert fault_code(missing) == "ErrorSendMeetingInvitationsRequired"
+    assert parse(missing).findtext(".//m:ResponseCode", namespaces=NS) == (
+        "ErrorSendMeetingInvitationsRequired"
+    )
     assert emulator.state.items == {} and emulator.state.outbox == []
     quiet = await soap(
         http,
