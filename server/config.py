@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         "only the local emulator needs it.",
     )
 
+    ews_ca_bundle: Path | None = Field(
+        default=None,
+        description="CA certificates (PEM) trusted instead of the system store for Exchange "
+        "on-premises EWS servers: a company CA, or the local emulator's.",
+    )
+
     caldav_default_url: str = "https://caldav.icloud.com"
     caldav_allow_private_hosts: bool = Field(
         default=False,
