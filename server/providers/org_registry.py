@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import httpx
 
@@ -32,15 +32,12 @@ class ExchangeOnlineConsent:
 
 def directory_factory(settings: Settings, http: httpx.AsyncClient) -> DirectoryFactory:
     def build(kind: str, config: Mapping[str, Any]) -> OrgDirectory:
-        try:
-            if kind == "exchange_online":
-                return ExchangeOnlineDirectory(settings, http, config)
-            if kind == "google_workspace":
-                return GoogleWorkspaceDirectory(settings, http, config)
-            if kind == "exchange_onprem":
-                return cast(OrgDirectory, ExchangeOnPremDirectory(settings, http, config))
-        except NotImplementedError:
-            raise ProviderMisconfigured("this integration is not available yet") from None
+        if kind == "exchange_online":
+            return ExchangeOnlineDirectory(settings, http, config)
+        if kind == "google_workspace":
+            return GoogleWorkspaceDirectory(settings, http, config)
+        if kind == "exchange_onprem":
+            return ExchangeOnPremDirectory(settings, http, config)
         raise ProviderMisconfigured(f"unknown integration kind {kind[:20]!r}")
 
     return build
