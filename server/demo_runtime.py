@@ -119,7 +119,7 @@ def run_demo(*, host: str, port: int) -> None:
         note = f", {connected} calendar connected" if connected else ""
         print(f"  {login.email:<36} {login.role}{note}")
     print(
-        f"Google/Microsoft consent pages list the demo accounts; iCloud form: server {radicale.url},"
+        f"Google/Microsoft consent pages list the demo accounts; iCal form: server {radicale.url},"
     )
     print(f"  user name = the demo email, app-specific password = {DEMO_CALDAV_PASSWORD}")
     from server.web.http_server import uvicorn_options

@@ -87,7 +87,7 @@ async def require_allowed(db: AsyncSession, user: User, provider: ProviderName) 
     allowed = (await programs.settings_for_user(db, user.id)).allowed_providers
     if provider not in allowed:
         raise ConnectRefused(
-            f"Your program does not allow {PROVIDER_NAMES[provider]} calendar_status. "
+            f"Your program does not allow {PROVIDER_NAMES[provider]} calendars. "
             f"Allowed: {', '.join(PROVIDER_NAMES[p] for p in allowed) or 'none'}."
         )
 
