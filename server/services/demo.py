@@ -1,4 +1,5 @@
-"""Demo data for ``tandem demo``: an organization, two programs, pairs and a circle of six."""
+"""Demo data for ``tandem demo``: an organization, two programs, pairs, a circle of six and
+one newcomer who has never signed in."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from server.models.enums import ConnectionKind, ProgramRole
 from server.services.people import accounts, mentoring, programs
 
 DEMO_PASSWORD = "tandem-demo-password"  # noqa: S105 - printed for the local demo only
+NEWCOMER = "new@demo.tandem.test"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,8 @@ PEOPLE = [
     ("ana@demo.tandem.test", "Ana Circle", "America/Sao_Paulo", "circle member"),
     ("ben@demo.tandem.test", "Ben Circle", "Africa/Lagos", "circle member"),
     ("eva@demo.tandem.test", "Eva Circle", "Europe/Madrid", "circle organizer"),
+    # Never signed in: the first-login journey (profile, time zone, calendar) starts here.
+    (NEWCOMER, "Noor Newcomer", "UTC", "new participant, first sign-in"),
 ]
 
 
@@ -53,7 +57,7 @@ async def seed(session: AsyncSession) -> list[DemoLogin]:
             time_zone=zone,
             global_admin=role.startswith("global"),
             operator=role.startswith("global"),
-            profile_completed=True,
+            profile_completed=email != NEWCOMER,
         )
     admin = users[PEOPLE[0][0]]
     engineering = await programs.create_program(session, admin, "Engineering Mentorship")
@@ -80,6 +84,9 @@ async def seed(session: AsyncSession) -> list[DemoLogin]:
             kind=ConnectionKind.PAIR,
             name=None,
         )
+    await programs.add_member(
+        session, admin, engineering.id, users[NEWCOMER].id, ProgramRole.PARTICIPANT
+    )
     circle = [e for e, _n, _z, role in PEOPLE if role.startswith("circle")]
     for email in circle:
         await programs.add_member(

@@ -45,7 +45,12 @@ def content_security_policy(settings: Settings) -> str:
     that follows a form post, and connecting a calendar is a form post that redirects
     to the provider's consent page."""
     consent_origins = sorted(
-        {_origin(settings.google_auth_url), _origin(settings.microsoft_authority)} - {""}
+        {
+            _origin(settings.google_auth_url),
+            _origin(settings.microsoft_authority),
+            _origin(settings.microsoft_sign_in_origin or ""),
+        }
+        - {""}
     )
     form_action = " ".join(["'self'", *consent_origins])
     return (
