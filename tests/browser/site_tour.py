@@ -178,7 +178,7 @@ def tour(site: Site, services: AppServices) -> dict[str, list[str]]:
             continue
         paths = expand(template, site.ids)
         (admin if template.startswith(ADMIN_PREFIX) else participant).extend(paths)
-    participant.append("/profile/edit?tab=profile")
+    participant += ["/profile/edit?tab=profile", "/profile/edit?tab=security"]
     return {
         site.participant: participant,
         site.program_admin: admin,

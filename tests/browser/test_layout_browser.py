@@ -84,3 +84,32 @@ async def test_phone_header_is_a_menu_with_sign_out(
         await expect(page.locator("main")).to_contain_text("You are signed out.")
     finally:
         await context.close()
+
+
+async def test_working_on_behalf_banner_fits_a_phone(
+    live_server: LiveServer, browser: Browser
+) -> None:
+    site = await seed_site(live_server.services)
+    context = await _context(browser, PHONE)
+    page = await context.new_page()
+    try:
+        await sign_in(page, live_server, site.global_admin)
+        await page.goto(live_server.at("/admin"))
+        await page.get_by_label("Reason for working on behalf of Pat Participant").first.fill(
+            "Checking the phone layout"
+        )
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Work on behalf of Pat Participant").first.click()
+        banner = page.get_by_role("status").filter(has_text="Everything you do is recorded")
+        await expect(banner).to_be_visible()
+        for path in ("/", "/meetings", f"/polls/{site.ids['poll_id'][0]}"):
+            await page.goto(live_server.at(path))
+            await expect(banner).to_be_visible()
+            scroll, inner = await page.evaluate(
+                "[document.documentElement.scrollWidth, window.innerWidth]"
+            )
+            assert scroll <= inner == PHONE["width"], path
+            assert await axe_violations(page) == [], path
+        await expect(page.get_by_role("button", name="End working on behalf")).to_be_visible()
+    finally:
+        await context.close()
