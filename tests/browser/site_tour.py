@@ -142,6 +142,7 @@ async def seed_site(services: AppServices) -> Site:
             "meeting_id": [str(meeting.id)],
             "token": [token],
             "provider": ["google", "microsoft", "icloud"],
+            "user_id": [str(pat_id)],
         },
     )
 
