@@ -13,7 +13,9 @@ import atexit
 import os
 import random
 import shutil
+import signal
 import ssl
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -127,6 +129,7 @@ def start_backends(demo_dir: Path, base_url: str) -> DemoBackends:
 def instructions(settings: Settings, logins: list[Any], caldav_url: str) -> list[str]:
     """What ``tandem demo`` prints: the URL, the logins, and how to add a person."""
     from server.services import demo
+    from server.services.calendars.status import PROVIDER_LABELS
 
     lines = [
         f"Tandem demo: {settings.base_url}",
@@ -134,7 +137,8 @@ def instructions(settings: Settings, logins: list[Any], caldav_url: str) -> list
     ]
     for login in logins:
         connected = PRECONNECTED.get(login.email)
-        note = f", {connected} calendar connected" if connected else ""
+        label = PROVIDER_LABELS.get(connected or "", "")
+        note = f", {label} calendar connected" if connected else ""
         lines.append(f"  {login.email:<36} {login.role}{note}")
     lines += [
         f"Google/Microsoft consent pages list the demo accounts; iCal form: server {caldav_url},",
@@ -157,6 +161,9 @@ def run_demo(*, host: str, port: int) -> None:
     demo_dir.mkdir(parents=True)
     backends = start_backends(demo_dir, f"http://{host}:{port}")
     atexit.register(backends.radicale.stop)
+    # uvicorn re-raises SIGTERM once it has shut down; by default that kills the process
+    # before atexit runs and leaves Radicale (a child process) behind.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     settings = backends.settings
     logins = asyncio.run(prepare(settings, backends.microsoft.ca_path))
     print("\n".join(instructions(settings, logins, backends.radicale.url)))

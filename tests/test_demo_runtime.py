@@ -126,6 +126,8 @@ async def test_demo_has_no_certificate_warning_and_every_calendar_works(
 
     # The printed command adds a person to this demo's database, not to ./var.
     printed = instructions(settings, logins, backends.radicale.url)
+    assert any("mo.mentee" in line and "Office 365 / Outlook.com" in line for line in printed)
+    assert any(demo.NEWCOMER in line and "first sign-in" in line for line in printed)
     command = next(line.strip() for line in printed if "tandem user create" in line)
     assert command.startswith(f"TANDEM_DATA_DIR={settings.data_dir} tandem user create")
     result = _user_create(settings.data_dir)
