@@ -2,7 +2,10 @@
 
 ``create_microsoft_emulator`` builds the Starlette app; ``start_microsoft_emulator``
 serves it over HTTPS (msal accepts only https authorities) with a throwaway CA and hands
-back the settings that point Tandem at it. Tests and ``tandem demo`` use it; production
+back the settings that point Tandem at it. With ``browser_over_http`` the sign-in page
+(the only part a browser opens) is also served over plain http on loopback, and the
+discovery document sends browsers there, so the demo shows no certificate warning while
+every call Tandem makes (discovery, token, Graph) keeps TLS. Tests and ``tandem demo`` use it; production
 never does.
 """
 
@@ -126,6 +129,7 @@ class RunningMicrosoft:
     state: MicrosoftState
     server: BackgroundServer
     ca_path: Path
+    consent_server: BackgroundServer | None = None
 
     @property
     def url(self) -> str:
@@ -141,24 +145,47 @@ class RunningMicrosoft:
 
     def settings_overrides(self) -> dict[str, str]:
         """Environment variables (``TANDEM_`` prefix) that point Tandem at this emulator."""
-        return {
+        values = {
             "TANDEM_MICROSOFT_AUTHORITY": self.authority,
             "TANDEM_MICROSOFT_GRAPH_BASE": self.graph_base,
             "TANDEM_MICROSOFT_CA_BUNDLE": str(self.ca_path),
             "TANDEM_MICROSOFT_CLIENT_ID": self.state.client_id,
             "TANDEM_MICROSOFT_CLIENT_SECRET": self.state.client_secret,
         }
+        if self.consent_server is not None:
+            values["TANDEM_MICROSOFT_SIGN_IN_ORIGIN"] = self.consent_server.url
+        return values
 
     def stop(self) -> None:
+        if self.consent_server is not None:
+            self.consent_server.stop()
         self.server.stop()
 
 
-def start_microsoft_emulator(tmpdir: Path, state: MicrosoftState | None = None) -> RunningMicrosoft:
-    """Serve the emulator over HTTPS on a free loopback port (host name ``localhost``)."""
+def start_microsoft_emulator(
+    tmpdir: Path, state: MicrosoftState | None = None, *, browser_over_http: bool = False
+) -> RunningMicrosoft:
+    """Serve the emulator over HTTPS on a free loopback port (host name ``localhost``);
+    with ``browser_over_http`` also its sign-in page over plain http (see above)."""
     state = state or MicrosoftState()
     ca_path, tls = make_test_ca(tmpdir)
     server = BackgroundServer(create_microsoft_emulator(state), tls=tls).start()
-    return RunningMicrosoft(state=state, server=server, ca_path=ca_path)
+    consent_server = None
+    if browser_over_http:
+        consent_server = BackgroundServer(_sign_in_only(state)).start()
+        state.browser_origin = consent_server.url
+    return RunningMicrosoft(
+        state=state, server=server, ca_path=ca_path, consent_server=consent_server
+    )
+
+
+def _sign_in_only(state: MicrosoftState) -> ASGIApp:
+    """The authorize page (GET) and its consent form (POST), nothing else: tokens and
+    Graph are never offered without TLS."""
+    routes = [r for r in identity_routes(state) if r.path.endswith("/oauth2/v2.0/authorize")]
+    app = Starlette(routes=routes)
+    app.state.emulator = state
+    return _RecordAndFault(app, state)
 
 
 _CONSENT_REQUEST = re.compile(r"name='request' value='([^']+)'")

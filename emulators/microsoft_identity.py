@@ -191,11 +191,15 @@ def identity_routes(state: MicrosoftState) -> list[Route]:
     async def openid_configuration(request: Request) -> Response:
         tenant = request.path_params["tenant"]
         base = f"{_origin(request)}/{tenant}"
+        # The discovery document names the sign-in page's URL (authorization_endpoint,
+        # https://learn.microsoft.com/en-us/entra/identity-platform/v2-protocols-oidc);
+        # the emulator may put it on its plain-http companion (start_microsoft_emulator).
+        browser_base = f"{state.browser_origin or _origin(request)}/{tenant}"
         issuer_tenant = tenant if _is_guid(tenant) else "{tenantid}"
         return JSONResponse(
             {
                 "issuer": f"{_origin(request)}/{issuer_tenant}/v2.0",
-                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "authorization_endpoint": f"{browser_base}/oauth2/v2.0/authorize",
                 "token_endpoint": f"{base}/oauth2/v2.0/token",
                 "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
                 "end_session_endpoint": f"{base}/oauth2/v2.0/logout",

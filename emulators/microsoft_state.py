@@ -184,6 +184,9 @@ class MicrosoftState(FaultInjection):
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.after_commit_faults: list[Fault] = []
         self.client_secret_expired = False
+        # Where browsers open the sign-in page, when not on the TLS server itself: the
+        # demo serves it over plain http on loopback so no certificate warning shows.
+        self.browser_origin: str | None = None
         # Graph's validation handshake on subscription create; off by default because
         # most tests hand out notification URLs nothing listens on.
         self.validate_notification_urls = False

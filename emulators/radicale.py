@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+import httpx
 from caldav.collection import Calendar
 from caldav.davclient import DAVClient
 
@@ -76,6 +77,21 @@ class RunningRadicale:
                 supported_calendar_component_set=list(components),
             )
             return _url_of(calendar)
+
+    def put_calendar(self, user: str, password: str, calendar_name: str, ics_text: str) -> str:
+        """Create or replace a whole calendar from one VCALENDAR of many events, in one
+        request: Radicale splits an upload to a collection URL into one item per UID
+        (much faster than one PUT per event, each synced to disk). Returns its URL."""
+        url = self.calendar_url(user, calendar_name)
+        response = httpx.put(
+            url,
+            content=ics_text.encode(),
+            auth=(user, password),
+            headers={"Content-Type": "text/calendar; charset=utf-8"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        return url
 
     def add_event(self, user: str, password: str, calendar_name: str, ics_text: str) -> str:
         """Store one VCALENDAR object in ``calendar_name``; returns the object's URL."""

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     microsoft_client_secret: SecretStr | None = None
     microsoft_authority: str = "https://login.microsoftonline.com/common"
     microsoft_graph_base: str = "https://graph.microsoft.com/v1.0"
+    microsoft_sign_in_origin: str | None = Field(
+        default=None,
+        description="Origin of Microsoft's sign-in page when it differs from the authority's "
+        "(the local demo serves it over plain http so browsers show no certificate warning); "
+        "allowed as a form-action in the CSP. Unset for the real service.",
+    )
     microsoft_ca_bundle: Path | None = Field(
         default=None,
         description="Extra CA certificate (PEM) trusted for the Microsoft identity endpoints; "

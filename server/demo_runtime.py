@@ -13,8 +13,11 @@ import atexit
 import os
 import random
 import shutil
+import signal
 import ssl
+import sys
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,28 +55,41 @@ def _demo_events(seed: str) -> list[tuple[datetime, datetime]]:
     return events
 
 
-def run_demo(*, host: str, port: int) -> None:
-    import uvicorn
+@dataclass
+class DemoBackends:
+    """The stand-ins a demo runs against, and the settings that point Tandem at them."""
 
+    settings: Settings
+    google: Any
+    microsoft: Any
+    radicale: Any
+
+    def stop(self) -> None:
+        self.radicale.stop()
+        self.microsoft.stop()
+        self.google.stop()
+
+
+def start_backends(demo_dir: Path, base_url: str) -> DemoBackends:
+    """The Google and Microsoft emulators and Radicale, seeded with every demo person's
+    accounts and busy times; ``settings`` points Tandem at them.
+
+    No certificate warning in the browser: Microsoft's sign-in page is served over plain
+    http on loopback (Tandem's own calls to the emulator keep TLS), Google's emulator and
+    Radicale speak plain http anyway. Every demo person has a Radicale calendar, so the
+    iCal form works for anyone, not only those connected through it at start-up.
+    """
     from emulators.google import start_google_emulator
     from emulators.microsoft import start_microsoft_emulator
     from emulators.radicale import start_radicale
-    from server.app import create_app
     from server.services import demo
-
-    data_dir = Path(os.environ.get("TANDEM_DATA_DIR", "./var")).resolve()
-    demo_dir = data_dir / "demo"
-    shutil.rmtree(demo_dir, ignore_errors=True)
-    demo_dir.mkdir(parents=True)
-    base_url = f"http://{host}:{port}"
 
     people = [email for email, *_ in demo.PEOPLE]
     google = start_google_emulator(redirect_uris=[f"{base_url}/calendar/callback/google"])
-    microsoft = start_microsoft_emulator(demo_dir / "microsoft-ca")
+    microsoft = start_microsoft_emulator(demo_dir / "microsoft-ca", browser_over_http=True)
     radicale = start_radicale(
         demo_dir / "radicale", users={e: DEMO_CALDAV_PASSWORD for e in people}
     )
-    atexit.register(radicale.stop)
     for email in (demo.CONTOSO_IT_ADMIN, demo.CONTOSO_SERVICE_ACCOUNT):
         microsoft.state.add_account(email)
     microsoft.state.add_tenant([demo.CONTOSO_DOMAIN], admin=demo.CONTOSO_IT_ADMIN)
@@ -96,6 +112,9 @@ def run_demo(*, host: str, port: int) -> None:
                 end=end,
                 show_as="busy" if index % 3 else "tentative",
             )
+        radicale.put_calendar(
+            email, DEMO_CALDAV_PASSWORD, "Home", _ics(_demo_events(email + "caldav"))
+        )
     overrides: dict[str, Any] = {
         "env": "demo",
         "data_dir": demo_dir,
@@ -107,47 +126,73 @@ def run_demo(*, host: str, port: int) -> None:
     for item in (google, microsoft):
         for env_name, value in item.settings_overrides().items():
             overrides[env_name.removeprefix("TANDEM_").lower()] = value
-    settings = Settings(**overrides)
     microsoft.state.deny_app_access(demo.CONTOSO_DENIED)
-    for email in people:
-        if PRECONNECTED.get(email) == "icloud":
-            radicale.make_calendar(email, DEMO_CALDAV_PASSWORD, "Home")
-            for start, end in _demo_events(email + "caldav"):
-                radicale.add_event(email, DEMO_CALDAV_PASSWORD, "Home", _ics(start, end))
+    return DemoBackends(Settings(**overrides), google, microsoft, radicale)
 
-    logins = asyncio.run(_prepare(settings, microsoft.ca_path))
-    print(f"Tandem demo: {base_url}")
-    print(f"Sign in with any of these (password: {demo.DEMO_PASSWORD}):")
+
+def instructions(settings: Settings, logins: list[Any], caldav_url: str) -> list[str]:
+    """What ``tandem demo`` prints: the URL, the logins, and how to add a person."""
+    from server.services import demo
+    from server.services.calendars.status import PROVIDER_LABELS
+
+    lines = [
+        f"Tandem demo: {settings.base_url}",
+        f"Sign in with any of these (password: {demo.DEMO_PASSWORD}):",
+    ]
     for login in logins:
         connected = PRECONNECTED.get(login.email)
-        note = f", {connected} calendar connected" if connected else ""
-        print(f"  {login.email:<36} {login.role}{note}")
-    print(
-        f"Google/Microsoft consent pages list the demo accounts; iCloud form: server {radicale.url},"
-    )
-    print(f"  user name = the demo email, app-specific password = {DEMO_CALDAV_PASSWORD}")
-    print(
+        label = PROVIDER_LABELS.get(connected or "", "")
+        note = f", {label} calendar connected" if connected else ""
+        lines.append(f"  {login.email:<36} {login.role}{note}")
+    lines += [
+        f"Google/Microsoft consent pages list the demo accounts; iCal form: server {caldav_url},",
+        f"  user name = the demo email, app-specific password = {DEMO_CALDAV_PASSWORD}",
+        "Add a person to this running demo (its data folder is recreated on each start):",
+        f"  TANDEM_DATA_DIR={settings.data_dir} tandem user create --email E --name N --password P",
         "Organization-wide calendars: as admin@demo.tandem.test open Manage → Integrations, "
         f"integrate Microsoft Exchange with service account {demo.CONTOSO_SERVICE_ACCOUNT}; "
         f"on the consent page enter {demo.CONTOSO_IT_ADMIN}. Its access policy denies "
-        f"{demo.CONTOSO_DENIED}."
-    )
+        f"{demo.CONTOSO_DENIED}.",
+    ]
+    return lines
+
+
+def run_demo(*, host: str, port: int) -> None:
+    import uvicorn
+
+    from server.app import create_app
     from server.web.http_server import uvicorn_options
 
+    data_dir = Path(os.environ.get("TANDEM_DATA_DIR", "./var")).resolve()
+    demo_dir = data_dir / "demo"
+    shutil.rmtree(demo_dir, ignore_errors=True)
+    demo_dir.mkdir(parents=True)
+    backends = start_backends(demo_dir, f"http://{host}:{port}")
+    atexit.register(backends.radicale.stop)
+    # uvicorn re-raises SIGTERM once it has shut down; by default that kills the process
+    # before atexit runs and leaves Radicale (a child process) behind.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    settings = backends.settings
+    logins = asyncio.run(prepare(settings, backends.microsoft.ca_path))
+    print("\n".join(instructions(settings, logins, backends.radicale.url)))
     options = {**uvicorn_options(settings), "log_level": "warning"}
     uvicorn.run(create_app(settings), host=host, port=port, **options)
 
 
-def _ics(start: datetime, end: datetime) -> str:
+def _ics(events: list[tuple[datetime, datetime]]) -> str:
+    """One VCALENDAR holding one private-looking event per busy time."""
     fmt = "%Y%m%dT%H%M%SZ"
-    return (
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Tandem demo//EN\r\nBEGIN:VEVENT\r\n"
-        f"UID:{uuid.uuid4()}@demo\r\nDTSTAMP:{start.strftime(fmt)}\r\nDTSTART:{start.strftime(fmt)}\r\n"
-        f"DTEND:{end.strftime(fmt)}\r\nSUMMARY:Private\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    body = "".join(
+        "BEGIN:VEVENT\r\n"
+        f"UID:{uuid.uuid4()}@demo\r\nDTSTAMP:{start.strftime(fmt)}\r\n"
+        f"DTSTART:{start.strftime(fmt)}\r\nDTEND:{end.strftime(fmt)}\r\n"
+        "SUMMARY:Private\r\nEND:VEVENT\r\n"
+        for start, end in events
     )
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Tandem demo//EN\r\n{body}END:VCALENDAR\r\n"
 
 
-async def _prepare(settings: Settings, ms_ca: Path) -> list[Any]:
+async def prepare(settings: Settings, ms_ca: Path) -> list[Any]:
     """Migrate, seed, and connect the pre-connected people through the real flows."""
     from emulators.google import consent as google_consent
     from emulators.microsoft import consent as microsoft_consent

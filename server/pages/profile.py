@@ -155,6 +155,9 @@ async def onboarding(request: Request) -> Response:
             "form_zone": current.user.time_zone,
             "profile_action": "/onboarding",
             "submit_label": "Continue",
+            # A small script puts the browser's zone in the field; without JavaScript
+            # the stored zone stays the default.
+            "browser_zone": True,
         },
     )
 

@@ -26,7 +26,9 @@ class MeetingStatus(Enum):
     CANCELLED = "cancelled"
 
 
-@strawberry.enum
+@strawberry.enum(
+    description="Where an attendee stands: not answered yet, Accepted, Declined or Tentative."
+)
 class AttendeeResponse(Enum):
     NEEDS_ACTION = "needs_action"
     ACCEPTED = "accepted"
@@ -34,7 +36,7 @@ class AttendeeResponse(Enum):
     TENTATIVE = "tentative"
 
 
-@strawberry.enum(description="An answer an attendee can give.")
+@strawberry.enum(description="An answer an attendee can give: Accept, Decline or Tentative.")
 class RsvpResponse(Enum):
     ACCEPTED = "accepted"
     DECLINED = "declined"

@@ -26,7 +26,7 @@ class PollStatus(Enum):
     FINALIZED = "finalized"
 
 
-@strawberry.enum
+@strawberry.enum(description="An invitee's answer for one slot: Yes, If need be or No.")
 class PollAnswerValue(Enum):
     YES = "yes"
     IF_NEED_BE = "if_need_be"

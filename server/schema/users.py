@@ -21,7 +21,10 @@ class CalendarStatus(Enum):
     ERROR = "error"
 
 
-@strawberry.enum
+@strawberry.enum(
+    description="GOOGLE: Google. MICROSOFT: Office 365 (work or school) or Outlook.com "
+    "(personal). ICLOUD: iCal, that is iCloud or any other CalDAV server."
+)
 class CalendarProvider(Enum):
     GOOGLE = "google"
     MICROSOFT = "microsoft"

@@ -1,4 +1,5 @@
-"""Demo data for ``tandem demo``: an organization, two programs, pairs and a circle of six."""
+"""Demo data for ``tandem demo``: an organization, two programs, pairs, a circle of six and
+one newcomer who has never signed in."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from server.models.enums import ConnectionKind, ProgramRole
 from server.services.people import accounts, mentoring, programs
 
 DEMO_PASSWORD = "tandem-demo-password"  # noqa: S105 - printed for the local demo only
+NEWCOMER = "new@demo.tandem.test"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,8 @@ PEOPLE = [
     ("ines@contoso.demo.tandem.test", "Ines Contoso", "Europe/Lisbon", "Contoso mentor"),
     ("omar@contoso.demo.tandem.test", "Omar Contoso", "Asia/Dubai", "Contoso mentee"),
     ("rui@contoso.demo.tandem.test", "Rui Contoso", "Europe/Lisbon", "Contoso mentee"),
+    # Never signed in: the first-login journey (profile, time zone, calendar) starts here.
+    (NEWCOMER, "Noor Newcomer", "UTC", "new participant, first sign-in"),
 ]
 # The demo organization whose Microsoft 365 tenant the admin can integrate (Manage →
 # Integrations) against the emulator: the domain, the tenant's global administrator on
@@ -64,7 +68,7 @@ async def seed(session: AsyncSession) -> list[DemoLogin]:
             time_zone=zone,
             global_admin=role.startswith("global"),
             operator=role.startswith("global"),
-            profile_completed=True,
+            profile_completed=email != NEWCOMER,
         )
     admin = users[PEOPLE[0][0]]
     engineering = await programs.create_program(session, admin, "Engineering Mentorship")
@@ -91,6 +95,9 @@ async def seed(session: AsyncSession) -> list[DemoLogin]:
             kind=ConnectionKind.PAIR,
             name=None,
         )
+    await programs.add_member(
+        session, admin, engineering.id, users[NEWCOMER].id, ProgramRole.PARTICIPANT
+    )
     circle = [e for e, _n, _z, role in PEOPLE if role.startswith("circle")]
     for email in circle:
         await programs.add_member(

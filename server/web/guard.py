@@ -39,17 +39,23 @@ ANON_CSRF_COOKIE = "tandem_csrf"
 
 
 def content_security_policy(settings: Settings) -> str:
-    """No inline script or style anywhere. Forms may post to Tandem only, and to the
+    """No inline script or style anywhere (GraphiQL included; fonts may be ``data:``
+    URLs, as GraphiQL's stylesheet embeds its fonts). Forms may post to Tandem only, and to the
     Google and Microsoft sign-in origins: browsers apply ``form-action`` to the redirect
     that follows a form post, and connecting a calendar is a form post that redirects
     to the provider's consent page."""
     consent_origins = sorted(
-        {_origin(settings.google_auth_url), _origin(settings.microsoft_authority)} - {""}
+        {
+            _origin(settings.google_auth_url),
+            _origin(settings.microsoft_authority),
+            _origin(settings.microsoft_sign_in_origin or ""),
+        }
+        - {""}
     )
     form_action = " ".join(["'self'", *consent_origins])
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+        "connect-src 'self'; font-src 'self' data:; object-src 'none'; base-uri 'none'; "
         f"form-action {form_action}; frame-ancestors 'none'"
     )
 
@@ -57,14 +63,6 @@ def content_security_policy(settings: Settings) -> str:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
-
-
-# GraphiQL (development only) is a page of inline script from a CDN.
-GRAPHIQL_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://unpkg.com; "
-    "style-src 'self' 'unsafe-inline' https://unpkg.com; img-src 'self' data:; "
-    "connect-src 'self'; frame-ancestors 'none'"
-)
 
 
 def session_cookie_name(secure: bool) -> str:
@@ -90,7 +88,6 @@ class RequestGuard:
         path: str = scope["path"]
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id = new_request_id()
-        graphiql = path == "/graphql" and method == "GET"
         secure = self.services.settings.secure_cookies
         started = False
 
@@ -99,7 +96,8 @@ class RequestGuard:
             if message["type"] == "http.response.start":
                 started = True
                 out = MutableHeaders(scope=message)
-                out.setdefault("Content-Security-Policy", GRAPHIQL_CSP if graphiql else self.csp)
+                # GraphiQL too: it is served from static/vendor with no inline script.
+                out.setdefault("Content-Security-Policy", self.csp)
                 out.setdefault("X-Content-Type-Options", "nosniff")
                 out.setdefault("X-Frame-Options", "DENY")
                 # "same-origin", not "no-referrer": under no-referrer browsers send

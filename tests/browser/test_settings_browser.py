@@ -26,9 +26,9 @@ async def test_sign_in_and_read_calendar_settings(
     await expect(page.get_by_role("heading", name="Calendar Settings")).to_be_visible()
     section = page.locator("#calendar-settings")
     await expect(section).to_contain_text("Your calendar is not connected")
-    for name in ("Connect Google", "Connect Microsoft 365 / Outlook.com"):
+    for name in ("Connect Google", "Connect Office 365 / Outlook.com"):
         await expect(page.get_by_role("button", name=name)).to_be_visible()  # POST: starts a flow
-    await expect(page.get_by_role("link", name="Connect iCloud / CalDAV")).to_be_visible()
+    await expect(page.get_by_role("link", name="Connect iCal / CalDAV")).to_be_visible()
     assert page.url.endswith("/profile/edit?tab=settings")
     assert [e for e in console_errors if "Content Security Policy" in e] == []
     await page.close()

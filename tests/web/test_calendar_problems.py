@@ -81,7 +81,7 @@ async def test_expired_client_secret_is_shown_to_global_admins(
     await create_user(services, "root-cfg@example.org", global_admin=True)
     await login(client, "root-cfg@example.org")
     admin = html.unescape((await client.get("/admin")).text)
-    assert "Microsoft 365 / Outlook.com refuses Tandem's app credentials" in admin
+    assert "Office 365 / Outlook.com refuses Tandem's app credentials" in admin
     assert "TANDEM_MICROSOFT_CLIENT_SECRET" in admin
 
 

@@ -14,10 +14,13 @@ from server.models import CalendarConnection, PushSubscription
 from server.models.enums import CalendarStatus, ProviderName
 from server.services.calendars.sync import PROBLEM_PROVIDER_CONFIG
 
+# The product's words for each provider (docs/vocabulary.md): the same in buttons,
+# headings, messages and emails, matching "Your Google / Office 365 / Outlook.com / iCal
+# calendar is connected".
 PROVIDER_LABELS = {
     "google": "Google",
-    "microsoft": "Microsoft 365 / Outlook.com",
-    "icloud": "iCloud / CalDAV",
+    "microsoft": "Office 365 / Outlook.com",
+    "icloud": "iCal / CalDAV",
 }
 
 

@@ -43,7 +43,8 @@ _SUBJECT_PREFIX: dict[InviteKind, str] = {
     "update": "Updated invitation",
     "cancel": "Cancelled",
 }
-_RESPONSE_LABELS = (("accepted", "Yes"), ("tentative", "Maybe"), ("declined", "No"))
+# The same words as the meeting page's buttons (docs/vocabulary.md).
+_RESPONSE_LABELS = (("accepted", "Accept"), ("tentative", "Tentative"), ("declined", "Decline"))
 
 
 def invitation_message(
