@@ -34,9 +34,13 @@ NOT_PAGES = {
     "/healthz": "JSON for load balancers",
     "/graphql": "GraphiQL, the integrators' tool, has its own test",
     "/calendar/callback/{provider}": "the provider's redirect back, never opened by hand",
+    "/admin/integrations/microsoft/callback": "Microsoft's admin-consent redirect back",
     "/polls/{poll_id}/tally": "a fragment of /polls/{poll_id}, polled by htmx",
 }
 ADMIN_PREFIX = "/admin"
+# Organization-wide pages: global administrators (and operators) only, so a program
+# administrator's refusal there is right and they are left out of that visitor's tour.
+GLOBAL_ADMIN_PREFIX = "/admin/integrations"
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,16 +178,22 @@ def tour(site: Site, services: AppServices) -> dict[str, list[str]]:
     admin page (and home). ``/login`` is visited before signing in."""
     participant: list[str] = []
     admin: list[str] = ["/"]
+    global_only: list[str] = []
     for template in page_routes(services):
         if template == "/login":
             continue
         paths = expand(template, site.ids)
-        (admin if template.startswith(ADMIN_PREFIX) else participant).extend(paths)
+        if template.startswith(GLOBAL_ADMIN_PREFIX):
+            global_only.extend(paths)
+        elif template.startswith(ADMIN_PREFIX):
+            admin.extend(paths)
+        else:
+            participant.extend(paths)
     participant += ["/profile/edit?tab=profile", "/profile/edit?tab=security"]
     return {
         site.participant: participant,
         site.program_admin: admin,
-        site.global_admin: admin,
+        site.global_admin: admin + global_only,
     }
 
 
