@@ -6,4 +6,4 @@ person; ``deps`` is what these need from the process (settings, providers, secre
 Imports only people and the layers underneath.
 """
 
-__all__ = ["connect", "deps", "push", "status", "sync"]
+__all__ = ["connect", "deps", "health", "push", "status", "sync"]
