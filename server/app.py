@@ -19,7 +19,16 @@ from starlette.staticfiles import StaticFiles
 
 from server.config import Settings
 from server.jobs.runner import run_forever
-from server.pages import admin, auth, calendar, home, profile, program_settings, schedule
+from server.pages import (
+    admin,
+    admin_calendars,
+    auth,
+    calendar,
+    home,
+    profile,
+    program_settings,
+    schedule,
+)
 from server.pages import groups as group_pages
 from server.pages import meeting_activity as meeting_activity_pages
 from server.pages import meetings as meeting_pages
@@ -125,6 +134,11 @@ def routes(services: AppServices) -> list[Any]:
         Route(
             "/admin/programs/{program_id}/activity",
             meeting_activity_pages.activity,
+            methods=["GET"],
+        ),
+        Route(
+            "/admin/programs/{program_id}/calendars",
+            admin_calendars.program_calendars,
             methods=["GET"],
         ),
         Route("/graphql", TandemGraphQL(services), methods=["GET", "POST"]),

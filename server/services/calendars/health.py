@@ -21,21 +21,29 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.models import BusyBlock, CalendarConnection, ProgramMembership, User
+from server.models import BusyBlock, CalendarConnection, Program, ProgramMembership, User
 from server.models.base import utcnow
 from server.models.enums import BusyKind, CalendarStatus
 from server.services.calendars import sync
-from server.services.people import access
+from server.services.calendars.deps import CalendarDeps
+from server.services.people import access, programs
 
 __all__ = [
     "ACTION_TEXT",
+    "REASON_LABELS",
+    "STATE_LABELS",
     "Action",
+    "Block",
     "Health",
     "HealthState",
+    "MemberHealth",
+    "ProgramHealth",
     "Reason",
     "age_words",
+    "health_for",
     "health_of",
     "hints",
+    "program_health",
     "through",
     "visible_health_ids",
 ]
@@ -53,6 +61,13 @@ class HealthState(StrEnum):
     CONNECTED = "connected"
     NOT_CONNECTED = "not_connected"
     NEEDS_ATTENTION = "needs_attention"
+
+
+STATE_LABELS = {
+    HealthState.CONNECTED: "Connected",
+    HealthState.NOT_CONNECTED: "Not connected",
+    HealthState.NEEDS_ATTENTION: "Needs attention",
+}
 
 
 class Action(StrEnum):
@@ -109,6 +124,14 @@ class Health:
     @property
     def codes(self) -> tuple[str, ...]:
         return tuple(reason.code for reason in self.reasons)
+
+    @property
+    def state_label(self) -> str:
+        return STATE_LABELS[self.state]
+
+    @property
+    def sync_age_text(self) -> str:
+        return age_words(self.sync_age) if self.sync_age is not None else "never"
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,3 +437,92 @@ async def health_of(
             reasons=tuple(reasons),
         )
     return result
+
+
+async def health_for(
+    db: AsyncSession, deps: CalendarDeps, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Health]:
+    """``health_of`` with this installation's horizon and sync age."""
+    return await health_of(
+        db, user_ids, horizon_days=deps.horizon_days, max_age_seconds=deps.max_age_seconds
+    )
+
+
+REASON_LABELS: dict[str, str] = {
+    "not_connected": "Not connected",
+    sync.PROBLEM_AUTH_LOST: "Access lost: reconnect",
+    sync.PROBLEM_ACCESS_POLICY: "Blocked by the organization's policy",
+    sync.PROBLEM_ACCESS_DENIED: "Access refused for now",
+    sync.PROBLEM_PROVIDER_CONFIG: "Tandem's provider configuration",
+    sync.PROBLEM_UNAVAILABLE: "Calendar service not answering",
+    sync.PROBLEM_UNREADABLE: "Calendar unreadable",
+    "not_synced_yet": "Not read yet",
+    "sync_stale": "Last sync too old",
+    "horizon_short": "Horizon not covered",
+    "all_day_blocking": "Many all-day events",
+    "out_of_office": "Out of office",
+    "no_busy_time": "No busy time at all",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MemberHealth:
+    user: User
+    roles: tuple[str, ...]
+    health: Health
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramHealth:
+    """A program's calendar health for its admins: counts, counts by reason (code, label,
+    how many people), and the members shown (all, or those with ``reason``)."""
+
+    program: Program
+    connected: int
+    needs_attention: int
+    not_connected: int
+    by_reason: tuple[tuple[str, str, int], ...]
+    members: tuple[MemberHealth, ...]
+    reason: str | None
+
+
+async def program_health(
+    db: AsyncSession,
+    deps: CalendarDeps,
+    actor: User,
+    program_id: uuid.UUID,
+    *,
+    reason: str | None = None,
+) -> ProgramHealth:
+    """For the program's admins (and global admins) only; NotFound for anyone else.
+    ``reason`` filters the members to those with that reason code; an unknown code is
+    ignored (shows everyone)."""
+    program = await programs.get_administered_program(db, actor, program_id)
+    roles: dict[uuid.UUID, list[str]] = defaultdict(list)
+    people: dict[uuid.UUID, User] = {}
+    for user, role in await programs.members(db, program.id):
+        people[user.id] = user
+        roles[user.id].append(role.value)
+    found = await health_for(db, deps, list(people))
+    counts: dict[str, int] = defaultdict(int)
+    for item in found.values():
+        for code in dict.fromkeys(item.codes):
+            counts[code] += 1
+    wanted = reason if reason in REASON_LABELS else None
+    members = tuple(
+        MemberHealth(people[uid], tuple(roles[uid]), found[uid])
+        for uid in people
+        if uid in found and (wanted is None or wanted in found[uid].codes)
+    )
+    states = [item.state for item in found.values()]
+    return ProgramHealth(
+        program=program,
+        connected=sum(state == HealthState.CONNECTED for state in states),
+        needs_attention=sum(state == HealthState.NEEDS_ATTENTION for state in states),
+        not_connected=sum(state == HealthState.NOT_CONNECTED for state in states),
+        by_reason=tuple(
+            (code, REASON_LABELS[code], counts[code]) for code in REASON_LABELS if counts[code]
+        ),
+        members=members,
+        reason=wanted,
+    )
