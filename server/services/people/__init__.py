@@ -3,4 +3,13 @@ and act for whom (``access``), programs and their settings (``programs``) and me
 connections (``mentoring``). The bottom domain: imports only the layers underneath.
 """
 
-__all__ = ["access", "accounts", "api_tokens", "mentoring", "programs", "sessions"]
+__all__ = [
+    "access",
+    "accounts",
+    "api_tokens",
+    "mentoring",
+    "programs",
+    "provisioning",
+    "sessions",
+    "setup",
+]
