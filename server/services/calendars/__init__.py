@@ -2,7 +2,8 @@
 
 ``connect`` starts, finishes, replaces and disconnects connections; ``sync`` refreshes busy
 blocks; ``push`` keeps provider push channels; ``status`` says what a connection means to a
-person; ``deps`` is what these need from the process (settings, providers, secrets).
+person; ``health`` turns status and busy kinds into reasons and fixing actions; ``deps`` is
+what these need from the process (settings, providers, secrets).
 Imports only people and the layers underneath.
 """
 
