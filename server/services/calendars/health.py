@@ -232,8 +232,8 @@ def hints(
     """What the busy kinds say, in the person's own zone: all-day events blocking many of
     their coming weekdays, a current absence, or no busy time at all ahead.
 
-    ``busy_ahead`` is how many blocks of any kind start within ``quiet_days`` (counted in
-    the database); ``None`` counts ``blocks`` themselves.
+    ``busy_ahead`` is how many blocks of any kind overlap the next ``quiet_days`` (counted
+    in the database); ``None`` counts ``blocks`` themselves.
     """
     try:
         zone = ZoneInfo(zone_name)
@@ -378,7 +378,13 @@ async def health_of(
             )
         ).all()
     }
-    readable = [uid for uid, c in connections.items() if c.last_synced_at is not None]
+    # Hints read the cache, so only for calendars read successfully and still readable (an
+    # unreadable calendar's cache is emptied: "no busy time" would be wrong there).
+    readable = [
+        uid
+        for uid, c in connections.items()
+        if c.last_synced_at is not None and c.status == CalendarStatus.CONNECTED
+    ]
     blocks: dict[uuid.UUID, list[Block]] = defaultdict(list)
     counts: dict[uuid.UUID, int] = {}
     quiet_until = now + timedelta(days=min(QUIET_DAYS, horizon_days))

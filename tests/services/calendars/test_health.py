@@ -150,8 +150,10 @@ def _connection(user_id: object, **values: object) -> CalendarConnection:
 
 async def test_health_of_many_people_in_a_few_queries(services: AppServices) -> None:
     now = datetime.now(UTC)
-    fine, stale, lost, policy, absent = [await create_user(services) for _ in range(5)]
-    nobody = await create_user(services)
+    fine, stale, lost, policy, absent, unreadable = [
+        await create_user(services, password="") for _ in range(6)
+    ]
+    nobody = await create_user(services, password="")
     async with services.db.session() as db:
         for user, values in (
             (fine, {}),
@@ -166,6 +168,10 @@ async def test_health_of_many_people_in_a_few_queries(services: AppServices) -> 
                 },
             ),
             (absent, {}),
+            (
+                unreadable,
+                {"status": CalendarStatus.ERROR, "error_code": sync.PROBLEM_UNREADABLE},
+            ),
         ):
             defaults = {
                 "last_synced_at": now - timedelta(minutes=5),
@@ -194,7 +200,9 @@ async def test_health_of_many_people_in_a_few_queries(services: AppServices) -> 
         await db.commit()
     async with services.db.session() as db:
         with _queries(services) as seen:
-            found = await health.health_of(db, [fine, stale, lost, policy, absent, nobody], now=now)
+            found = await health.health_of(
+                db, [fine, stale, lost, policy, absent, unreadable, nobody], now=now
+            )
     assert len(seen) <= 4
     assert found[fine].state == HealthState.CONNECTED and found[fine].reasons == ()
     assert found[fine].through == "Google" and found[fine].horizon_covered
@@ -207,6 +215,9 @@ async def test_health_of_many_people_in_a_few_queries(services: AppServices) -> 
     assert found[policy].reasons[0].message == "Your organization's policy blocks Tandem."
     assert found[absent].codes == ("out_of_office",)
     assert found[absent].state == HealthState.CONNECTED
+    # Its cache was emptied when it became unreadable: no "no busy time" hint on top.
+    assert found[unreadable].codes == ("unreadable",)
+    assert found[unreadable].reasons[0].message == "Tandem could not read the calendar."
     assert found[nobody].state == HealthState.NOT_CONNECTED
     assert found[nobody].codes == ("not_connected",)
     assert found[nobody].reasons[0].action == Action.CONNECT
