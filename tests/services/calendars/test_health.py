@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import event
 
 from server.models import BusyBlock, CalendarConnection
-from server.models.enums import BusyKind, CalendarStatus, ProviderName
+from server.models.enums import BusyKind, CalendarStatus, ProgramRole, ProviderName
 from server.services.calendars import health, sync
 from server.services.calendars.health import Action, Block, HealthState
+from server.services.people import accounts, programs
 from server.wiring import AppServices
 from tests.conftest import create_user
 
@@ -247,3 +248,33 @@ async def test_a_short_horizon_is_reported(services: AppServices) -> None:
         found = (await health.health_of(db, [user], now=now))[user]
     assert found.codes == ("horizon_short",)
     assert not found.horizon_covered
+
+
+async def test_a_programs_summary_costs_the_same_queries_for_ten_times_the_people(
+    services: AppServices,
+) -> None:
+    root = await create_user(services, global_admin=True, password="")
+    async with services.db.session() as db:
+        admin = await accounts.get_user(db, root)
+        small = await programs.create_program(db, admin, "Small")
+        large = await programs.create_program(db, admin, "Large")
+        await db.commit()
+    now = datetime.now(UTC)
+    for program, size in ((small, 3), (large, 30)):
+        for _ in range(size):
+            person = await create_user(services, password="")
+            async with services.db.session() as db:
+                await programs.add_member(db, admin, program.id, person, ProgramRole.MENTEE)
+                db.add(
+                    _connection(person, last_synced_at=now, synced_until=now + timedelta(days=60))
+                )
+                await db.commit()
+    counts = []
+    for program in (small, large):
+        async with services.db.session() as db:
+            with _queries(services) as seen:
+                summary = await health.program_health(db, services.calendar, admin, program.id)
+            counts.append(len(seen))
+            assert len(summary.members) in (3, 30)
+    assert counts[0] == counts[1] <= 8
+    assert summary.by_reason == (("no_busy_time", "No busy time at all", 30),)
