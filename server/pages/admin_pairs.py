@@ -69,7 +69,8 @@ async def _page(request: Request, program_id: uuid.UUID, **extra: Any) -> Respon
     status = extra.pop("status_code", 200)
     context: dict[str, Any] = {
         "program": program,
-        "people": list(everyone.values()),
+        # Only active accounts can join; deactivated members still show in their groups.
+        "people": [user for user in everyone.values() if user.is_active],
         "roles": roles,
         "pairs": [c for c in connections if c.kind == ConnectionKind.PAIR],
         "groups": [c for c in connections if c.kind == ConnectionKind.GROUP],

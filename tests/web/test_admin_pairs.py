@@ -120,6 +120,23 @@ async def test_a_pair_with_someone_outside_the_program_is_refused(
     assert done.status_code == 422
     assert "Every member must belong to the program first." in done.text
     assert await _connections(services) == []
+    async with services.db.session() as db:
+        gone = await accounts.get_user(db, scene.people[1])
+        gone.is_active = False
+        db.add(gone)
+        await db.commit()
+    page = await client.get(scene.base)
+    assert f'value="{scene.people[1]}"' not in page.text  # not offered
+    inactive = await client.post(
+        f"{scene.base}/pairs",
+        data={
+            "mentor_id": str(scene.people[0]),
+            "mentee_id": str(scene.people[1]),
+            "csrf_token": scene.csrf,
+        },
+    )
+    assert inactive.status_code == 422 and "reactivate it first" in inactive.text
+    assert await _connections(services) == []
     missing = await client.post(
         f"{scene.base}/pairs", data={"mentor_id": "", "mentee_id": "x", "csrf_token": scene.csrf}
     )

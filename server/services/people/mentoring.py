@@ -19,6 +19,7 @@ from server.services.people.sessions import Viewer, admin_as_self
 from server.services.validation import clean_name
 
 MAX_GROUP_SIZE = 50
+DEACTIVATED_MEMBER = "A deactivated account cannot join a pair or group; reactivate it first."
 
 
 async def create_connection(
@@ -66,6 +67,8 @@ async def create_connection(
         u.id: u
         for u in (await session.exec(select(User).where(col(User.id).in_(unique_ids)))).all()
     }
+    if any(not user.is_active for user in users.values()):
+        raise ValidationFailed(DEACTIVATED_MEMBER, field="memberIds")
     if kind == ConnectionKind.PAIR:
         first, second = (users[uid] for uid in unique_ids)
         label = name or f"{first.name} & {second.name}"
@@ -139,6 +142,9 @@ async def add_connection_member(
     )
     if in_program.first() is None:
         raise ValidationFailed("This person is not in the program.", field="userId")
+    person = await session.get(User, user_id)
+    if person is None or not person.is_active:
+        raise ValidationFailed(DEACTIVATED_MEMBER, field="userId")
     current = await _member_ids(session, connection.id)
     if user_id in current:
         raise ValidationFailed("This person is already in the group.", field="userId")
