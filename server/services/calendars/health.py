@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.models import BusyBlock, CalendarConnection, Program, ProgramMembership, User
 from server.models.base import utcnow
 from server.models.enums import BusyKind, CalendarStatus
-from server.services.calendars import sync
+from server.services.calendars import coverage, sync
 from server.services.calendars.deps import CalendarDeps
 from server.services.people import access, programs
 
@@ -313,8 +313,9 @@ def _connection_reasons(
                 Action.RECONNECT,
             )
         )
-    until = connection.synced_until
-    covered = until is not None and until + HORIZON_SLACK >= now + horizon
+    # Rows synced before the range was recorded cover the horizon around their last sync.
+    span = coverage.default_range(connection, horizon.days)
+    covered = span is not None and span[1] + HORIZON_SLACK >= now + horizon
     if not covered and not reasons:
         reasons.append(
             Reason(
