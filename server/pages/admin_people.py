@@ -194,34 +194,31 @@ def _confirm(request: Request, **context: Any) -> Response:
 
 
 async def confirm_remove_role(request: Request) -> Response:
+    """Which role to take away (the one clicked is preselected), then a plain POST."""
     program_id, row, program_name = await _person(request)
-    role = _role(request)
-    return _confirm(
+    chosen = request.query_params.get("role", "")
+    return render(
         request,
-        heading=f"Remove {ROLE_LABELS[role].lower()} role",
-        message=f"{row.user.name} will no longer be {ROLE_LABELS[role].lower()} in "
-        f"{program_name}."
-        + (" It is their only role: they leave the program." if row.roles == (role,) else ""),
-        action=f"{_base(program_id)}/{row.user.id}/roles/{role.value}/remove",
-        button="Remove the role",
-        cancel=_base(program_id),
+        "pages/admin_remove_role.html",
+        {
+            "person": row,
+            "program_name": program_name,
+            "roles": ROLE_LABELS,
+            "chosen": chosen if chosen in {role.value for role in row.roles} else "",
+            "action": f"{_base(program_id)}/{row.user.id}/roles/remove",
+            "cancel": _base(program_id),
+        },
     )
-
-
-def _role(request: Request) -> ProgramRole:
-    try:
-        return ProgramRole(request.path_params["role"])
-    except ValueError:
-        raise HTTPException(404) from None
 
 
 async def remove_role(request: Request) -> Response:
     current = viewer(request)
     program_id = _uuid(request.path_params["program_id"])
     user_id = _uuid(request.path_params["user_id"])
-    role = _role(request)
+    form = await request.form()
     async with services(request).db.session() as db:
         try:
+            role = provisioning.parse_role(str(form.get("role", "")))
             await provisioning.remove_role(db, current, program_id, user_id, role)
             await db.commit()
         except DomainError as exc:

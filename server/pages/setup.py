@@ -24,7 +24,7 @@ def _key(request: Request) -> bytes:
 
 
 async def setup_form(request: Request) -> Response:
-    token = request.path_params["token"][:2048]
+    token = request.path_params["setup_token"][:2048]
     async with services(request).db.session() as db:
         try:
             user = await setup.read_setup_link(db, _key(request), token)
@@ -35,7 +35,7 @@ async def setup_form(request: Request) -> Response:
 
 async def complete(request: Request) -> Response:
     svc = services(request)
-    token = request.path_params["token"][:2048]
+    token = request.path_params["setup_token"][:2048]
     form = await request.form()
     password = str(form.get("password", ""))[:1024]
     confirm = str(form.get("confirm", ""))[:1024]

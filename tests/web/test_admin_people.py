@@ -237,12 +237,16 @@ async def test_roles_are_added_and_removed_after_confirmation(
     )
     assert added.status_code == 303
     assert await _roles(services, scene.id, scene.pat) == {"participant", "mentor"}
-    confirm_path = f"{scene.base}/{scene.pat}/roles/mentor/remove"
-    confirm = await client.get(confirm_path)
+    confirm_path = f"{scene.base}/{scene.pat}/roles/remove"
+    listed = await client.get(scene.base)
+    assert f'href="{confirm_path}?role=mentor"' in listed.text
+    confirm = await client.get(f"{confirm_path}?role=mentor")
     assert confirm.status_code == 200
     assert f'action="{confirm_path}"' in confirm.text and "Remove the role" in confirm.text
+    assert 'value="mentor" required checked' in confirm.text
+    assert 'value="participant" required>' in confirm.text
     assert await _roles(services, scene.id, scene.pat) == {"participant", "mentor"}  # not yet
-    removed = await client.post(confirm_path, data={"csrf_token": scene.csrf})
+    removed = await client.post(confirm_path, data={"role": "mentor", "csrf_token": scene.csrf})
     assert removed.status_code == 303
     assert await _roles(services, scene.id, scene.pat) == {"participant"}
     rows = await _audit(services, "program.member_removed")
@@ -250,7 +254,7 @@ async def test_roles_are_added_and_removed_after_confirmation(
         (scene.lead, scene.pat, "mentor")
     ]
     own = await client.post(
-        f"{scene.base}/{scene.lead}/roles/admin/remove", data={"csrf_token": scene.csrf}
+        f"{scene.base}/{scene.lead}/roles/remove", data={"role": "admin", "csrf_token": scene.csrf}
     )
     assert own.status_code == 403 and "your own admin role" in html.unescape(own.text)
     stranger = await client.post(
