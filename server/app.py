@@ -21,6 +21,9 @@ from server.config import Settings
 from server.jobs.runner import run_forever
 from server.pages import (
     admin,
+    admin_calendars,
+    admin_pairs,
+    admin_people,
     auth,
     calendar,
     home,
@@ -34,6 +37,7 @@ from server.pages import groups as group_pages
 from server.pages import meeting_activity as meeting_activity_pages
 from server.pages import meetings as meeting_pages
 from server.pages import polls as poll_pages
+from server.pages import setup as setup_pages
 from server.pages.common import LoginRequired, render
 from server.web import webhooks
 from server.web.graphql_view import TandemGraphQL
@@ -73,6 +77,31 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         {"heading": heading, "message": message},
         status_code=exc.status_code,
     )
+
+
+def admin_routes() -> list[Route]:
+    """Administration of a program's people, pairs and groups."""
+    people = "/admin/programs/{program_id}/people"
+    person = people + "/{user_id}"
+    pairs = "/admin/programs/{program_id}/connections"
+    member = pairs + "/{connection_id}/members/{user_id}/remove"
+    return [
+        Route(people, admin_people.people_page, methods=["GET"]),
+        Route(people, admin_people.create_person, methods=["POST"]),
+        Route(people + "/add", admin_people.add_existing, methods=["POST"]),
+        Route(person + "/roles", admin_people.add_role, methods=["POST"]),
+        Route(person + "/roles/remove", admin_people.confirm_remove_role, methods=["GET"]),
+        Route(person + "/roles/remove", admin_people.remove_role, methods=["POST"]),
+        Route(person + "/deactivate", admin_people.confirm_deactivate, methods=["GET"]),
+        Route(person + "/deactivate", admin_people.deactivate, methods=["POST"]),
+        Route(person + "/reactivate", admin_people.reactivate, methods=["POST"]),
+        Route(pairs, admin_pairs.connections_page, methods=["GET"]),
+        Route(pairs + "/pairs", admin_pairs.create_pair, methods=["POST"]),
+        Route(pairs + "/groups", admin_pairs.create_group, methods=["POST"]),
+        Route(pairs + "/{connection_id}/members", admin_pairs.add_member, methods=["POST"]),
+        Route(member, admin_pairs.confirm_remove_member, methods=["GET"]),
+        Route(member, admin_pairs.remove_member, methods=["POST"]),
+    ]
 
 
 def routes(services: AppServices) -> list[Any]:
@@ -153,6 +182,14 @@ def routes(services: AppServices) -> list[Any]:
             meeting_activity_pages.activity,
             methods=["GET"],
         ),
+        Route(
+            "/admin/programs/{program_id}/calendars",
+            admin_calendars.program_calendars,
+            methods=["GET"],
+        ),
+        *admin_routes(),
+        Route("/setup/{setup_token}", setup_pages.setup_form, methods=["GET"]),
+        Route("/setup/{setup_token}", setup_pages.complete, methods=["POST"]),
         Route("/graphql", TandemGraphQL(services), methods=["GET", "POST"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

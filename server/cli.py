@@ -80,6 +80,32 @@ def cmd_user_create(args: argparse.Namespace) -> None:
     print(asyncio.run(_with_db(settings, create)))
 
 
+def cmd_user_setup_link(args: argparse.Namespace) -> None:
+    from server.providers.secrets import SecretBox, SecretError
+    from server.services.people import accounts, setup
+
+    settings = _settings()
+    try:
+        box = SecretBox.from_config(
+            settings.secret_keys.get_secret_value() if settings.secret_keys else None,
+            settings.data_dir,
+        )
+    except SecretError as exc:
+        raise CommandError(str(exc)) from exc
+
+    async def link(session: Any) -> str:
+        user = await accounts.get_by_email(session, args.email)
+        if user is None:
+            raise CommandError(f"no user with email {args.email.strip()[:200]}")
+        if not user.is_active:
+            raise CommandError("this account is deactivated")
+        if user.password_hash is not None:
+            raise CommandError("this person already has a password; they sign in with it")
+        return setup.make_setup_link(setup.setup_key(box.master_key()), settings.base_url, user)
+
+    print(asyncio.run(_with_db(settings, link)))
+
+
 def cmd_token_create(args: argparse.Namespace) -> None:
     from server.services.errors import DomainError
     from server.services.people import accounts, api_tokens
@@ -182,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--global-admin", action="store_true")
     create.add_argument("--operator", action="store_true")
     create.set_defaults(func=cmd_user_create)
+    setup_link = user.add_parser(
+        "setup-link", help="print a one-time link for a user without a password to choose one"
+    )
+    setup_link.add_argument("--email", required=True)
+    setup_link.set_defaults(func=cmd_user_setup_link)
 
     secrets_cmd = sub.add_parser("secrets", help="manage encryption of stored secrets")
     secrets_cmd.add_subparsers(dest="action", required=True).add_parser(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -55,6 +56,16 @@ def test_user_and_token_create(tmp_path: Path) -> None:
     token = run(tmp_path, "token", "create", "--email", "ada@example.org", "--name", "ci")
     assert token.returncode == 0, token.stderr
     assert token.stdout.strip().startswith("tdm_") and len(token.stdout.strip()) > 40
+
+
+def test_user_setup_link(tmp_path: Path) -> None:
+    created = run(tmp_path, "user", "create", "--email", "new@example.org", "--name", "New")
+    assert created.returncode == 0, created.stderr
+    link = run(tmp_path, "user", "setup-link", "--email", "New@Example.org")
+    assert link.returncode == 0, link.stderr
+    assert re.fullmatch(r"https?://\S+/setup/[\w-]+\.[\w-]+\n", link.stdout), link.stdout
+    missing = run(tmp_path, "user", "setup-link", "--email", "ghost@example.org")
+    assert one_line_error(missing) == "tandem: no user with email ghost@example.org"
 
 
 @pytest.mark.parametrize(

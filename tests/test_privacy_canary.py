@@ -222,6 +222,10 @@ async def test_event_details_never_leave_the_sync_boundary(
         admin_web = await client()
         await login(admin_web, "admin@example.org")
         seen.append((await admin_web.get("/admin")).text)
+        for page in ("calendars", "people", "connections"):
+            shown = await admin_web.get(f"/admin/programs/{program.id}/{page}")
+            assert shown.status_code == 200
+            seen.append(shown.text)
         await admin_web.aclose()
     finally:
         await ms_browser.aclose()
@@ -278,7 +282,8 @@ async def test_event_details_never_leave_the_sync_boundary(
             str(
                 await gql(
                     api,
-                    "query U($id: ID!) { user(id: $id) { name calendar { status provider } } }",
+                    "query U($id: ID!) { user(id: $id) { name calendar { status provider"
+                    " health { state reasons { code message } } } } }",
                     {"id": str(user_id)},
                     token=token,
                 )

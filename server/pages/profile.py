@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from server.pages.auth import set_session_cookie
 from server.pages.common import redirect, render, services, viewer
+from server.services.calendars import health as calendar_health
 from server.services.calendars import status as calendar_status
 from server.services.errors import DomainError
 from server.services.integrations import cover
@@ -35,6 +36,13 @@ async def _page(request: Request, tab: str, **extra: Any) -> Response:
         )
         settings = await programs.settings_for_user(db, current.user.id)
         managed = await cover.managing_kind(db, calendar)
+        health = (
+            (
+                await calendar_health.health_for(db, services(request).calendar, [current.user.id])
+            ).get(current.user.id)
+            if tab == "settings"
+            else None
+        )
     context: dict[str, Any] = {
         "managed_by": KIND_LABELS[managed] if managed else None,
         "replaced_label": calendar_status.PROVIDER_LABELS.get(calendar.replaced_provider or "")
@@ -44,6 +52,7 @@ async def _page(request: Request, tab: str, **extra: Any) -> Response:
         "tokens": tokens,
         "calendar": calendar,
         "push_paused": push_paused,
+        "health": health,
         "allowed_providers": settings.allowed_providers,
         "provider_labels": calendar_status.PROVIDER_LABELS,
         "zones": time_zone_names(),

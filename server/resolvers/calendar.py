@@ -67,4 +67,6 @@ async def disconnect_calendar(info: strawberry.Info[Context, None]) -> CalendarC
     except DomainError as exc:
         await ctx.db.rollback()
         return CalendarConnectionPayload(calendar=None, errors=[to_user_error(exc)])
-    return CalendarConnectionPayload(calendar=CalendarConnection.from_row(None), errors=[])
+    return CalendarConnectionPayload(
+        calendar=CalendarConnection.from_row(None, user_id=ctx.user.id), errors=[]
+    )

@@ -10,6 +10,8 @@ from server.schema.context import Context
 from server.schema.programs import (
     AddProgramMemberInput,
     AddProgramMemberPayload,
+    ConnectionMemberInput,
+    ConnectionMemberPayload,
     CreateMentoringConnectionInput,
     CreateMentoringConnectionPayload,
     CreateProgramInput,
@@ -17,13 +19,17 @@ from server.schema.programs import (
     MentoringConnection,
     Program,
     ProgramMember,
+    RemoveProgramMemberInput,
+    RemoveProgramMemberPayload,
+    SetUserActiveInput,
+    SetUserActivePayload,
     UpdateProgramSettingsInput,
     UpdateProgramSettingsPayload,
 )
 from server.schema.programs import ProgramRole as ProgramRoleEnum
 from server.schema.users import User
 from server.services.errors import NotFound, ValidationFailed
-from server.services.people import accounts, mentoring, programs
+from server.services.people import accounts, mentoring, programs, provisioning
 from server.services.people.sessions import Viewer
 
 MAX_MEMBER_IDS = 50
@@ -96,6 +102,7 @@ async def create_mentoring_connection(
             member_ids=[parse_id(m, "user", "memberIds") for m in input.member_ids],
             kind=ConnectionKind(input.kind.value),
             name=input.name,
+            mentor_id=parse_id(input.mentor_id, "user", "mentorId") if input.mentor_id else None,
         )
         return MentoringConnection.from_row(row)
 
@@ -132,3 +139,70 @@ async def update_program_settings(
 
     result, errors = await run_mutation(info, action)
     return UpdateProgramSettingsPayload(program=result, errors=errors)
+
+
+async def remove_program_member(
+    info: strawberry.Info[Context, None], input: RemoveProgramMemberInput
+) -> RemoveProgramMemberPayload:
+    async def action() -> bool:
+        await provisioning.remove_role(
+            info.context.db,
+            _viewer(info),
+            parse_id(input.program_id, "program", "programId"),
+            parse_id(input.user_id, "user", "userId"),
+            ProgramRole(input.role.value),
+        )
+        return True
+
+    result, errors = await run_mutation(info, action)
+    return RemoveProgramMemberPayload(removed=bool(result), errors=errors)
+
+
+async def set_user_active(
+    info: strawberry.Info[Context, None], input: SetUserActiveInput
+) -> SetUserActivePayload:
+    change = provisioning.reactivate if input.active else provisioning.deactivate
+
+    async def action() -> User:
+        row = await change(
+            info.context.db,
+            _viewer(info),
+            parse_id(input.program_id, "program", "programId"),
+            parse_id(input.user_id, "user", "userId"),
+        )
+        return User.from_row(row)
+
+    result, errors = await run_mutation(info, action)
+    return SetUserActivePayload(user=result, active=input.active if result else None, errors=errors)
+
+
+async def add_connection_member(
+    info: strawberry.Info[Context, None], input: ConnectionMemberInput
+) -> ConnectionMemberPayload:
+    async def action() -> MentoringConnection:
+        row = await mentoring.add_connection_member(
+            info.context.db,
+            _viewer(info),
+            parse_id(input.connection_id, "connection", "connectionId"),
+            parse_id(input.user_id, "user", "userId"),
+        )
+        return MentoringConnection.from_row(row)
+
+    result, errors = await run_mutation(info, action)
+    return ConnectionMemberPayload(connection=result, errors=errors)
+
+
+async def remove_connection_member(
+    info: strawberry.Info[Context, None], input: ConnectionMemberInput
+) -> ConnectionMemberPayload:
+    async def action() -> MentoringConnection:
+        row = await mentoring.remove_connection_member(
+            info.context.db,
+            _viewer(info),
+            parse_id(input.connection_id, "connection", "connectionId"),
+            parse_id(input.user_id, "user", "userId"),
+        )
+        return MentoringConnection.from_row(row)
+
+    result, errors = await run_mutation(info, action)
+    return ConnectionMemberPayload(connection=result, errors=errors)

@@ -13,14 +13,24 @@ from strawberry.dataloader import DataLoader
 
 from server.models import CalendarConnection, MentoringConnection, User
 from server.models.enums import ProgramRole
-from server.services.calendars import status
+from server.services.calendars import health, status
 from server.services.integrations import cover
 from server.services.people import access, mentoring, programs
 from server.services.people.sessions import Viewer
 from server.wiring import AppServices
 
 
-def _loaders(db: AsyncSession, viewer: Viewer | None) -> dict[str, DataLoader[Any, Any]]:
+def _loaders(
+    db: AsyncSession, viewer: Viewer | None, services: AppServices
+) -> dict[str, DataLoader[Any, Any]]:
+    async def load_health(ids: list[uuid.UUID]) -> list[health.Health | None]:
+        """Health of the people the viewer may see it for (themselves, their programs'
+        members); None for the others."""
+        assert viewer is not None
+        visible = await health.visible_health_ids(db, viewer.user, ids)
+        found = await health.health_for(db, services.calendar, [i for i in ids if i in visible])
+        return [found.get(i) for i in ids]
+
     async def load_calendars(ids: list[uuid.UUID]) -> list[CalendarConnection | None]:
         found = await status.statuses(db, ids)
         return [found.get(i) for i in ids]
@@ -53,6 +63,7 @@ def _loaders(db: AsyncSession, viewer: Viewer | None) -> dict[str, DataLoader[An
     return {
         "calendar_by_user": DataLoader(load_fn=load_calendars),
         "integration_kind": DataLoader(load_fn=load_integration_kinds),
+        "calendar_health_by_user": DataLoader(load_fn=load_health),
         "members_by_connection": DataLoader(load_fn=load_connection_members),
         "program_settings": DataLoader(load_fn=load_program_settings),
         "program_members": DataLoader(load_fn=load_program_members),
@@ -79,7 +90,7 @@ class Context:
             services=services,
             db=db,
             viewer=request.state.viewer,
-            loaders=_loaders(db, request.state.viewer),
+            loaders=_loaders(db, request.state.viewer, services),
         )
 
     @property

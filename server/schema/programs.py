@@ -143,6 +143,11 @@ class CreateMentoringConnectionInput:
     member_ids: list[strawberry.ID]
     kind: ConnectionKind
     name: str | None = None
+    mentor_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="For a pair: which member mentors (the other is the mentee). Without it "
+        "their program roles decide.",
+    )
 
 
 @strawberry.type
@@ -170,4 +175,49 @@ class UpdateProgramSettingsInput:
 @strawberry.type
 class UpdateProgramSettingsPayload:
     program: Program | None
+    errors: list[UserError]
+
+
+@strawberry.input
+class RemoveProgramMemberInput:
+    program_id: strawberry.ID
+    user_id: strawberry.ID
+    role: ProgramRole = strawberry.field(
+        description="The role taken away; the person leaves the program with their last role."
+    )
+
+
+@strawberry.type
+class RemoveProgramMemberPayload:
+    removed: bool
+    errors: list[UserError]
+
+
+@strawberry.input
+class SetUserActiveInput:
+    program_id: strawberry.ID = strawberry.field(
+        description="A program of the person that the caller administers."
+    )
+    user_id: strawberry.ID
+    active: bool = strawberry.field(
+        description="False deactivates: sign-in refused, sessions ended, API tokens revoked."
+    )
+
+
+@strawberry.type
+class SetUserActivePayload:
+    user: User | None
+    active: bool | None
+    errors: list[UserError]
+
+
+@strawberry.input
+class ConnectionMemberInput:
+    connection_id: strawberry.ID
+    user_id: strawberry.ID
+
+
+@strawberry.type
+class ConnectionMemberPayload:
+    connection: MentoringConnection | None
     errors: list[UserError]

@@ -46,9 +46,12 @@ from server.schema.polls import (
 )
 from server.schema.programs import (
     AddProgramMemberPayload,
+    ConnectionMemberPayload,
     CreateMentoringConnectionPayload,
     CreateProgramPayload,
     Program,
+    RemoveProgramMemberPayload,
+    SetUserActivePayload,
     UpdateProgramSettingsPayload,
 )
 from server.schema.users import User
@@ -97,6 +100,18 @@ class Mutation:
     )
     update_program_settings: UpdateProgramSettingsPayload = strawberry.mutation(
         resolver=programs.update_program_settings, permission_classes=ADMIN_AS_SELF
+    )
+    remove_program_member: RemoveProgramMemberPayload = strawberry.mutation(
+        resolver=programs.remove_program_member, permission_classes=ADMIN_AS_SELF
+    )
+    set_user_active: SetUserActivePayload = strawberry.mutation(
+        resolver=programs.set_user_active, permission_classes=ADMIN_AS_SELF
+    )
+    add_connection_member: ConnectionMemberPayload = strawberry.mutation(
+        resolver=programs.add_connection_member, permission_classes=ADMIN_AS_SELF
+    )
+    remove_connection_member: ConnectionMemberPayload = strawberry.mutation(
+        resolver=programs.remove_connection_member, permission_classes=ADMIN_AS_SELF
     )
     start_calendar_connection: StartCalendarConnectionPayload = strawberry.mutation(
         resolver=calendar.start_calendar_connection, permission_classes=AUTH

@@ -101,14 +101,21 @@ def protocol_for(settings: Settings) -> type[BoundedH11Protocol]:
     )
 
 
+_TOKEN_PATHS = ("/setup/", "/rsvp/")
+
+
 class _NoQueryStrings(logging.Filter):
     """Access-log lines keep the path but drop the query string: OAuth callbacks carry
-    one-time codes there, and a refused ``GET /graphql`` would carry the document."""
+    one-time codes there, and a refused ``GET /graphql`` would carry the document. Paths
+    that are themselves a credential (account setup and RSVP links) lose their token."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
             path = urlsplit(args[2]).path or args[2].split("?", 1)[0]
+            for prefix in _TOKEN_PATHS:
+                if path.startswith(prefix):
+                    path = prefix + "[token]"
             record.args = (*args[:2], path, *args[3:])
         return True
 

@@ -21,7 +21,7 @@ from server.models import User
 from server.models.enums import AttendeeResponse, ConnectionKind, ProgramRole
 from server.services.invites import make_rsvp_token
 from server.services.meetings import booking
-from server.services.people import mentoring, programs
+from server.services.people import accounts, mentoring, programs, setup
 from server.services.people.sessions import Viewer
 from server.services.polls import rules as poll_rules
 from server.wiring import AppServices
@@ -134,6 +134,12 @@ async def seed_site(services: AppServices) -> Site:
         AttendeeResponse.ACCEPTED,
         datetime.now(UTC) + timedelta(days=30),
     )
+    async with services.db.session() as db:
+        newcomer = await accounts.create_user(db, email="newcomer@example.org", name="New Comer")
+        await db.commit()
+    setup_link = setup.make_setup_link(
+        setup.setup_key(services.secrets.master_key()), services.settings.base_url, newcomer
+    )
     return Site(
         participant="pat@example.org",
         program_admin="coord@example.org",
@@ -147,6 +153,7 @@ async def seed_site(services: AppServices) -> Site:
             "token": [token],
             "provider": ["google", "microsoft", "icloud"],
             "user_id": [str(pat_id)],
+            "setup_token": [setup_link.rsplit("/", 1)[1]],
         },
     )
 

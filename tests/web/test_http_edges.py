@@ -323,11 +323,14 @@ def test_access_log_omits_query_strings(server: int) -> None:
     access.setLevel(logging.INFO)
     try:
         httpx.get(f"http://127.0.0.1:{server}/calendar/callback/google?code=oauth-code-123")
+        httpx.get(f"http://127.0.0.1:{server}/setup/setup-token-456.sig")
         deadline = time.monotonic() + 5
-        while not collect.lines and time.monotonic() < deadline:
+        while len(collect.lines) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         access.removeHandler(collect)
         access.setLevel(previous)
     assert any("/calendar/callback/google" in line for line in collect.lines), collect.lines
     assert not any("oauth-code-123" in line for line in collect.lines)
+    assert any("/setup/[token]" in line for line in collect.lines), collect.lines
+    assert not any("setup-token-456" in line for line in collect.lines)

@@ -6,6 +6,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 
+from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -18,6 +19,7 @@ from server.services.people.sessions import Viewer, admin_as_self
 from server.services.validation import clean_name
 
 MAX_GROUP_SIZE = 50
+DEACTIVATED_MEMBER = "A deactivated account cannot join a pair or group; reactivate it first."
 
 
 async def create_connection(
@@ -29,7 +31,10 @@ async def create_connection(
     kind: ConnectionKind,
     name: str | None,
     organizer_id: uuid.UUID | None = None,
+    mentor_id: uuid.UUID | None = None,
 ) -> MentoringConnection:
+    """A pair or group of program members. For a pair, ``mentor_id`` says which member
+    mentors (the other is the mentee); without it their program roles decide."""
     actor = admin_as_self(who)
     if not await access.can_see_program(session, actor, program_id):
         raise NotFound("program", field="programId")
@@ -54,12 +59,16 @@ async def create_connection(
     outsiders = [uid for uid in unique_ids if uid not in roles]
     if outsiders:
         raise ValidationFailed("Every member must belong to the program first.", field="memberIds")
+    if mentor_id is not None and (kind != ConnectionKind.PAIR or mentor_id not in unique_ids):
+        raise ValidationFailed("The mentor must be one of the pair.", field="mentorId")
     if organizer_id is not None and organizer_id not in unique_ids:
         raise ValidationFailed("The organizer must be a member of the group.", field="organizerId")
     users = {
         u.id: u
         for u in (await session.exec(select(User).where(col(User.id).in_(unique_ids)))).all()
     }
+    if any(not user.is_active for user in users.values()):
+        raise ValidationFailed(DEACTIVATED_MEMBER, field="memberIds")
     if kind == ConnectionKind.PAIR:
         first, second = (users[uid] for uid in unique_ids)
         label = name or f"{first.name} & {second.name}"
@@ -75,7 +84,9 @@ async def create_connection(
     await session.flush()
     for uid in unique_ids:
         member_role = "member"
-        if kind == ConnectionKind.PAIR:
+        if kind == ConnectionKind.PAIR and mentor_id is not None:
+            member_role = "mentor" if uid == mentor_id else "mentee"
+        elif kind == ConnectionKind.PAIR:
             if ProgramRole.MENTOR in roles[uid]:
                 member_role = "mentor"
             elif ProgramRole.MENTEE in roles[uid]:
@@ -91,6 +102,101 @@ async def create_connection(
         members=len(unique_ids),
     )
     await session.flush()
+    return connection
+
+
+async def administered_connection(
+    session: AsyncSession, who: User | Viewer, connection_id: uuid.UUID
+) -> tuple[User, MentoringConnection]:
+    """The connection for an admin of its program, acting as themselves; else NotFound."""
+    actor = admin_as_self(who)
+    connection = await session.get(MentoringConnection, connection_id)
+    if connection is None or not await access.is_program_admin(
+        session, actor, connection.program_id
+    ):
+        raise NotFound("connection")
+    return actor, connection
+
+
+async def _member_ids(session: AsyncSession, connection_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await session.exec(
+        select(ConnectionMember.user_id).where(ConnectionMember.connection_id == connection_id)
+    )
+    return list(rows.all())
+
+
+async def add_connection_member(
+    session: AsyncSession, who: User | Viewer, connection_id: uuid.UUID, user_id: uuid.UUID
+) -> MentoringConnection:
+    """Add a program member to a group (pairs always have their two)."""
+    actor, connection = await administered_connection(session, who, connection_id)
+    if connection.kind == ConnectionKind.PAIR:
+        raise ValidationFailed(
+            "A pair always has two members; create another pair instead.", field="userId"
+        )
+    in_program = await session.exec(
+        select(ProgramMembership.id).where(
+            ProgramMembership.program_id == connection.program_id,
+            ProgramMembership.user_id == user_id,
+        )
+    )
+    if in_program.first() is None:
+        raise ValidationFailed("This person is not in the program.", field="userId")
+    person = await session.get(User, user_id)
+    if person is None or not person.is_active:
+        raise ValidationFailed(DEACTIVATED_MEMBER, field="userId")
+    current = await _member_ids(session, connection.id)
+    if user_id in current:
+        raise ValidationFailed("This person is already in the group.", field="userId")
+    if len(current) >= MAX_GROUP_SIZE:
+        raise ValidationFailed(f"A group has at most {MAX_GROUP_SIZE} members.", field="userId")
+    member = ConnectionMember(connection_id=connection.id, user_id=user_id, role="member")
+    session.add(member)
+    await session.flush()
+    audit.record(
+        session,
+        "connection.member_added",
+        actor_id=actor.id,
+        subject_id=user_id,
+        target_type="mentoring_connection",
+        target_id=connection.id,
+    )
+    return connection
+
+
+async def remove_connection_member(
+    session: AsyncSession, who: User | Viewer, connection_id: uuid.UUID, user_id: uuid.UUID
+) -> MentoringConnection:
+    """Take someone out of a group; a group keeps at least two members and its organizer
+    (choose the group's organizer again before removing them)."""
+    actor, connection = await administered_connection(session, who, connection_id)
+    if connection.kind == ConnectionKind.PAIR:
+        raise ValidationFailed(
+            "A pair always has two members; create another pair instead.", field="userId"
+        )
+    current = await _member_ids(session, connection.id)
+    if user_id not in current:
+        raise NotFound("member", field="userId")
+    if len(current) <= 2:
+        raise ValidationFailed("A group keeps at least two members.", field="userId")
+    if connection.organizer_id == user_id:
+        raise ValidationFailed(
+            "This person organizes the group's polls and cannot be removed.", field="userId"
+        )
+    await session.exec(
+        delete(ConnectionMember).where(
+            col(ConnectionMember.connection_id) == connection.id,
+            col(ConnectionMember.user_id) == user_id,
+        )
+    )
+    audit.record(
+        session,
+        "connection.member_removed",
+        actor_id=actor.id,
+        subject_id=user_id,
+        target_type="mentoring_connection",
+        target_id=connection.id,
+    )
     return connection
 
 
