@@ -71,6 +71,20 @@ class Settings(BaseSettings):
     sync_max_age_seconds: int = 900
     sync_horizon_days: int = 60
     provider_timeout_seconds: float = 10.0
+    task_queue: Literal["auto", "embedded", "procrastinate"] = Field(
+        default="auto",
+        description="Where background tasks go: procrastinate (jobs in PostgreSQL, run by "
+        "`tandem worker`) or the in-process queue; auto: procrastinate on PostgreSQL.",
+    )
+    worker_concurrency: int = Field(
+        default=8, ge=1, le=100, description="Tasks one `tandem worker` runs at once."
+    )
+    worker_stalled_seconds: float = Field(
+        default=30.0,
+        ge=1.0,
+        le=3600.0,
+        description="A worker silent this long is taken for dead and its jobs are retried.",
+    )
     run_jobs_in_process: bool = Field(
         default=True,
         description="Run background jobs inside `tandem serve`; turn off when `tandem worker` runs them.",
@@ -104,6 +118,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'tandem.db').resolve()}"
+
+    @property
+    def uses_procrastinate(self) -> bool:
+        if self.task_queue != "auto":
+            return self.task_queue == "procrastinate"
+        return self.resolved_database_url.startswith("postgresql")
 
     @property
     def graphiql_enabled(self) -> bool:

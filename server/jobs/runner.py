@@ -1,8 +1,10 @@
-"""The job loop shared by ``tandem worker`` and the in-process default.
+"""The periodic jobs, and the tick that runs them in the embedded default.
 
-Each tick runs every job once; a job's failure is logged and never stops the others.
-Jobs are plain async functions of the process's services, so they run the same in one
-process with SQLite or on several workers against PostgreSQL (sync claims use leases).
+Jobs are plain async functions of the process's services. On PostgreSQL each is a
+procrastinate periodic task run once a minute by one of the workers
+(``server.jobs.pg_queue``); on SQLite the tick below runs every job once a minute inside
+``tandem serve`` (or ``tandem worker``). A job's failure is logged and never stops the
+others.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from server.jobs.polls import poll_deadlines
+from server.jobs.queue import EmbeddedQueue
 from server.services.calendars import coverage, push, sync
 from server.services.invites.queue import QueueingMailer, retry_queued_mail
 from server.services.meetings.calendar_sync import sync_meeting_changes
@@ -25,13 +28,14 @@ Job = Callable[[AppServices], Awaitable[None]]
 
 
 async def sync_stale_calendars(services: AppServices) -> None:
-    """Poll providers for calendars whose cache is older than SYNC_MAX_AGE_SECONDS (push is
-    not available for CalDAV, and push for Google/Microsoft is only a hint)."""
+    """Queue a sync for calendars whose cache is older than SYNC_MAX_AGE_SECONDS or that a
+    push notification asked for (the safety net when push is late or lost). Each is one
+    ``sync_calendar`` task, coalesced per calendar with the ones webhooks queue."""
     max_age = timedelta(seconds=services.settings.sync_max_age_seconds)
     async with services.db.session() as db:
-        claimed = await sync.claim_stale(db, max_age)
-        if claimed:
-            await sync.sync_users(db, services.calendar, claimed, budget_seconds=60)
+        due = await sync.stale_user_ids(db, None, max_age)
+    for user_id in due:
+        await services.tasks.sync_calendar(user_id)
 
 
 async def keep_busy_ranges(services: AppServices) -> None:
@@ -85,14 +89,39 @@ JOBS: list[Job] = [
 
 
 async def run_once(services: AppServices, jobs: list[Job] | None = None) -> None:
+    """One tick. With the embedded queue, the tasks the jobs queued run before it returns,
+    so a tick is complete (tests rely on that); procrastinate's workers take theirs."""
     for job in jobs or JOBS:
         try:
             await job(services)
         except Exception:  # one job's bug must not stop the others
             log.exception("job %s failed", getattr(job, "__name__", job))
+    await drain_tasks(services)
+
+
+async def drain_tasks(services: AppServices) -> None:
+    """Run the embedded queue's waiting tasks now (no-op for procrastinate)."""
+    from server.jobs.tasks import handlers
+
+    if isinstance(services.tasks, EmbeddedQueue):
+        await services.tasks.drain(handlers(services))
 
 
 async def run_forever(services: AppServices, interval_seconds: float = 60.0) -> None:
-    while True:
-        await run_once(services)
-        await asyncio.sleep(interval_seconds)
+    """The embedded runner: the queue's consumers and the tick, until cancelled."""
+    from server.jobs.tasks import handlers
+
+    consumer = None
+    if isinstance(services.tasks, EmbeddedQueue):
+        consumer = asyncio.create_task(services.tasks.run(handlers(services)))
+    try:
+        while True:
+            for job in JOBS:
+                try:
+                    await job(services)
+                except Exception:  # one job's bug must not stop the others
+                    log.exception("job %s failed", getattr(job, "__name__", job))
+            await asyncio.sleep(interval_seconds)
+    finally:
+        if consumer is not None:
+            consumer.cancel()

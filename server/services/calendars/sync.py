@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -287,39 +287,3 @@ def _fail(
     connection.failure_count += 1
     log.info("calendar of user %s is now %s", connection.user_id, status.value)
     return SyncOutcome(connection.user_id, False, status, reason)
-
-
-async def claim_stale(
-    db: AsyncSession,
-    max_age: timedelta,
-    *,
-    limit: int = 50,
-    lease: timedelta = timedelta(minutes=5),
-) -> list[uuid.UUID]:
-    """Claim up to ``limit`` stale connections for this worker.
-
-    The claim is a lease written with a conditional UPDATE (``retry_after`` moves into the
-    future), so several workers on one PostgreSQL database never sync the same calendar at
-    once, and a worker that dies mid-sync loses its claim when the lease runs out.
-    """
-    candidates = await stale_user_ids(db, None, max_age)
-    claimed: list[uuid.UUID] = []
-    now = utcnow()
-    for user_id in candidates[: limit * 2]:
-        result = await db.exec(
-            update(CalendarConnection)
-            .where(
-                col(CalendarConnection.user_id) == user_id,
-                or_(
-                    col(CalendarConnection.retry_after).is_(None),
-                    col(CalendarConnection.retry_after) <= now,
-                ),
-            )
-            .values(retry_after=now + lease)
-        )
-        if result.rowcount == 1:
-            claimed.append(user_id)
-        if len(claimed) >= limit:
-            break
-    await db.commit()
-    return claimed
