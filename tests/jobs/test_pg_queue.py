@@ -40,9 +40,7 @@ async def _jobs(url: str, status: str) -> list[tuple[str, str | None]]:
     try:
         async with engine.connect() as conn:
             rows = await conn.execute(
-                text(
-                    "SELECT task_name, queueing_lock FROM procrastinate_jobs WHERE status = :s"
-                ),
+                text("SELECT task_name, queueing_lock FROM procrastinate_jobs WHERE status = :s"),
                 {"s": status},
             )
             return [(r[0], r[1]) for r in rows]
@@ -133,4 +131,3 @@ async def test_push_queues_one_task_and_a_worker_syncs_it(
                 await worker
         await close_services(svc)
         await _clear_jobs(url)
-
