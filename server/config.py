@@ -69,6 +69,20 @@ class Settings(BaseSettings):
         "default: on when BASE_URL is https (the providers call only HTTPS endpoints).",
     )
     sync_max_age_seconds: int = 900
+    caldav_check_seconds: int = Field(
+        default=30,
+        ge=5,
+        le=60,
+        description="How often recently active users' CalDAV calendars are checked for "
+        "changes (getctag / sync-token); a full read follows only a change.",
+    )
+    caldav_active_days: int = Field(
+        default=14,
+        ge=1,
+        le=365,
+        description="Users who signed in, used an API token or were asked about within "
+        "this many days get the frequent CalDAV change check.",
+    )
     sync_horizon_days: int = 60
     provider_timeout_seconds: float = 10.0
     task_queue: Literal["auto", "embedded", "procrastinate"] = Field(

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from server.jobs.polls import poll_deadlines
 from server.jobs.queue import EmbeddedQueue
-from server.services.calendars import coverage, push, sync
+from server.services.calendars import changes, coverage, push, sync
 from server.services.invites.queue import QueueingMailer, retry_queued_mail
 from server.services.meetings.calendar_sync import sync_meeting_changes
 from server.services.meetings.delivery import retry_pending_calendar_writes
@@ -35,6 +35,17 @@ async def sync_stale_calendars(services: AppServices) -> None:
     async with services.db.session() as db:
         due = await sync.stale_user_ids(db, None, max_age)
     for user_id in due:
+        await services.tasks.sync_calendar(user_id)
+
+
+async def check_caldav_changes(services: AppServices) -> None:
+    """CalDAV has no push: ask recently active users' calendars whether they changed
+    (one small request per calendar) and queue a full read of those that did."""
+    async with services.db.session() as db:
+        changed = await changes.detect_changes(
+            db, services.calendar, active_days=services.settings.caldav_active_days
+        )
+    for user_id in changed:
         await services.tasks.sync_calendar(user_id)
 
 
@@ -79,6 +90,7 @@ async def retry_mail(services: AppServices) -> None:
 
 JOBS: list[Job] = [
     pull_meeting_changes,
+    check_caldav_changes,
     sync_stale_calendars,
     keep_busy_ranges,
     renew_push_channels,
@@ -88,14 +100,18 @@ JOBS: list[Job] = [
 ]
 
 
+def every_seconds(services: AppServices, job: Job) -> int:
+    """How often a job runs: every minute, the CalDAV change check more often."""
+    if job is check_caldav_changes:
+        return services.settings.caldav_check_seconds
+    return 60
+
+
 async def run_once(services: AppServices, jobs: list[Job] | None = None) -> None:
     """One tick. With the embedded queue, the tasks the jobs queued run before it returns,
     so a tick is complete (tests rely on that); procrastinate's workers take theirs."""
     for job in jobs or JOBS:
-        try:
-            await job(services)
-        except Exception:  # one job's bug must not stop the others
-            log.exception("job %s failed", getattr(job, "__name__", job))
+        await _run_job(services, job)
     await drain_tasks(services)
 
 
@@ -111,17 +127,31 @@ async def run_forever(services: AppServices, interval_seconds: float = 60.0) -> 
     """The embedded runner: the queue's consumers and the tick, until cancelled."""
     from server.jobs.tasks import handlers
 
-    consumer = None
+    loops: list[asyncio.Task[None]] = []
     if isinstance(services.tasks, EmbeddedQueue):
-        consumer = asyncio.create_task(services.tasks.run(handlers(services)))
+        loops.append(asyncio.create_task(services.tasks.run(handlers(services))))
+    frequent = [job for job in JOBS if every_seconds(services, job) < interval_seconds]
+    for job in frequent:
+        loops.append(asyncio.create_task(_every(services, job)))
     try:
         while True:
             for job in JOBS:
-                try:
-                    await job(services)
-                except Exception:  # one job's bug must not stop the others
-                    log.exception("job %s failed", getattr(job, "__name__", job))
+                if job not in frequent:
+                    await _run_job(services, job)
             await asyncio.sleep(interval_seconds)
     finally:
-        if consumer is not None:
-            consumer.cancel()
+        for loop in loops:
+            loop.cancel()
+
+
+async def _every(services: AppServices, job: Job) -> None:
+    while True:
+        await _run_job(services, job)
+        await asyncio.sleep(every_seconds(services, job))
+
+
+async def _run_job(services: AppServices, job: Job) -> None:
+    try:
+        await job(services)
+    except Exception:  # one job's bug must not stop the others
+        log.exception("job %s failed", getattr(job, "__name__", job))

@@ -43,8 +43,17 @@ def handlers(services: AppServices) -> dict[str, Handler]:
     return {SYNC_CALENDAR: partial(sync_calendar, services)}
 
 
+def cron(seconds: int) -> str:
+    """procrastinate's cron (a sixth field is seconds) for "every ``seconds``"."""
+    if seconds >= 60:
+        return EVERY_MINUTE
+    return f"* * * * * */{seconds}"
+
+
 def periodic(services: AppServices) -> Mapping[str, tuple[Handler, str]]:
     """The periodic jobs (``runner.JOBS``) with their schedules, for procrastinate."""
-    from server.jobs.runner import JOBS
+    from server.jobs.runner import JOBS, every_seconds
 
-    return {job.__name__: (partial(job, services), EVERY_MINUTE) for job in JOBS}
+    return {
+        job.__name__: (partial(job, services), cron(every_seconds(services, job))) for job in JOBS
+    }
