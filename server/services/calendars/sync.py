@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import delete
 from sqlmodel import col, or_, select
@@ -37,6 +38,7 @@ from server.providers.base import (
     RateLimited,
 )
 from server.providers.secrets import SecretError
+from server.services.calendars import refresh_lock
 from server.services.calendars.coverage import (
     LOOKBEHIND,
     drop_uncovered_blocks,
@@ -135,7 +137,16 @@ async def sync_users(
             jobs.append((connection, None, None))
             continue
         provider = deps.registry.get(connection.provider)
-        fetch = provider.fetch_busy(credentials, start, end, zone)
+        if refresh_lock.needs_lock(db, connection.provider):
+            # Several nodes: the refresh lock, and the newest token read under it.
+            fetch = refresh_lock.call_with_newest_token(
+                db,
+                deps,
+                connection.id,
+                partial(provider.fetch_busy, start=start, end=end, time_zone=zone),
+            )
+        else:
+            fetch = provider.fetch_busy(credentials, start, end, zone)
         task = asyncio.ensure_future(
             asyncio.wait_for(fetch, budget_seconds) if budget_seconds else fetch
         )
