@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import procrastinate
-from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.exceptions import AlreadyEnqueued, UniqueViolation
+from procrastinate.jobs import Status
 from procrastinate.schema import SchemaManager
 from sqlalchemy import make_url
 
@@ -136,7 +137,12 @@ async def requeue_stalled(app: procrastinate.App, stalled_after: float) -> int:
     count = 0
     for job in stalled:
         log.warning("retrying job %s of a stalled worker", job.id)
-        await app.job_manager.retry_job(job)
+        try:
+            await app.job_manager.retry_job(job)
+        except UniqueViolation:
+            # A newer request for the same work is already waiting (its queueing lock):
+            # it does what the retry would; end the dead one so its lock frees that one.
+            await app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
         count += 1
     return count
 
