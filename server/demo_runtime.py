@@ -122,6 +122,11 @@ def run_demo(*, host: str, port: int) -> None:
         f"Google/Microsoft consent pages list the demo accounts; iCloud form: server {radicale.url},"
     )
     print(f"  user name = the demo email, app-specific password = {DEMO_CALDAV_PASSWORD}")
+    print(
+        "Freshness: Google and Microsoft changes show within about 5 s of their push "
+        "notification;\n  CalDAV (the iCloud form) within a minute: its calendars are "
+        f"checked every {settings.caldav_check_seconds} s for recently active users."
+    )
     from server.web.http_server import uvicorn_options
 
     options = {**uvicorn_options(settings), "log_level": "warning"}
