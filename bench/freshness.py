@@ -208,6 +208,7 @@ async def run(args: argparse.Namespace) -> None:
         push_notifications=True,
         caldav_allow_private_hosts=True,
         task_queue="embedded",
+        **({"caldav_check_concurrency": args.check_concurrency} if args.check_concurrency else {}),
         **overrides,
     )
     svc = build_services(settings)
@@ -300,12 +301,13 @@ async def run(args: argparse.Namespace) -> None:
             since = time.monotonic()
             latencies.append(await _until_cached(svc, dav_users[0], start, since, 90))
             await asyncio.sleep(index * 3.7 % settings.caldav_check_seconds)  # spread phases
-        emit(
-            "caldav_change",
-            check_every_s=settings.caldav_check_seconds,
-            goal_max_s=60,
-            **summary(latencies),
-        )
+        if latencies:
+            emit(
+                "caldav_change",
+                check_every_s=settings.caldav_check_seconds,
+                goal_max_s=60,
+                **summary(latencies),
+            )
 
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -331,6 +333,7 @@ async def run(args: argparse.Namespace) -> None:
             round_s_measured=round(round_s, 3),
             users_1000_requests_per_hour=round(per_check_requests * checks_per_hour * 1000),
             users_1000_bytes_per_hour=round(per_check_bytes * checks_per_hour * 1000),
+            check_concurrency=settings.caldav_check_concurrency,
             users_1000_round_s_extrapolated=round(round_s * 1000 / users, 2),
             note="1,000 users extrapolated linearly from the measured round; "
             "requests and bytes counted at a TCP proxy in front of Radicale",
@@ -351,6 +354,7 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--caldav-changes", type=int, default=4)
     parser.add_argument("--caldav-users", type=int, default=50)
+    parser.add_argument("--check-concurrency", type=int, default=None)
     asyncio.run(run(parser.parse_args()))
 
 

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         description="How often recently active users' CalDAV calendars are checked for "
         "changes (getctag / sync-token); a full read follows only a change.",
     )
+    caldav_check_concurrency: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="CalDAV change checks in flight at once (per process running the job).",
+    )
     caldav_active_days: int = Field(
         default=14,
         ge=1,

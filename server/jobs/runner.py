@@ -43,7 +43,10 @@ async def check_caldav_changes(services: AppServices) -> None:
     (one small request per calendar) and queue a full read of those that did."""
     async with services.db.session() as db:
         changed = await changes.detect_changes(
-            db, services.calendar, active_days=services.settings.caldav_active_days
+            db,
+            services.calendar,
+            active_days=services.settings.caldav_active_days,
+            concurrency=services.settings.caldav_check_concurrency,
         )
     for user_id in changed:
         await services.tasks.sync_calendar(user_id)
@@ -145,9 +148,12 @@ async def run_forever(services: AppServices, interval_seconds: float = 60.0) -> 
 
 
 async def _every(services: AppServices, job: Job) -> None:
+    """Start ``job`` every interval (a fixed rate: a slow run shortens the next wait)."""
+    loop = asyncio.get_running_loop()
     while True:
+        began = loop.time()
         await _run_job(services, job)
-        await asyncio.sleep(every_seconds(services, job))
+        await asyncio.sleep(max(0.0, every_seconds(services, job) - (loop.time() - began)))
 
 
 async def _run_job(services: AppServices, job: Job) -> None:

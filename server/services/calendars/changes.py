@@ -2,7 +2,7 @@
 
 Every ``CALDAV_CHECK_SECONDS`` (30 s by default) each *recently active* user's CalDAV
 account is asked for its calendars' ``getctag`` / ``sync-token`` (one small Depth-0
-PROPFIND per calendar, no event data); only when the digest moved is the calendar marked
+PROPFIND per calendar, no event data, ``CALDAV_CHECK_CONCURRENCY`` at once); only when the digest moved is the calendar marked
 ``sync_requested`` for a full read. So a change shows within a minute while the full read
 (``SYNC_MAX_AGE_SECONDS``) stays rare.
 
@@ -31,7 +31,7 @@ from server.services.calendars.deps import CalendarDeps, load_credentials
 
 log = logging.getLogger("tandem.changes")
 
-CHECK_CONCURRENCY = 10
+CHECK_CONCURRENCY = 20
 
 
 async def active_candidates(
