@@ -9,11 +9,17 @@ rotated it), and writes a refreshed one before the commit releases the lock. SQL
 means one process, where the provider's own per-account lock suffices.
 
 Providers stay free of database code: this module takes the lock around their call.
+
+Each locked call holds a database connection while it waits and runs, so at most
+``MAX_LOCKED_CALLS`` run at once per process (the pool also serves requests); a big
+on-demand read of many Microsoft calendars waits its turn within its time budget.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+import weakref
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -31,6 +37,18 @@ T = TypeVar("T")
 
 # Providers whose refresh tokens are single-use.
 ROTATING = frozenset({ProviderName.MICROSOFT})
+MAX_LOCKED_CALLS = 8
+_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _gate() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    gate = _gates.get(loop)
+    if gate is None:
+        gate = _gates[loop] = asyncio.Semaphore(MAX_LOCKED_CALLS)
+    return gate
 
 
 def lock_key(connection_id: uuid.UUID) -> int:
@@ -54,6 +72,16 @@ async def call_with_newest_token(
     """Run ``call`` with the newest stored credentials under the connection's refresh
     lock, in a session of its own, and store what the provider refreshed before the
     lock is released. ``db`` only lends its engine."""
+    async with _gate():
+        return await _locked_call(db, deps, connection_id, call)
+
+
+async def _locked_call(
+    db: AsyncSession,
+    deps: CalendarDeps,
+    connection_id: uuid.UUID,
+    call: Callable[[Credentials], Awaitable[T]],
+) -> T:
     async with AsyncSession(db.bind, expire_on_commit=False) as locked, locked.begin():
         await locked.exec(  # type: ignore[call-overload]
             text("SELECT pg_advisory_xact_lock(:key)"), params={"key": lock_key(connection_id)}
