@@ -5,6 +5,7 @@ retries with backoff that end."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import pytest
 
@@ -96,3 +97,15 @@ async def test_failures_are_retried_with_backoff_then_given_up() -> None:
         consumer.cancel()
         with pytest.raises(asyncio.CancelledError):
             await consumer
+
+
+def test_schedules_become_procrastinate_crons() -> None:
+    """The CalDAV check runs twice a minute (procrastinate's sixth cron field is seconds);
+    everything else once a minute."""
+    from croniter import croniter
+
+    from server.jobs.tasks import cron
+
+    assert cron(60) == "* * * * *"
+    ticks = croniter(cron(30), datetime(2026, 1, 1, 0, 0, 5))
+    assert [ticks.get_next(datetime).second for _ in range(3)] == [30, 0, 30]
