@@ -5,8 +5,8 @@ process) and two ``tandem worker`` processes, as subprocesses.
   availability through node B; three notifications, two workers: one sync;
 * the periodic jobs run once across both workers: each queued invitation and each poll
   reminder reaches the SMTP server exactly once;
-* a worker killed (SIGKILL) in the middle of a sync loses nothing: another worker
-  retries the job once the dead one stops sending heartbeats.
+* a worker killed (SIGKILL) in the middle of a sync loses nothing: the other worker
+  retries the job once the dead one has sent no heartbeat for WORKER_STALLED_SECONDS.
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ class Node:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # in case the test paused it
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(10)
@@ -288,7 +289,8 @@ async def test_two_web_nodes_and_two_workers(
             }
         ]
         # A worker killed mid-sync: the job is retried by another and nothing is lost.
-        worker_2.stop()
+        # Worker 2 is paused while the job is queued, so worker 1 takes it.
+        worker_2.proc.send_signal(signal.SIGSTOP)
         microsoft.state.add_event(
             "killed@contoso.test",
             subject="x",
@@ -316,7 +318,7 @@ async def test_two_web_nodes_and_two_workers(
         worker_1.proc.send_signal(signal.SIGKILL)
         worker_1.proc.wait(5)
         assert await _blocks(svc, ms_user) == []
-        nodes.append(Node(["worker"], env, tmp_path / "w3.log"))
+        worker_2.proc.send_signal(signal.SIGCONT)  # it finds worker 1's job stalled
         await _until(lambda: _blocks_are(svc, ms_user, [(_at(3, 14), _at(3, 15))]), 15)
         async with svc.db.session() as db:
             row = (
