@@ -9,6 +9,11 @@ rotated it), and writes a refreshed one before the commit releases the lock. SQL
 means one process, where the provider's own per-account lock suffices.
 
 Providers stay free of database code: this module takes the lock around their call.
+``sync.sync_users`` (every busy-time read, background or on demand) uses it. Meeting
+writes, change reads and push renewals do not yet: they run inside transactions that may
+already have written the connection row, where a second session's update would wait on
+the first forever; there, the provider's per-process lock and newest-cache recovery
+remain the protection.
 
 Each locked call holds a database connection while it waits and runs, so at most
 ``MAX_LOCKED_CALLS`` run at once per process (the pool also serves requests); a big
