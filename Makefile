@@ -32,6 +32,7 @@ schema: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.availability
+	$(BIN)/python -m bench.freshness
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

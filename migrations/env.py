@@ -8,6 +8,7 @@ from typing import Any
 from alembic import context
 
 import server.models  # noqa: F401 - registers every table on the metadata
+from server.db import tandem_owns
 from server.models import metadata
 
 config = context.config
@@ -19,6 +20,7 @@ def _run(connection: Any) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=tandem_owns,
     )
     with context.begin_transaction():
         context.run_migrations()

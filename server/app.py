@@ -18,7 +18,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from server.config import Settings
-from server.jobs.runner import run_forever
+from server.jobs.worker import run_jobs
 from server.pages import (
     admin,
     admin_calendars,
@@ -207,7 +207,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # The embedded default runs background jobs in-process; tests drive jobs directly.
         jobs = (
-            asyncio.create_task(run_forever(shared))
+            asyncio.create_task(run_jobs(shared, install_signal_handlers=False))
             if owned and settings.run_jobs_in_process and settings.env != "test"
             else None
         )

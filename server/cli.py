@@ -33,10 +33,12 @@ async def _with_db(settings: Settings, work: Callable[[Any], Awaitable[Any]]) ->
     from sqlalchemy.exc import DBAPIError, OperationalError
 
     from server.db import Database, migrate
+    from server.jobs.worker import prepare_queue
 
     database = Database.from_url(settings.resolved_database_url)
     try:
         await migrate(database.engine)
+        await prepare_queue(settings)
         async with database.session() as session:
             return await work(session)
     except (OperationalError, DBAPIError, OSError) as exc:
@@ -197,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply migrations to TANDEM_DATABASE_URL").set_defaults(
         func=cmd_migrate
     )
-    sub.add_parser("worker", help="run background jobs").set_defaults(func=cmd_worker)
+    sub.add_parser(
+        "worker", help="run background tasks (procrastinate workers on PostgreSQL)"
+    ).set_defaults(func=cmd_worker)
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     create = user.add_parser("create", help="create a user and print its id")

@@ -81,8 +81,42 @@ class Settings(BaseSettings):
         "default: on when BASE_URL is https (the providers call only HTTPS endpoints).",
     )
     sync_max_age_seconds: int = 900
+    caldav_check_seconds: int = Field(
+        default=30,
+        ge=5,
+        le=60,
+        description="How often recently active users' CalDAV calendars are checked for "
+        "changes (getctag / sync-token); a full read follows only a change.",
+    )
+    caldav_check_concurrency: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="CalDAV change checks in flight at once (per process running the job).",
+    )
+    caldav_active_days: int = Field(
+        default=14,
+        ge=1,
+        le=365,
+        description="Users who signed in, used an API token or were asked about within "
+        "this many days get the frequent CalDAV change check.",
+    )
     sync_horizon_days: int = 60
     provider_timeout_seconds: float = 10.0
+    task_queue: Literal["auto", "embedded", "procrastinate"] = Field(
+        default="auto",
+        description="Where background tasks go: procrastinate (jobs in PostgreSQL, run by "
+        "`tandem worker`) or the in-process queue; auto: procrastinate on PostgreSQL.",
+    )
+    worker_concurrency: int = Field(
+        default=8, ge=1, le=100, description="Tasks one `tandem worker` runs at once."
+    )
+    worker_stalled_seconds: float = Field(
+        default=30.0,
+        ge=1.0,
+        le=3600.0,
+        description="A worker silent this long is taken for dead and its jobs are retried.",
+    )
     run_jobs_in_process: bool = Field(
         default=True,
         description="Run background jobs inside `tandem serve`; turn off when `tandem worker` runs them.",
@@ -116,6 +150,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'tandem.db').resolve()}"
+
+    @property
+    def uses_procrastinate(self) -> bool:
+        if self.task_queue != "auto":
+            return self.task_queue == "procrastinate"
+        return self.resolved_database_url.startswith("postgresql")
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -62,6 +62,13 @@ class Database:
         await self.engine.dispose()
 
 
+def tandem_owns(name: str | None, type_: str, _parents: Any = None) -> bool:
+    """Alembic's ``include_name``: procrastinate's tables (``procrastinate_*``, created by
+    its own schema SQL on PostgreSQL) are not Tandem's models, so autogenerate and the
+    models-vs-migrations check leave them alone."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
+
 def _alembic_config(url: str) -> Any:
     from alembic.config import Config
 

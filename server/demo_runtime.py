@@ -153,6 +153,9 @@ def instructions(settings: Settings, logins: list[Any], caldav_url: str) -> list
         f"integrate Microsoft Exchange with service account {demo.CONTOSO_SERVICE_ACCOUNT}; "
         f"on the consent page enter {demo.CONTOSO_IT_ADMIN}. Its access policy denies "
         f"{demo.CONTOSO_DENIED}.",
+        "Freshness: Google and Microsoft changes show within about 5 s of their push notification;",
+        "  CalDAV (the iCal form) within a minute: its calendars are checked every "
+        f"{settings.caldav_check_seconds} s for recently active users.",
     ]
     return lines
 

@@ -15,6 +15,7 @@ from jinja2 import Environment
 
 from server.config import Settings
 from server.db import Database
+from server.jobs.queue import EmbeddedQueue, TaskQueue
 from server.providers.org_registry import ExchangeOnlineConsent, directory_factory
 from server.providers.registry import ProviderRegistry
 from server.providers.secrets import SecretBox
@@ -38,6 +39,7 @@ class AppServices:
     mailer: Mailer
     meetings: MeetingDeps
     polls: PollDeps
+    tasks: TaskQueue
 
 
 def build_services(settings: Settings) -> AppServices:
@@ -82,7 +84,17 @@ def build_services(settings: Settings) -> AppServices:
             base_url=settings.base_url,
             calendar=calendar,
         ),
+        tasks=_task_queue(settings),
     )
+
+
+def _task_queue(settings: Settings) -> TaskQueue:
+    """procrastinate when several processes share PostgreSQL; else the in-process queue."""
+    if settings.uses_procrastinate:
+        from server.jobs.pg_queue import ProcrastinateQueue
+
+        return ProcrastinateQueue(settings.resolved_database_url)
+    return EmbeddedQueue(concurrency=settings.worker_concurrency)
 
 
 def _meeting_deps(
@@ -101,6 +113,7 @@ def _meeting_deps(
 
 
 async def close_services(services: AppServices) -> None:
+    await services.tasks.close()
     services.registry.close()
     await services.http.aclose()
     await services.db.dispose()

@@ -142,6 +142,8 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "secret_keys": Fernet.generate_key().decode(),
         "base_url": "http://testserver",
         "login_attempts_per_window": 5,
+        # Tests drive tasks through the in-process queue (``run_once`` drains it).
+        "task_queue": "embedded",
     }
     values.update(overrides)
     return Settings(**values)

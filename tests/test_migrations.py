@@ -8,12 +8,14 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from server.db import create_engine
+from server.db import create_engine, tandem_owns
 from server.models import metadata
 
 
 def _diff(sync_connection: Any) -> list[Any]:
-    context = MigrationContext.configure(sync_connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        sync_connection, opts={"compare_type": True, "include_name": tandem_owns}
+    )
     return list(compare_metadata(context, metadata))
 
 

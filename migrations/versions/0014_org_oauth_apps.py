@@ -1,7 +1,7 @@
 """organizations' own OAuth apps for personal connections, and which app each grant used
 
 Revision ID: 0014_org_oauth_apps
-Revises: 0010_org_integrations
+Revises: 0011_caldav_change_tag
 Create Date: 2026-12-02
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import server.models.base
 
 revision: str = "0014_org_oauth_apps"
-down_revision: str | None = "0010_org_integrations"
+down_revision: str | None = "0011_caldav_change_tag"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

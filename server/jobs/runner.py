@@ -1,8 +1,10 @@
-"""The job loop shared by ``tandem worker`` and the in-process default.
+"""The periodic jobs, and the tick that runs them in the embedded default.
 
-Each tick runs every job once; a job's failure is logged and never stops the others.
-Jobs are plain async functions of the process's services, so they run the same in one
-process with SQLite or on several workers against PostgreSQL (sync claims use leases).
+Jobs are plain async functions of the process's services. On PostgreSQL each is a
+procrastinate periodic task run once a minute by one of the workers
+(``server.jobs.pg_queue``); on SQLite the tick below runs every job once a minute inside
+``tandem serve`` (or ``tandem worker``). A job's failure is logged and never stops the
+others.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from server.jobs.polls import poll_deadlines
-from server.services.calendars import coverage, push, sync
+from server.jobs.queue import EmbeddedQueue
+from server.services.calendars import changes, coverage, push, sync
 from server.services.integrations import sync as org_sync
 from server.services.invites.queue import QueueingMailer, retry_queued_mail
 from server.services.meetings.calendar_sync import sync_meeting_changes
@@ -26,13 +29,28 @@ Job = Callable[[AppServices], Awaitable[None]]
 
 
 async def sync_stale_calendars(services: AppServices) -> None:
-    """Poll providers for calendars whose cache is older than SYNC_MAX_AGE_SECONDS (push is
-    not available for CalDAV, and push for Google/Microsoft is only a hint)."""
+    """Queue a sync for calendars whose cache is older than SYNC_MAX_AGE_SECONDS or that a
+    push notification asked for (the safety net when push is late or lost). Each is one
+    ``sync_calendar`` task, coalesced per calendar with the ones webhooks queue."""
     max_age = timedelta(seconds=services.settings.sync_max_age_seconds)
     async with services.db.session() as db:
-        claimed = await sync.claim_stale(db, max_age)
-        if claimed:
-            await sync.sync_users(db, services.calendar, claimed, budget_seconds=60)
+        due = await sync.stale_user_ids(db, None, max_age)
+    for user_id in due:
+        await services.tasks.sync_calendar(user_id)
+
+
+async def check_caldav_changes(services: AppServices) -> None:
+    """CalDAV has no push: ask recently active users' calendars whether they changed
+    (one small request per calendar) and queue a full read of those that did."""
+    async with services.db.session() as db:
+        changed = await changes.detect_changes(
+            db,
+            services.calendar,
+            active_days=services.settings.caldav_active_days,
+            concurrency=services.settings.caldav_check_concurrency,
+        )
+    for user_id in changed:
+        await services.tasks.sync_calendar(user_id)
 
 
 async def sync_org_calendars(services: AppServices) -> None:
@@ -85,6 +103,7 @@ async def retry_mail(services: AppServices) -> None:
 
 JOBS: list[Job] = [
     pull_meeting_changes,
+    check_caldav_changes,
     sync_stale_calendars,
     sync_org_calendars,
     keep_busy_ranges,
@@ -95,15 +114,61 @@ JOBS: list[Job] = [
 ]
 
 
+def every_seconds(services: AppServices, job: Job) -> int:
+    """How often a job runs: every minute, the CalDAV change check more often."""
+    if job is check_caldav_changes:
+        return services.settings.caldav_check_seconds
+    return 60
+
+
 async def run_once(services: AppServices, jobs: list[Job] | None = None) -> None:
+    """One tick. With the embedded queue, the tasks the jobs queued run before it returns,
+    so a tick is complete (tests rely on that); procrastinate's workers take theirs."""
     for job in jobs or JOBS:
-        try:
-            await job(services)
-        except Exception:  # one job's bug must not stop the others
-            log.exception("job %s failed", getattr(job, "__name__", job))
+        await _run_job(services, job)
+    await drain_tasks(services)
+
+
+async def drain_tasks(services: AppServices) -> None:
+    """Run the embedded queue's waiting tasks now (no-op for procrastinate)."""
+    from server.jobs.tasks import handlers
+
+    if isinstance(services.tasks, EmbeddedQueue):
+        await services.tasks.drain(handlers(services))
 
 
 async def run_forever(services: AppServices, interval_seconds: float = 60.0) -> None:
+    """The embedded runner: the queue's consumers and the tick, until cancelled."""
+    from server.jobs.tasks import handlers
+
+    loops: list[asyncio.Task[None]] = []
+    if isinstance(services.tasks, EmbeddedQueue):
+        loops.append(asyncio.create_task(services.tasks.run(handlers(services))))
+    frequent = [job for job in JOBS if every_seconds(services, job) < interval_seconds]
+    for job in frequent:
+        loops.append(asyncio.create_task(_every(services, job)))
+    try:
+        while True:
+            for job in JOBS:
+                if job not in frequent:
+                    await _run_job(services, job)
+            await asyncio.sleep(interval_seconds)
+    finally:
+        for loop in loops:
+            loop.cancel()
+
+
+async def _every(services: AppServices, job: Job) -> None:
+    """Start ``job`` every interval (a fixed rate: a slow run shortens the next wait)."""
+    loop = asyncio.get_running_loop()
     while True:
-        await run_once(services)
-        await asyncio.sleep(interval_seconds)
+        began = loop.time()
+        await _run_job(services, job)
+        await asyncio.sleep(max(0.0, every_seconds(services, job) - (loop.time() - began)))
+
+
+async def _run_job(services: AppServices, job: Job) -> None:
+    try:
+        await job(services)
+    except Exception:  # one job's bug must not stop the others
+        log.exception("job %s failed", getattr(job, "__name__", job))

@@ -51,6 +51,9 @@ class CalendarConnection(SQLModel, table=True):
     # Reads with ``changes_token`` that failed in a row; after a few the token is dropped
     # and the calendar listed again (servers answer a bad token with undocumented codes).
     changes_failures: int = 0
+    # CalDAV: a digest of every calendar's getctag / sync-token at the last cheap check
+    # (``services.calendars.changes``); a full read happens only when it changes.
+    change_tag: str | None = Field(default=None, max_length=64)
     # False when the user connected without granting meeting writes (Google's granular
     # consent): busy times are read, meetings reach them by email only.
     can_write_events: bool = True

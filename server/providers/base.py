@@ -351,6 +351,17 @@ class RemovalRechecking(Protocol):
 
 
 @runtime_checkable
+class ChangeTagProvider(Protocol):
+    """Providers that can say cheaply whether a calendar changed (CalDAV's ``getctag`` or
+    ``sync-token``, one small PROPFIND per calendar) without reading any event."""
+
+    async def change_tag(self, credentials: Credentials) -> str | None:
+        """A digest that changes whenever any of the account's calendars does; None when
+        the server offers no such property (then only the periodic full read helps)."""
+        ...
+
+
+@runtime_checkable
 class PushProvider(Protocol):
     """Providers that push change notifications to a webhook (Google watch channels,
     Graph subscriptions). CalDAV has no push for third-party clients: polling covers it."""

@@ -35,6 +35,7 @@ never contain the password, and no event content is logged.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -88,6 +89,12 @@ _COMPONENTS = f"{{{_CALDAV}}}supported-calendar-component-set"
 _HOME_SET = f"{{{_CALDAV}}}calendar-home-set"
 _ADDRESS_SET = f"{{{_CALDAV}}}calendar-user-address-set"
 _CURRENT_PRINCIPAL = "{DAV:}current-user-principal"
+# Change detection: Apple's CalendarServer ctag (iCloud, Radicale, most servers) and
+# RFC 6578's sync-token; either changes whenever anything in the collection does.
+# https://github.com/apple/ccs-calendarserver/blob/master/doc/Extensions/caldav-ctag.txt
+# https://www.rfc-editor.org/rfc/rfc6578#section-4
+_CTAG = "{http://calendarserver.org/ns/}getctag"
+_SYNC_TOKEN = "{DAV:}sync-token"  # noqa: S105 - a property name
 _MAX_REDIRECTS = 3
 _ICLOUD_DOMAIN = "icloud.com"
 _PRIVILEGES = "{DAV:}current-user-privilege-set"
@@ -194,6 +201,37 @@ class CalDAVProvider:
         own = own_addresses(credentials.secret)
         intervals = busy_from_icalendar(documents, start, end, time_zone, own)
         return BusyFetch(intervals=intervals, readable=readable)
+
+    async def change_tag(self, credentials: Credentials) -> str | None:
+        """One Depth-0 PROPFIND per known calendar for its ctag / sync-token, digested.
+
+        Calendars added to the account since the last full read are not seen here (the
+        list is re-read by ``fetch_busy``, which the periodic full read still runs). A
+        calendar without either property makes the answer None: no cheap check there."""
+        secret = credentials.secret
+        urls = list(secret.get("calendar_urls") or [])
+        if not urls:
+            return None
+        parts: list[str] = []
+        async with self._account_session(secret) as client:
+            for url in urls:
+                _answered, response = await self._propfind(
+                    client, url, secret["server_url"], props=[_CTAG, _SYNC_TOKEN], depth=0
+                )
+                found = [_properties(result) for result in response.results or []]
+                tag = next(
+                    (
+                        str(value)
+                        for properties in found
+                        for name in (_CTAG, _SYNC_TOKEN)
+                        if (value := properties.get(name))
+                    ),
+                    None,
+                )
+                if tag is None:
+                    return None
+                parts.append(f"{url}\n{tag}")
+        return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()
 
     # -- Tandem's own events ---------------------------------------------------------
 

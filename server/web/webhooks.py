@@ -1,10 +1,13 @@
 """``/webhooks/google`` and ``/webhooks/microsoft``: answer fast, trust nothing.
 
 Both endpoints acknowledge every request the same way whether or not it was authentic,
-so a prober learns nothing; authentic ones only mark a calendar for a resync.
+so a prober learns nothing; authentic ones mark a calendar for a resync and queue that
+sync at once (coalesced per calendar), so the change shows within seconds.
 """
 
 from __future__ import annotations
+
+import logging
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -13,6 +16,8 @@ from server.models.enums import ProviderName
 from server.services.calendars import push
 from server.web.bounded_json import JSONRefused, loads_bounded, nesting_exceeds
 from server.wiring import AppServices
+
+log = logging.getLogger("tandem.webhooks")
 
 MAX_NOTIFICATION_BYTES = 256 * 1024
 MAX_NOTIFICATION_DEPTH = 16
@@ -23,12 +28,23 @@ def _services(request: Request) -> AppServices:
     return svc
 
 
+async def _queue_syncs(svc: AppServices, outcome: push.PushOutcome) -> None:
+    """A queue that cannot take the task loses nothing: ``sync_requested`` is committed
+    and the polling job queues the sync within a minute."""
+    for user_id in outcome.to_sync:
+        try:
+            await svc.tasks.sync_calendar(user_id)
+        except Exception:
+            log.exception("could not queue a sync after a push notification")
+
+
 async def google(request: Request) -> Response:
     svc = _services(request)
     async with svc.db.session() as db:
-        await push.handle_notifications(
+        outcome = await push.handle_notifications(
             db, svc.calendar, ProviderName.GOOGLE, request.headers, None
         )
+    await _queue_syncs(svc, outcome)
     return Response(status_code=200)
 
 
@@ -54,7 +70,8 @@ async def microsoft(request: Request) -> Response:
         return PlainTextResponse("a notification is a JSON object", status_code=400)
     svc = _services(request)
     async with svc.db.session() as db:
-        await push.handle_notifications(
+        outcome = await push.handle_notifications(
             db, svc.calendar, ProviderName.MICROSOFT, request.headers, payload
         )
+    await _queue_syncs(svc, outcome)
     return Response(status_code=202)

@@ -574,3 +574,19 @@ def test_the_organizer_is_one_of_the_accounts_calendar_addresses() -> None:
     assert organizer_address(secret, "Dana@Mac.com") == "Dana@Mac.com"
     assert organizer_address({"username": "x@icloud.com"}, "x@icloud.com") == "x@icloud.com"
     assert own_addresses(secret) == ["dana@me.com", "dana@mac.com", "apple-id@icloud.com"]
+
+
+async def test_change_tag_changes_only_when_a_calendar_does(
+    radicale: RunningRadicale, provider: CalDAVProvider, bob: Credentials
+) -> None:
+    """One cheap PROPFIND per calendar (Radicale answers getctag and sync-token): the tag
+    stays put while nothing changes and moves when an event is added."""
+    first = await provider.change_tag(bob)
+    assert first is not None and len(first) == 64
+    assert await provider.change_tag(bob) == first
+    radicale.add_event(
+        BOB, BOB_PW, "main", vcal("tag-probe", "DTSTART:20260401T100000Z", "DTEND:20260401T110000Z")
+    )
+    second = await provider.change_tag(bob)
+    assert second is not None and second != first
+    assert await provider.change_tag(bob) == second

@@ -1,8 +1,10 @@
-"""Push notifications: authentic ones mark a calendar for resync (coalesced); forged,
+"""Push notifications: authentic ones mark a calendar for resync and queue it (coalesced); forged,
 replayed-with-wrong-secret or unknown ones are acknowledged and change nothing."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -340,3 +342,41 @@ async def test_graph_validation_handshake_reaches_tandem_and_a_deaf_url_is_refus
     finally:
         microsoft.state.validate_notification_urls = False
         tandem.stop()
+
+
+async def test_google_push_is_synced_at_once_without_a_tick(
+    svc: AppServices, web: httpx.AsyncClient, google: RunningGoogle
+) -> None:
+    """The embedded queue (as `tandem serve` runs it) syncs the one calendar a notification
+    names within seconds; the 60-second tick never runs here."""
+    from server.jobs.queue import EmbeddedQueue
+    from server.jobs.tasks import handlers
+
+    assert isinstance(svc.tasks, EmbeddedQueue)
+    user = await create_user(svc, "fast@example.org")
+    google.state.add_account("fast@gmail.test")
+    await connect_google(svc, user, "fast@gmail.test")
+    consumer = asyncio.create_task(svc.tasks.run(handlers(svc)))
+    try:
+        google.state.add_event(
+            "fast@gmail.test",
+            {
+                "summary": "x",
+                "start": {"dateTime": _at(3, 9).isoformat()},
+                "end": {"dateTime": _at(3, 10).isoformat()},
+            },
+        )
+        sent = asyncio.get_running_loop().time()
+        assert await send_push_notifications(google.state, web, "fast@gmail.test") == [200]
+        blocks: list[tuple[datetime, datetime]] = []
+        while asyncio.get_running_loop().time() - sent < 5 and not blocks:
+            await asyncio.sleep(0.05)
+            async with svc.db.session() as db:
+                rows = (await db.exec(select(BusyBlock).where(BusyBlock.user_id == user))).all()
+            blocks = [(b.start_at, b.end_at) for b in rows]
+        assert blocks == [(_at(3, 9), _at(3, 10))]
+        assert await _requested(svc, user) is False
+    finally:
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer

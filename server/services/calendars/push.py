@@ -2,8 +2,9 @@
 channels, Graph subscriptions).
 
 A notification is only a hint that something changed: it never carries data Tandem
-stores, and it can trigger no more than marking one calendar for a resync (coalesced:
-many notifications before the next job tick cause one sync). Each channel has its own
+stores, and it can trigger no more than marking one calendar for a resync
+(``sync_requested``) and naming it to the caller, which queues its sync at once
+(coalesced per calendar: many notifications while one sync waits cause that one sync). Each channel has its own
 random secret (Google's channel token, Graph's clientState), stored hashed and compared
 in constant time; unknown channels, wrong secrets and mismatched resources are
 acknowledged and ignored, so a sender learns nothing.
@@ -18,6 +19,7 @@ import random
 import secrets
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -138,13 +140,15 @@ async def _stop(deps: CalendarDeps, row: PushSubscription, credentials: Credenti
         log.info("push channel %s not closed: %s", row.id, type(exc).__name__)
 
 
-async def _request_sync(db: AsyncSession, user_id: uuid.UUID) -> None:
+async def _request_sync(db: AsyncSession, user_id: uuid.UUID) -> bool:
     connection = (
         await db.exec(select(CalendarConnection).where(CalendarConnection.user_id == user_id))
     ).first()
     if connection is not None and connection.status == CalendarStatus.CONNECTED:
         connection.sync_requested = True
         db.add(connection)
+        return True
+    return False
 
 
 def validation_echo(token: str) -> str | None:
@@ -154,42 +158,57 @@ def validation_echo(token: str) -> str | None:
     return token
 
 
+@dataclass(frozen=True, slots=True)
+class PushOutcome:
+    """How many notifications were authentic, and whose calendars to sync now (each once,
+    after the request was committed)."""
+
+    accepted: int
+    to_sync: tuple[uuid.UUID, ...]
+
+
 async def handle_notifications(
     db: AsyncSession,
     deps: CalendarDeps,
     provider_name: ProviderName,
     headers: Mapping[str, str],
     payload: Any,
-) -> int:
-    """One webhook request from ``provider_name``. Returns how many notifications were
-    authentic; each of those marks its calendar for a resync (coalesced), except a
-    channel's hello."""
+) -> PushOutcome:
+    """One webhook request from ``provider_name``. Each authentic notification, except a
+    channel's hello, marks its calendar for a resync; the caller queues those syncs."""
     provider = _push_provider(deps, provider_name)
     if provider is None:
-        return 0
+        return PushOutcome(0, ())
     accepted = 0
+    to_sync: dict[uuid.UUID, None] = {}
     for notice in provider.read_notifications(headers, payload):
-        if await _accept(db, provider_name, notice):
+        user_id = await _accept(db, provider_name, notice)
+        if user_id is not None:
             accepted += 1
+            if await _request_sync(db, user_id):
+                to_sync[user_id] = None
     await db.commit()
-    return accepted
+    return PushOutcome(accepted, tuple(to_sync))
 
 
-async def _accept(db: AsyncSession, provider_name: ProviderName, notice: PushNotice) -> bool:
+async def _accept(
+    db: AsyncSession, provider_name: ProviderName, notice: PushNotice
+) -> uuid.UUID | None:
+    """The owner of the notice's channel when the notice is authentic, else None."""
     row = (
         await db.exec(
             select(PushSubscription).where(PushSubscription.channel_id == notice.channel_id)
         )
     ).first()
     if row is None or row.provider != provider_name:
-        return False
+        return None
     if not _matches(row.secret_hash, notice.secret):
         log.warning("%s notification with a wrong secret for channel %s", provider_name, row.id)
-        return False
+        return None
     if row.resource_id and notice.resource_id is not None and notice.resource_id != row.resource_id:
-        return False
+        return None
     if notice.kind == NoticeKind.HELLO:
-        return False
+        return None
     if notice.kind == NoticeKind.REMOVED:
         row.expires_at = utcnow()  # the renewal job opens a new channel, without waiting
         row.renew_retry_at = None
@@ -197,8 +216,7 @@ async def _accept(db: AsyncSession, provider_name: ProviderName, notice: PushNot
     elif notice.kind == NoticeKind.REAUTHORIZE:
         row.expires_at = min(row.expires_at, utcnow() + timedelta(minutes=1))
         db.add(row)
-    await _request_sync(db, row.user_id)
-    return True
+    return row.user_id
 
 
 async def renew_expiring(db: AsyncSession, deps: CalendarDeps, now: datetime | None = None) -> int:

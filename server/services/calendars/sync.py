@@ -17,8 +17,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -37,6 +38,7 @@ from server.providers.base import (
     RateLimited,
 )
 from server.providers.secrets import SecretError
+from server.services.calendars import refresh_lock
 from server.services.calendars.coverage import (
     LOOKBEHIND,
     drop_uncovered_blocks,
@@ -138,7 +140,16 @@ async def sync_users(
             jobs.append((connection, None, None))
             continue
         provider = deps.registry.get(connection.provider)
-        fetch = provider.fetch_busy(credentials, start, end, zone)
+        if refresh_lock.needs_lock(db, connection.provider):
+            # Several nodes: the refresh lock, and the newest token read under it.
+            fetch = refresh_lock.call_with_newest_token(
+                db,
+                deps,
+                connection.id,
+                partial(provider.fetch_busy, start=start, end=end, time_zone=zone),
+            )
+        else:
+            fetch = provider.fetch_busy(credentials, start, end, zone)
         task = asyncio.ensure_future(
             asyncio.wait_for(fetch, budget_seconds) if budget_seconds else fetch
         )
@@ -290,39 +301,3 @@ def _fail(
     connection.failure_count += 1
     log.info("calendar of user %s is now %s", connection.user_id, status.value)
     return SyncOutcome(connection.user_id, False, status, reason)
-
-
-async def claim_stale(
-    db: AsyncSession,
-    max_age: timedelta,
-    *,
-    limit: int = 50,
-    lease: timedelta = timedelta(minutes=5),
-) -> list[uuid.UUID]:
-    """Claim up to ``limit`` stale connections for this worker.
-
-    The claim is a lease written with a conditional UPDATE (``retry_after`` moves into the
-    future), so several workers on one PostgreSQL database never sync the same calendar at
-    once, and a worker that dies mid-sync loses its claim when the lease runs out.
-    """
-    candidates = await stale_user_ids(db, None, max_age)
-    claimed: list[uuid.UUID] = []
-    now = utcnow()
-    for user_id in candidates[: limit * 2]:
-        result = await db.exec(
-            update(CalendarConnection)
-            .where(
-                col(CalendarConnection.user_id) == user_id,
-                or_(
-                    col(CalendarConnection.retry_after).is_(None),
-                    col(CalendarConnection.retry_after) <= now,
-                ),
-            )
-            .values(retry_after=now + lease)
-        )
-        if result.rowcount == 1:
-            claimed.append(user_id)
-        if len(claimed) >= limit:
-            break
-    await db.commit()
-    return claimed
