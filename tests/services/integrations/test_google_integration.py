@@ -21,8 +21,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from emulators.google import EMULATOR_CLIENT_ID, RunningGoogle, seed_workspace
 from emulators.google_workspace import ServiceAccount
-from server.models import AuditEvent, BusyBlock, CalendarConnection, Meeting
-from server.models import OrganizationIntegration
+from server.models import (
+    AuditEvent,
+    BusyBlock,
+    CalendarConnection,
+    Meeting,
+    OrganizationIntegration,
+)
 from server.models.enums import CalendarStatus, IntegrationKind, ProgramRole
 from server.providers.google_service_account import DELEGATION_SCOPE_LIST, DELEGATION_SCOPES
 from server.providers.org_base import UncoveredReason
