@@ -1,6 +1,7 @@
 """``tandem demo``: everything on one machine — SQLite in the data folder, the Google and
-Microsoft emulators, a real CalDAV server (Radicale), demo people with calendars — then
-prints the URL and the logins and serves.
+Microsoft emulators (with a Microsoft 365 tenant and a Google Workspace domain to
+integrate), a real CalDAV server (Radicale), demo people with calendars — then prints the
+URL, the logins and what to enter on Manage → Integrations, and serves.
 
 The emulators keep their state in memory, so the demo database is recreated on each start
 (under ``DATA_DIR/demo``) to stay consistent with them.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import json
 import os
 import random
 import shutil
@@ -35,6 +37,8 @@ PRECONNECTED = {
     "ana@demo.tandem.test": "google",
     "ben@demo.tandem.test": "icloud",
     "eva@demo.tandem.test": "google",
+    # Replaced by the organization's calendar once the admin integrates Google Workspace.
+    "hugo@fabrikam.demo.tandem.test": "google",
 }
 
 
@@ -50,6 +54,31 @@ def _demo_events(seed: str) -> list[tuple[datetime, datetime]]:
             )
             events.append((start, start + timedelta(minutes=rng.choice([30, 60, 90]))))
     return events
+
+
+def seed_google_workspace(state: Any, demo_dir: Path) -> Path:
+    """Fabrikam's Workspace in the Google emulator, with its admin's domain-wide delegation
+    already added for the service account; returns the path of the JSON key file the demo
+    admin uploads (owner-only: it is a private key, if only an emulator's)."""
+    from emulators.google import seed_workspace
+    from server.providers.google_service_account import DELEGATION_SCOPE_LIST
+    from server.services import demo
+
+    local_parts = [
+        email.split("@")[0] for email, *_ in demo.PEOPLE if email.endswith(demo.FABRIKAM_DOMAIN)
+    ]
+    account = seed_workspace(
+        state,
+        demo.FABRIKAM_DOMAIN,
+        local_parts,
+        act_as=demo.FABRIKAM_ACT_AS.split("@")[0],
+        delegated_scopes=DELEGATION_SCOPE_LIST,
+    )
+    state.deny_free_busy(demo.FABRIKAM_DENIED)
+    key_path = demo_dir / "google-workspace-key.json"
+    key_path.touch(mode=0o600)
+    key_path.write_text(json.dumps(account.key_json(), indent=2))
+    return key_path
 
 
 def run_demo(*, host: str, port: int) -> None:
@@ -77,6 +106,7 @@ def run_demo(*, host: str, port: int) -> None:
     for email in (demo.CONTOSO_IT_ADMIN, demo.CONTOSO_SERVICE_ACCOUNT):
         microsoft.state.add_account(email)
     microsoft.state.add_tenant([demo.CONTOSO_DOMAIN], admin=demo.CONTOSO_IT_ADMIN)
+    google_key = seed_google_workspace(google.state, demo_dir)
     for email in people:
         google.state.add_account(email)
         microsoft.state.add_account(email, personal=email.startswith("mo."))
@@ -131,6 +161,12 @@ def run_demo(*, host: str, port: int) -> None:
         f"integrate Microsoft Exchange with service account {demo.CONTOSO_SERVICE_ACCOUNT}; "
         f"on the consent page enter {demo.CONTOSO_IT_ADMIN}. Its access policy denies "
         f"{demo.CONTOSO_DENIED}."
+    )
+    print(
+        f"  Google Calendar: choose the key file {google_key} (or paste its contents), "
+        f"domain {demo.FABRIKAM_DOMAIN}, account to act as {demo.FABRIKAM_ACT_AS}, then "
+        "Verify and integrate (the emulator's Workspace admin has already added the "
+        f"domain-wide delegation). {demo.FABRIKAM_DENIED}'s calendar is hidden by policy."
     )
     from server.web.http_server import uvicorn_options
 
