@@ -42,10 +42,10 @@ from sqlalchemy import insert
 
 from emulators.google import seed_workspace, start_google_emulator
 from emulators.microsoft import admin_consent, start_microsoft_emulator
-from server.providers.google_service_account import DELEGATION_SCOPE_LIST
 from server.config import Settings
 from server.db import create_engine, migrate
 from server.models import OrganizationIntegration, User
+from server.providers.google_service_account import DELEGATION_SCOPE_LIST
 from server.services.integrations import cover, setup, sync
 from server.services.people.sessions import Viewer
 from server.wiring import build_services, close_services
