@@ -2,9 +2,11 @@
 
 ``connect`` starts, finishes, replaces and disconnects connections; ``sync`` refreshes busy
 blocks; ``push`` keeps provider push channels; ``status`` says what a connection means to a
-person; ``oauth_apps`` holds an organization's own OAuth apps; ``deps`` is what these need
-from the process (settings, providers, secrets).
+person; ``oauth_apps`` holds an organization's own OAuth apps; ``coverage`` fetches ranges
+beyond the horizon on demand, through ``org_reads`` for people an organization's
+integration covers; ``deps`` is what these need from the process (settings, providers,
+secrets).
 Imports only people and the layers underneath.
 """
 
-__all__ = ["connect", "deps", "oauth_apps", "push", "status", "sync"]
+__all__ = ["connect", "coverage", "deps", "oauth_apps", "org_reads", "push", "status", "sync"]

@@ -31,6 +31,7 @@ from server.models import (
 from server.models.enums import CalendarStatus, IntegrationKind, ProgramRole
 from server.providers.google_service_account import DELEGATION_SCOPE_LIST, DELEGATION_SCOPES
 from server.providers.org_base import UncoveredReason
+from server.services.calendars import coverage
 from server.services.errors import PermissionDenied, ValidationFailed
 from server.services.integrations import cover, setup, sync
 from server.services.invites.mailer import MemoryMailer
@@ -376,3 +377,48 @@ async def _dump(db: AsyncSession) -> str:
         rows = (await db.exec(text(f"SELECT * FROM {table}"))).all()  # noqa: S608
         parts.append(repr(rows))
     return "\n".join(parts)
+
+
+async def test_far_away_windows_are_read_through_the_directory(org: Org) -> None:
+    services, state = org.services, org.google.state
+    integration = await _integrate(org)
+    async with services.db.session() as db:
+        fresh = await db.get(OrganizationIntegration, integration.id)
+        assert fresh is not None
+        assert (await sync.sync_integration(db, services.calendar, fresh)).complete
+    far = weekday_slot(days=150, hour=10)
+    state.add_event(
+        f"p3@{org.domain}",
+        {
+            "start": {"dateTime": far.isoformat()},
+            "end": {"dateTime": (far + timedelta(hours=1)).isoformat()},
+        },
+    )
+    state.deny_free_busy(f"p4@{org.domain}")
+    everyone = [*org.people, org.mentor, org.program_admin]
+    window = [(far - timedelta(hours=2), far + timedelta(hours=4))]
+    before = len(state.requests_to(FREE_BUSY, "POST"))
+    async with services.db.session() as db:
+        gaps = await coverage.ensure_covered(
+            db, services.calendar, everyone, window, budget_seconds=30
+        )
+    # One range for everyone, read 50 people a call through the integration.
+    assert len(state.requests_to(FREE_BUSY, "POST")) - before == math.ceil(COVERED / 50)
+    assert set(gaps) == {org.people[4]}  # only the hidden calendar stays unknown
+    assert gaps[org.people[4]][0].why == coverage.WHY_FAILED
+    far_block = (far, far + timedelta(hours=1))
+    async with services.db.session() as db:
+        blocks = (await db.exec(select(BusyBlock).where(BusyBlock.user_id == org.people[3]))).all()
+        assert far_block in [(b.start_at, b.end_at) for b in blocks]
+    # Asking again reads only the person still unknown (one call); a full sync of the
+    # horizon keeps the far-away blocks.
+    before = len(state.requests_to(FREE_BUSY, "POST"))
+    async with services.db.session() as db:
+        again = await coverage.ensure_covered(db, services.calendar, everyone, window)
+        assert set(again) == {org.people[4]}
+        assert len(state.requests_to(FREE_BUSY, "POST")) == before + 1
+        fresh = await db.get(OrganizationIntegration, integration.id)
+        assert fresh is not None
+        await sync.sync_integration(db, services.calendar, fresh)
+        blocks = (await db.exec(select(BusyBlock).where(BusyBlock.user_id == org.people[3]))).all()
+        assert far_block in [(b.start_at, b.end_at) for b in blocks]
