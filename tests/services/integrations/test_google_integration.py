@@ -28,6 +28,7 @@ from server.models import (
     Meeting,
     OrganizationIntegration,
 )
+from server.models.base import utcnow
 from server.models.enums import CalendarStatus, IntegrationKind, ProgramRole
 from server.providers.google_service_account import DELEGATION_SCOPE_LIST, DELEGATION_SCOPES
 from server.providers.org_base import UncoveredReason
@@ -387,7 +388,7 @@ async def test_far_away_windows_are_read_through_the_directory(org: Org) -> None
         assert fresh is not None
         assert (await sync.sync_integration(db, services.calendar, fresh)).complete
     far = weekday_slot(days=150, hour=10)
-    state.add_event(
+    far_event = state.add_event(
         f"p3@{org.domain}",
         {
             "start": {"dateTime": far.isoformat()},
@@ -422,3 +423,15 @@ async def test_far_away_windows_are_read_through_the_directory(org: Org) -> None
         await sync.sync_integration(db, services.calendar, fresh)
         blocks = (await db.exec(select(BusyBlock).where(BusyBlock.user_id == org.people[3]))).all()
         assert far_block in [(b.start_at, b.end_at) for b in blocks]
+    # Ranges still in use are refreshed through the directory too, in the same batches.
+    with state.lock:
+        del state.events[f"p3@{org.domain}"][far_event]
+    before = len(state.requests_to(FREE_BUSY, "POST"))
+    async with services.db.session() as db:
+        refreshed = await coverage.refresh_in_use(
+            db, services.calendar, timedelta(0), now=utcnow() + timedelta(seconds=1), limit=500
+        )
+        assert refreshed == COVERED - 1  # everyone but the hidden calendar
+        assert len(state.requests_to(FREE_BUSY, "POST")) - before == math.ceil(refreshed / 50)
+        blocks = (await db.exec(select(BusyBlock).where(BusyBlock.user_id == org.people[3]))).all()
+        assert far_block not in [(b.start_at, b.end_at) for b in blocks]
