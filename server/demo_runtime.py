@@ -1,6 +1,7 @@
 """``tandem demo``: everything on one machine — SQLite in the data folder, the Google and
-Microsoft emulators, a real CalDAV server (Radicale), demo people with calendars — then
-prints the URL and the logins and serves.
+Microsoft emulators (with a Microsoft 365 tenant and a Google Workspace domain to
+integrate), a real CalDAV server (Radicale), demo people with calendars — then prints the
+URL, the logins and what to enter on Manage → Integrations, and serves.
 
 The emulators keep their state in memory, so the demo database is recreated on each start
 (under ``DATA_DIR/demo``) to stay consistent with them.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import json
 import os
 import random
 import shutil
@@ -38,6 +40,8 @@ PRECONNECTED = {
     "ana@demo.tandem.test": "google",
     "ben@demo.tandem.test": "icloud",
     "eva@demo.tandem.test": "google",
+    # Replaced by the organization's calendar once the admin integrates Google Workspace.
+    "hugo@fabrikam.demo.tandem.test": "google",
 }
 
 
@@ -70,6 +74,34 @@ class DemoBackends:
         self.google.stop()
 
 
+GOOGLE_KEY_FILE = "google-workspace-key.json"
+
+
+def seed_google_workspace(state: Any, demo_dir: Path) -> Path:
+    """Fabrikam's Workspace in the Google emulator, with its admin's domain-wide delegation
+    already added for the service account; returns the path of the JSON key file the demo
+    admin uploads (owner-only: it is a private key, if only an emulator's)."""
+    from emulators.google import seed_workspace
+    from server.providers.google_service_account import DELEGATION_SCOPE_LIST
+    from server.services import demo
+
+    local_parts = [
+        email.split("@")[0] for email, *_ in demo.PEOPLE if email.endswith(demo.FABRIKAM_DOMAIN)
+    ]
+    account = seed_workspace(
+        state,
+        demo.FABRIKAM_DOMAIN,
+        local_parts,
+        act_as=demo.FABRIKAM_ACT_AS.split("@")[0],
+        delegated_scopes=DELEGATION_SCOPE_LIST,
+    )
+    state.deny_free_busy(demo.FABRIKAM_DENIED)
+    key_path = demo_dir / GOOGLE_KEY_FILE
+    key_path.touch(mode=0o600)
+    key_path.write_text(json.dumps(account.key_json(), indent=2))
+    return key_path
+
+
 def start_backends(demo_dir: Path, base_url: str) -> DemoBackends:
     """The Google and Microsoft emulators and Radicale, seeded with every demo person's
     accounts and busy times; ``settings`` points Tandem at them.
@@ -93,6 +125,7 @@ def start_backends(demo_dir: Path, base_url: str) -> DemoBackends:
     for email in (demo.CONTOSO_IT_ADMIN, demo.CONTOSO_SERVICE_ACCOUNT):
         microsoft.state.add_account(email)
     microsoft.state.add_tenant([demo.CONTOSO_DOMAIN], admin=demo.CONTOSO_IT_ADMIN)
+    seed_google_workspace(google.state, demo_dir)
     for email in people:
         google.state.add_account(email)
         microsoft.state.add_account(email, personal=email.startswith("mo."))
@@ -153,6 +186,10 @@ def instructions(settings: Settings, logins: list[Any], caldav_url: str) -> list
         f"integrate Microsoft Exchange with service account {demo.CONTOSO_SERVICE_ACCOUNT}; "
         f"on the consent page enter {demo.CONTOSO_IT_ADMIN}. Its access policy denies "
         f"{demo.CONTOSO_DENIED}.",
+        f"  Google Calendar: choose the key file {settings.data_dir / GOOGLE_KEY_FILE} (or paste "
+        f"its contents), domain {demo.FABRIKAM_DOMAIN}, account to act as {demo.FABRIKAM_ACT_AS}, "
+        "then Verify and integrate (the emulator's Workspace admin has already added the "
+        f"domain-wide delegation). {demo.FABRIKAM_DENIED}'s calendar is hidden by policy.",
         "Freshness: Google and Microsoft changes show within about 5 s of their push notification;",
         "  CalDAV (the iCal form) within a minute: its calendars are checked every "
         f"{settings.caldav_check_seconds} s for recently active users.",

@@ -4,6 +4,7 @@ not appear in the database (tables and raw files), the logs, the pages or the AP
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import ssl
@@ -360,7 +361,77 @@ async def test_event_details_never_leave_the_integration_path(
         integration = await setup.finish_microsoft(db, svc.calendar, viewer, reply)
         report = await org_sync.sync_integration(db, svc.calendar, integration)
         assert report.rows_written == 2, "each covered person's event must be busy"
+    await _assert_no_canary(svc, admin_id, f"root@{tag}.vendor.example", people, sqlite_url, caplog)
 
+
+async def test_event_details_never_leave_the_google_integration_path(
+    svc: AppServices,
+    google: RunningGoogle,
+    sqlite_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The same promise through a Google Workspace integration: the key upload, the
+    delegated freeBusy of everyone's calendar, and what the pages and API show."""
+    from emulators.google import seed_workspace
+    from server.providers.google_service_account import DELEGATION_SCOPE_LIST
+    from server.services.integrations import setup
+    from server.services.integrations import sync as org_sync
+    from server.services.people.sessions import Viewer
+
+    caplog.set_level(logging.DEBUG)
+    tag = uuid.uuid4().hex[:6]
+    domain = f"gcanary{tag}.example"
+    account = seed_workspace(
+        google.state, domain, ["ann", "bob"], delegated_scopes=DELEGATION_SCOPE_LIST
+    )
+    for name in ("ann", "bob"):
+        google.state.add_event(
+            f"{name}@{domain}",
+            {
+                "summary": f"{SENTINEL} summary",
+                "description": f"{SENTINEL} description",
+                "location": f"{SENTINEL} room",
+                "attendees": [{"email": f"{SENTINEL.lower()}@example.org"}],
+                "start": {"dateTime": _at(2, 10).isoformat()},
+                "end": {"dateTime": _at(2, 11).isoformat()},
+            },
+        )
+    admin_id = await create_user(svc, f"root@{tag}.vendor.example", global_admin=True)
+    operator_id = await create_user(svc, f"op@{tag}.vendor.example", operator=True)
+    people = [await create_user(svc, f"{n}@{domain}", name=n.title()) for n in ("ann", "bob")]
+    async with svc.db.session() as db:
+        admin = await accounts.get_user(db, admin_id)
+        operator = await accounts.get_user(db, operator_id)
+        program = await programs.create_program(db, admin, "Canary Google org")
+        for person in people:
+            await programs.add_member(db, admin, program.id, person, ProgramRole.PARTICIPANT)
+        await db.commit()
+        await setup.set_switch(db, svc.calendar, operator, True)
+        viewer = Viewer(user=admin, actor=admin)
+        await setup.start_google(
+            db,
+            svc.calendar,
+            viewer,
+            key_text=json.dumps(account.key_json()),
+            domain=domain,
+            act_as=f"tandem@{domain}",
+        )
+        integration = await setup.verify_google(db, svc.calendar, viewer)
+        report = await org_sync.sync_integration(db, svc.calendar, integration)
+        assert report.rows_written == 2, "each covered person's event must be busy"
+    await _assert_no_canary(svc, admin_id, f"root@{tag}.vendor.example", people, sqlite_url, caplog)
+
+
+async def _assert_no_canary(
+    svc: AppServices,
+    admin_id: uuid.UUID,
+    admin_email: str,
+    people: list[uuid.UUID],
+    sqlite_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Busy through the API for both people, and the sentinel nowhere: API, pages, every
+    table, the raw database files and the logs."""
     seen: list[str] = []
     api = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_app(services=svc)), base_url="http://testserver"
@@ -389,7 +460,7 @@ async def test_event_details_never_leave_the_integration_path(
             )
         )
     )
-    await login(api, f"root@{tag}.vendor.example")
+    await login(api, admin_email)
     seen.append((await api.get("/admin/integrations")).text)
     await api.aclose()
     assert seen[0].count("'kind'") == 2, "both covered people are busy through the API"

@@ -1,5 +1,6 @@
-"""Demo data for ``tandem demo``: an organization, two programs, pairs, a circle of six and
-one newcomer who has never signed in."""
+"""Demo data for ``tandem demo``: an organization, its programs, pairs, a circle of six and
+one newcomer who has never signed in, and two organizations to integrate (Contoso on
+Microsoft 365, Fabrikam on Google Workspace)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ PEOPLE = [
     ("rui@contoso.demo.tandem.test", "Rui Contoso", "Europe/Lisbon", "Contoso mentee"),
     # Never signed in: the first-login journey (profile, time zone, calendar) starts here.
     (NEWCOMER, "Noor Newcomer", "UTC", "new participant, first sign-in"),
+    ("gita@fabrikam.demo.tandem.test", "Gita Fabrikam", "Asia/Kolkata", "Fabrikam mentor"),
+    ("hugo@fabrikam.demo.tandem.test", "Hugo Fabrikam", "Europe/Paris", "Fabrikam mentee"),
+    ("yara@fabrikam.demo.tandem.test", "Yara Fabrikam", "America/Toronto", "Fabrikam mentee"),
 ]
 # The demo organization whose Microsoft 365 tenant the admin can integrate (Manage →
 # Integrations) against the emulator: the domain, the tenant's global administrator on
@@ -47,6 +51,11 @@ CONTOSO_DOMAIN = "contoso.demo.tandem.test"
 CONTOSO_IT_ADMIN = f"it@{CONTOSO_DOMAIN}"
 CONTOSO_SERVICE_ACCOUNT = f"tandem-mentoring@{CONTOSO_DOMAIN}"
 CONTOSO_DENIED = f"rui@{CONTOSO_DOMAIN}"  # the access policy denies this mailbox
+# The demo organization on Google Workspace: its domain, the account Tandem acts as (the
+# meetings' organizer) and a person whose calendar the domain's sharing policy hides.
+FABRIKAM_DOMAIN = "fabrikam.demo.tandem.test"
+FABRIKAM_ACT_AS = f"tandem@{FABRIKAM_DOMAIN}"
+FABRIKAM_DENIED = f"yara@{FABRIKAM_DOMAIN}"
 
 
 async def seed(session: AsyncSession) -> list[DemoLogin]:
@@ -122,6 +131,19 @@ async def seed(session: AsyncSession) -> list[DemoLogin]:
             admin,
             program_id=contoso.id,
             member_ids=[ines.id, person.id],
+            kind=ConnectionKind.PAIR,
+            name=None,
+        )
+    fabrikam = await programs.create_program(session, admin, "Fabrikam Mentoring")
+    gita, hugo, yara = (users[f"{n}@{FABRIKAM_DOMAIN}"] for n in ("gita", "hugo", "yara"))
+    await programs.add_member(session, admin, fabrikam.id, gita.id, ProgramRole.MENTOR)
+    for person in (hugo, yara):
+        await programs.add_member(session, admin, fabrikam.id, person.id, ProgramRole.MENTEE)
+        await mentoring.create_connection(
+            session,
+            admin,
+            program_id=fabrikam.id,
+            member_ids=[gita.id, person.id],
             kind=ConnectionKind.PAIR,
             name=None,
         )

@@ -1,9 +1,10 @@
-"""The integrations API against the Microsoft emulator: the operator switch, start and
-finish (admin consent), the organization's coverage, covered calendars, disabling, and
-who may do each."""
+"""The integrations API against the Microsoft and Google emulators: the operator switch,
+start and finish (admin consent; key upload and verified delegation), the organization's
+coverage, covered calendars, disabling, and who may do each."""
 
 from __future__ import annotations
 
+import json
 import ssl
 import uuid
 from collections.abc import AsyncIterator
@@ -13,9 +14,11 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from emulators.google import RunningGoogle, seed_workspace
 from emulators.microsoft import RunningMicrosoft, admin_consent
 from server.app import create_app
 from server.models.enums import ProgramRole
+from server.providers.google_service_account import DELEGATION_SCOPE_LIST, DELEGATION_SCOPES
 from server.services.people import accounts, programs
 from server.wiring import AppServices, build_services, close_services
 from tests.calendar_fixtures import provider_overrides
@@ -138,3 +141,81 @@ async def test_integrate_through_the_api(svc: AppServices, microsoft: RunningMic
             "managedByOrganization": False,
             "integrationKind": None,
         }
+
+
+GSTART = """mutation G($key: String!, $domain: String!, $actAs: String!) {
+  startGoogleIntegration(serviceAccountKey: $key, domain: $domain, actAs: $actAs) {
+    authorizationUrl googleDelegation { clientId scopes } errors { code message } } }"""
+GFINISH = """mutation V { finishGoogleIntegration {
+  integration { kind status coveredCount serviceAccount tenant } errors { code message } } }"""
+
+
+@pytest.fixture
+async def gsvc(
+    tmp_path: Path, sqlite_url: str, google: RunningGoogle
+) -> AsyncIterator[AppServices]:
+    services = build_services(make_settings(tmp_path, sqlite_url, **provider_overrides(google)))
+    yield services
+    await close_services(services)
+
+
+async def test_integrate_google_through_the_api(gsvc: AppServices, google: RunningGoogle) -> None:
+    tag = uuid.uuid4().hex[:6]
+    domain = f"gapi{tag}.example"
+    account = seed_workspace(google.state, domain, ["pat"])
+    admin_id = await create_user(gsvc, f"admin@{tag}.vendor.example", global_admin=True)
+    operator_id = await create_user(gsvc, f"op@{tag}.vendor.example", operator=True)
+    pat_id = await create_user(gsvc, f"pat@{domain}")
+    async with gsvc.db.session() as db:
+        actor = await accounts.get_user(db, admin_id)
+        program = await programs.create_program(db, actor, f"G {tag}")
+        await programs.add_member(db, actor, program.id, pat_id, ProgramRole.PARTICIPANT)
+        await db.commit()
+    admin, operator, pat = (
+        await token_for(gsvc, admin_id),
+        await token_for(gsvc, operator_id),
+        await token_for(gsvc, pat_id),
+    )
+    key = {"key": json.dumps(account.key_json()), "domain": domain, "actAs": f"tandem@{domain}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(services=gsvc)), base_url="http://testserver"
+    ) as client:
+        await gql(client, SWITCH, {"on": True}, token=operator)
+        by_pat = await gql(client, GSTART, key, token=pat)
+        assert by_pat["data"]["startGoogleIntegration"]["errors"][0]["code"] == "FORBIDDEN"
+        started = (await gql(client, GSTART, key, token=admin))["data"]["startGoogleIntegration"]
+        assert started["errors"] == [] and started["authorizationUrl"] is None
+        assert started["googleDelegation"] == {
+            "clientId": account.client_id,
+            "scopes": DELEGATION_SCOPES,
+        }
+        early = (await gql(client, GFINISH, token=admin))["data"]["finishGoogleIntegration"]
+        assert early["integration"] is None
+        assert early["errors"][0]["code"] == "FORBIDDEN"
+        assert f"add Client ID {account.client_id}" in early["errors"][0]["message"]
+        google.state.grant_delegation(domain, account.client_id, DELEGATION_SCOPE_LIST)
+        by_pat = await gql(client, GFINISH, token=pat)
+        assert by_pat["data"]["finishGoogleIntegration"]["errors"][0]["code"] == "FORBIDDEN"
+        done = (await gql(client, GFINISH, token=admin))["data"]["finishGoogleIntegration"]
+        assert done == {
+            "integration": {
+                "kind": "GOOGLE_WORKSPACE",
+                "status": "ACTIVE",
+                "coveredCount": 1,
+                "serviceAccount": f"tandem@{domain}",
+                "tenant": domain,
+            },
+            "errors": [],
+        }
+        me = (await gql(client, ME, token=pat))["data"]["me"]["calendar"]
+        assert me == {
+            "status": "CONNECTED",
+            "managedByOrganization": True,
+            "integrationKind": "GOOGLE_WORKSPACE",
+        }
+        off = await gql(
+            client,
+            "mutation { disableIntegration(kind: GOOGLE_WORKSPACE) { disabled errors { code } } }",
+            token=admin,
+        )
+        assert off["data"]["disableIntegration"] == {"disabled": True, "errors": []}

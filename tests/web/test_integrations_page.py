@@ -1,6 +1,6 @@
-"""Manage → Integrations through the pages, against the Microsoft emulator: the operator
-switch, integrating Exchange Online by admin consent, what covered people see, the Google
-key form and disabling."""
+"""Manage → Integrations through the pages, against the Microsoft and Google emulators: the
+operator switch, integrating Exchange Online by admin consent and Google Workspace by key
+upload and verified delegation, what covered people see, and disabling."""
 
 from __future__ import annotations
 
@@ -14,13 +14,16 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
+from emulators.google import RunningGoogle, consent, seed_workspace
 from emulators.microsoft import RunningMicrosoft, admin_consent
 from server.app import create_app
 from server.models.enums import ProgramRole
+from server.providers.google_service_account import DELEGATION_SCOPE_LIST, DELEGATION_SCOPES
 from server.services.people import accounts, programs
 from server.wiring import AppServices, build_services, close_services
 from tests.calendar_fixtures import provider_overrides
 from tests.conftest import create_user, csrf_from, login, make_settings, new_client
+from tests.web.test_calendar_connect import start_flow
 
 GOOGLE_KEY = {
     "type": "service_account",
@@ -152,5 +155,98 @@ async def test_integrations_page_end_to_end(svc: AppServices, microsoft: Running
     assert dict(parse_qsl(urlsplit(off.headers["location"]).query))["done"] == "microsoft_off"
     after = await participant.get("/profile/edit?tab=settings")
     assert "Your calendar is not connected" in after.text
+    for client in (participant, admin, operator):
+        await client.aclose()
+
+
+@pytest.fixture
+async def gsvc(
+    tmp_path: Path, sqlite_url: str, google: RunningGoogle
+) -> AsyncIterator[AppServices]:
+    services = build_services(make_settings(tmp_path, sqlite_url, **provider_overrides(google)))
+    yield services
+    await close_services(services)
+
+
+async def test_google_integration_through_the_page(
+    gsvc: AppServices, google: RunningGoogle
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    domain = f"gp{tag}.example"
+    account = seed_workspace(google.state, domain, ["pat"])
+    admin_id = await create_user(gsvc, f"admin-{tag}@vendor.example", global_admin=True)
+    await create_user(gsvc, f"op-{tag}@vendor.example", operator=True)
+    pat_id = await create_user(gsvc, f"pat@{domain}", name="Pat Participant")
+    async with gsvc.db.session() as db:
+        actor = await accounts.get_user(db, admin_id)
+        program = await programs.create_program(db, actor, f"Program {tag}")
+        await programs.add_member(db, actor, program.id, pat_id, ProgramRole.PARTICIPANT)
+        await db.commit()
+    # Pat connected Google personally before the organization integrated.
+    participant = await _client(gsvc)
+    await login(participant, f"pat@{domain}")
+    start = await start_flow(participant, "google")
+    async with httpx.AsyncClient() as browser:
+        params = await consent(browser, start.headers["location"], f"pat@{domain}")
+    assert (await participant.get("/calendar/callback/google", params=params)).status_code == 303
+
+    operator = await _client(gsvc)
+    op_csrf = await login(operator, f"op-{tag}@vendor.example")
+    await operator.post("/admin/integrations/switch", data={"csrf_token": op_csrf, "enabled": "on"})
+    admin = await _client(gsvc)
+    csrf = await login(admin, f"admin-{tag}@vendor.example")
+    form = {
+        "csrf_token": csrf,
+        "key": json.dumps(account.key_json()),
+        "domain": domain,
+        "act_as": f"tandem@{domain}",
+    }
+    key_page = await admin.post("/admin/integrations/google/key", data=form)
+    assert key_page.status_code == 200, key_page.text
+    assert f"Client ID: <code>{account.client_id}</code>" in key_page.text
+    assert f"<code>{DELEGATION_SCOPES}</code>" in key_page.text
+    assert "PRIVATE KEY" not in key_page.text and account.client_email not in key_page.text
+
+    # A forged verify (no CSRF token) is refused before anything is called.
+    calls = len(google.state.requests_to("/token", "POST"))
+    forged = await admin.post("/admin/integrations/google/verify", data={})
+    assert forged.status_code == 403
+    assert len(google.state.requests_to("/token", "POST")) == calls
+    # Until the domain's admin adds the delegation, Verify says exactly that.
+    early = await admin.post("/admin/integrations/google/verify", data={"csrf_token": csrf})
+    assert early.status_code == 403
+    assert "Domain-wide delegation, add Client ID" in early.text
+    assert account.client_id in early.text and "Verify and integrate" in early.text
+    # A participant cannot verify it either.
+    pat_csrf = csrf_from((await participant.get("/profile/edit?tab=settings")).text)
+    refused = await participant.post(
+        "/admin/integrations/google/verify", data={"csrf_token": pat_csrf}
+    )
+    assert refused.status_code == 403 and "Only global administrators" in refused.text
+
+    google.state.grant_delegation(domain, account.client_id, DELEGATION_SCOPE_LIST)
+    verified = await admin.post("/admin/integrations/google/verify", data={"csrf_token": csrf})
+    assert verified.status_code == 303, verified.text
+    done = await admin.get(verified.headers["location"])
+    assert "The Google Calendar integration is on." in done.text
+    assert f"meetings are created by tandem@{domain}" in done.text
+    assert "1 of 1" in done.text
+
+    settings = await participant.get("/profile/edit?tab=settings")
+    assert "Your Google calendar is connected" in settings.text
+    assert "through your organization's Google Calendar integration" in settings.text
+    assert "Your personal Google calendar was disconnected" in settings.text
+    assert 'action="/calendar/disconnect"' not in settings.text
+
+    off = await admin.post(
+        "/admin/integrations/google_workspace/disable", data={"csrf_token": csrf}
+    )
+    assert dict(parse_qsl(urlsplit(off.headers["location"]).query))["done"] == "google_off"
+    after = await admin.get(off.headers["location"])
+    assert "service account key were deleted" in after.text
+    assert (
+        "Your calendar is not connected"
+        in (await participant.get("/profile/edit?tab=settings")).text
+    )
     for client in (participant, admin, operator):
         await client.aclose()

@@ -6,7 +6,9 @@ rows: a window 100 or 300 days out). Outside that union Tandem has not looked, s
 nobody may be shown free there. ``ensure_covered`` is the one place that, for some
 windows and people, finds the uncovered parts, fetches them from the provider within
 the caller's time budget, stores the blocks and the new covered range, and returns
-what is still uncovered (with why) so the caller marks those times *unknown*.
+what is still uncovered (with why) so the caller marks those times *unknown*. People an
+organization's integration covers are read through its directory, batched
+(``org_reads``).
 
 Extra ranges are rounded to whole UTC days and merged when close, so asking about
 one slot does not cost a provider call per slot; ranges nobody used for
@@ -34,6 +36,7 @@ from server.models.base import utcnow
 from server.models.enums import BusyKind, CalendarStatus
 from server.providers.base import BusyFetch, BusyInterval, RateLimited
 from server.providers.secrets import SecretError
+from server.services.calendars import org_reads
 from server.services.calendars.deps import (
     CalendarDeps,
     load_credentials,
@@ -216,7 +219,7 @@ async def ensure_covered(
     fetched: dict[uuid.UUID, list[Span]] = defaultdict(list)
     failed: dict[uuid.UUID, str] = {}
     if fetch and plans and deps is not None:
-        outcomes = await _fetch_all(deps, plans, now, deadline)
+        outcomes = await _fetch_all(db, deps, plans, now, deadline)
         for (connection, _zone, span), outcome in zip(plans, outcomes, strict=True):
             if isinstance(outcome, str):
                 failed[connection.id] = outcome
@@ -247,13 +250,43 @@ async def ensure_covered(
 
 
 async def _fetch_all(
+    db: AsyncSession,
     deps: CalendarDeps,
     plans: Sequence[tuple[CalendarConnection, str, Span]],
     now: datetime,
     deadline: float | None,
 ) -> list[BusyFetch | str]:
-    """Fetch every planned range concurrently; a failure is the reason, as a phrase."""
+    """Fetch every planned range concurrently; a failure is the reason, as a phrase.
+    Covered people are read through their integration's directory, in its batches."""
+    outcomes: list[BusyFetch | str] = [WHY_FAILED] * len(plans)
+    covered = [
+        i
+        for i, (c, _z, _s) in enumerate(plans)
+        if c.integration_id is not None and (c.retry_after is None or c.retry_after <= now)
+    ]
+    personal = [i for i, (c, _z, _s) in enumerate(plans) if c.integration_id is None]
+    if covered:
+        answers = await org_reads.fetch_covered(
+            db, deps, [(plans[i][0], plans[i][2]) for i in covered], deadline
+        )
+        for i, answer in zip(covered, answers, strict=True):
+            if answer is None:
+                outcomes[i] = WHY_TIMEOUT
+            else:
+                outcomes[i] = answer if answer.readable else WHY_FAILED
+    if personal:
+        answers_personal = await _fetch_personal(deps, [plans[i] for i in personal], now, deadline)
+        for i, outcome in zip(personal, answers_personal, strict=True):
+            outcomes[i] = outcome
+    return outcomes
 
+
+async def _fetch_personal(
+    deps: CalendarDeps,
+    plans: Sequence[tuple[CalendarConnection, str, Span]],
+    now: datetime,
+    deadline: float | None,
+) -> list[BusyFetch | str]:
     async def one(connection: CalendarConnection, zone: str, span: Span) -> BusyFetch | str:
         if connection.retry_after is not None and connection.retry_after > now:
             return WHY_FAILED  # backing off after an outage: do not hammer the provider
@@ -483,7 +516,7 @@ async def refresh_in_use(
     if not plans:
         return 0
     deadline = time.monotonic() + budget_seconds
-    outcomes = await _fetch_all(deps, plans, now, deadline)
+    outcomes = await _fetch_all(db, deps, plans, now, deadline)
     refreshed = 0
     for (connection, _zone, span), (range_id, fetched_at), outcome in zip(
         plans, claimed, outcomes, strict=True

@@ -1,4 +1,5 @@
-"""Opening an integration's directory, and the words people see about integrations."""
+"""The words people see about integrations, and an integration's encrypted configuration
+(opening its directory lives in ``calendars.org_reads``, re-exported here)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,20 @@ from typing import Any
 
 from server.models import OrganizationIntegration
 from server.models.enums import IntegrationKind, ProviderName
-from server.providers.base import ProviderMisconfigured
-from server.providers.org_base import OrgDirectory, UncoveredReason
+from server.providers.org_base import UncoveredReason
 from server.services.calendars.deps import CalendarDeps
+from server.services.calendars.org_reads import config_binding, open_directory, read_config
+
+__all__ = [
+    "CALENDAR_LABELS",
+    "KIND_LABELS",
+    "PROVIDER_FOR_KIND",
+    "REASON_TEXT",
+    "config_binding",
+    "open_directory",
+    "read_config",
+    "write_config",
+]
 
 KIND_LABELS = {
     IntegrationKind.EXCHANGE_ONLINE: "Microsoft Exchange",
@@ -34,26 +46,7 @@ REASON_TEXT = {
 }
 
 
-def config_binding(integration: OrganizationIntegration) -> str:
-    """Ties the encrypted configuration to its row: copied elsewhere it will not open."""
-    return f"integration:{integration.id}"
-
-
-def read_config(deps: CalendarDeps, integration: OrganizationIntegration) -> dict[str, Any]:
-    if integration.encrypted_config is None:
-        return {}
-    value = deps.secrets.decrypt(integration.encrypted_config, binding=config_binding(integration))
-    return dict(value)
-
-
 def write_config(
     deps: CalendarDeps, integration: OrganizationIntegration, config: dict[str, Any]
 ) -> None:
     integration.encrypted_config = deps.secrets.encrypt(config, binding=config_binding(integration))
-
-
-def open_directory(deps: CalendarDeps, integration: OrganizationIntegration) -> OrgDirectory:
-    """The integration's directory; the caller closes it (``aclose``)."""
-    if deps.directories is None:
-        raise ProviderMisconfigured("organization-wide integrations are not configured")
-    return deps.directories(integration.kind.value, read_config(deps, integration))

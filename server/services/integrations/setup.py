@@ -422,6 +422,9 @@ async def _activate(
             f"{label} refused Tandem's access: grant the permissions (or domain-wide "
             "delegation) and try again."
         )
+        if integration.kind == IntegrationKind.GOOGLE_WORKSPACE:
+            # The directory names what to add (client id, scopes) or what Google refused.
+            reason = f"{label} refused Tandem's access. {exc}"
         await _attention(db, integration, reason)
         raise IntegrationRefused(reason) from exc
     except ProviderMisconfigured as exc:
@@ -437,7 +440,9 @@ async def _activate(
         await directory.aclose()
     integration.enabled = True
     integration.status = INTEGRATION_ACTIVE
-    integration.service_account = acting.lower()[:320] or integration.service_account
+    if integration.kind != IntegrationKind.GOOGLE_WORKSPACE:
+        # Google's check answers the key's client_email; meetings come from ``act_as``.
+        integration.service_account = acting.lower()[:320] or integration.service_account
     integration.last_error = None
     integration.integrated_by_id = actor.id
     integration.integrated_at = utcnow()

@@ -218,10 +218,29 @@ async def _write_batch(
     now: datetime,
     report: SyncReport,
 ) -> None:
-    """Replace the batch's cached blocks with the answer, in bulk."""
+    """Replace the batch's cached blocks within the synced window with the answer, in
+    bulk. Blocks outside it (far-away ranges read on demand) keep their outside parts."""
     user_ids = [uid for _cid, uid, _email in batch]
-    await db.exec(delete(BusyBlock).where(col(BusyBlock.user_id).in_(user_ids)))
-    rows = []
+    inside = (
+        col(BusyBlock.user_id).in_(user_ids),
+        col(BusyBlock.start_at) < end,
+        col(BusyBlock.end_at) > start,
+    )
+    straddling = (
+        await db.exec(
+            select(BusyBlock.user_id, BusyBlock.start_at, BusyBlock.end_at, BusyBlock.kind).where(
+                *inside, or_(col(BusyBlock.start_at) < start, col(BusyBlock.end_at) > end)
+            )
+        )
+    ).all()
+    await db.exec(delete(BusyBlock).where(*inside))
+    rows: list[dict[str, object]] = []
+    for user_id, block_start, block_end, kind in straddling:
+        for lo, hi in ((block_start, start), (end, block_end)):
+            if lo < hi:
+                rows.append(
+                    {"id": new_id(), "user_id": user_id, "start_at": lo, "end_at": hi, "kind": kind}
+                )
     fine: list[uuid.UUID] = []
     problems: dict[UncoveredReason, list[uuid.UUID]] = {}
     for connection_id, user_id, email in batch:
