@@ -435,9 +435,16 @@ async def _activate(
         raise IntegrationRefused(f"{label} refused the check call.") from exc
     finally:
         await directory.aclose()
+    integration.service_account = acting.lower()[:320] or integration.service_account
+    return await _enable(db, deps, integration, actor)
+
+
+async def _enable(
+    db: AsyncSession, deps: CalendarDeps, integration: OrganizationIntegration, actor: User
+) -> OrganizationIntegration:
+    """Turn a verified integration on, audited, and connect the people it covers."""
     integration.enabled = True
     integration.status = INTEGRATION_ACTIVE
-    integration.service_account = acting.lower()[:320] or integration.service_account
     integration.last_error = None
     integration.integrated_by_id = actor.id
     integration.integrated_at = utcnow()
@@ -472,7 +479,8 @@ async def disable(
 ) -> bool:
     """Stop coverage at once. Returns False when nothing was integrated."""
     actor = admin_as_self(viewer)
-    if not actor.is_global_admin:
+    operator_may = kind == IntegrationKind.EXCHANGE_ONPREM and actor.is_operator
+    if not (actor.is_global_admin or operator_may):
         raise PermissionDenied(
             "Only a global administrator can integrate or disable organization calendars."
         )
