@@ -150,12 +150,16 @@ def _open(deps: CalendarDeps, config: dict[str, str]) -> OrgDirectory:
 
 
 async def _verify(directory: OrgDirectory) -> str:
+    """The check call. The refusal is raised outside the ``except`` block so that it
+    does not keep the provider's exception (and the sockets its traceback holds) alive."""
+    failure = "Exchange refused the check call."
     try:
         return await directory.verify()
     except ProviderError as exc:
-        raise setup.IntegrationRefused(_plain_failure(exc)) from None
+        failure = _plain_failure(exc)
     finally:
         await directory.aclose()
+    raise setup.IntegrationRefused(failure)
 
 
 async def _service_user(db: AsyncSession, email: str) -> User:
