@@ -28,15 +28,16 @@ from server.models import (
     BusyBlock,
     CalendarConnection,
     Meeting,
+    MeetingAttendee,
     Organization,
     OrganizationIntegration,
     ProgramMembership,
     User,
 )
-from server.models.enums import IntegrationKind, ProgramRole
+from server.models.enums import AttendeeResponse, IntegrationKind, MeetingStatus, ProgramRole
 from server.services.errors import DomainError, PermissionDenied
 from server.services.integrations import cover, onprem, setup, sync
-from server.services.meetings import booking
+from server.services.meetings import booking, mailbox_sync
 from server.services.people import programs
 from server.services.people.sessions import Viewer
 from server.wiring import AppServices, build_services, close_services
@@ -231,6 +232,31 @@ async def test_configure_cover_sync_book_disable(world: World) -> None:
     mentee_email = (await viewer_of(services, world.mentee)).user.email
     assert invited == {f"mentor@{DOMAIN}", mentee_email}
     assert SERVICE not in invited
+
+    # The mentee's answer in Exchange flows back from the service mailbox, once.
+    async with services.db.session() as db:
+        assert await mailbox_sync.sync_mailbox_changes(db, services.meetings) == 0
+    state.respond(item.item_id, mentee_email, "Accept")
+    async with services.db.session() as db:
+        assert await mailbox_sync.sync_mailbox_changes(db, services.meetings) == 1
+        assert await mailbox_sync.sync_mailbox_changes(db, services.meetings) == 0
+        answer = (
+            await db.exec(
+                select(MeetingAttendee).where(
+                    MeetingAttendee.meeting_id == row.id, MeetingAttendee.user_id == world.mentee
+                )
+            )
+        ).one()
+        assert answer.response == AttendeeResponse.ACCEPTED
+        stored = await db.get(OrganizationIntegration, integration.id)
+        assert stored is not None and stored.changes_sync_state
+    # Deleting the meeting in the service mailbox cancels it in Tandem.
+    del state.items[item.item_id]
+    state.touch(item.item_id)
+    async with services.db.session() as db:
+        assert await mailbox_sync.sync_mailbox_changes(db, services.meetings) == 1
+        cancelled = await db.get(Meeting, row.id, populate_existing=True)
+        assert cancelled is not None and cancelled.status == MeetingStatus.CANCELLED
 
     async with services.db.session() as db:
         assert await setup.disable(
