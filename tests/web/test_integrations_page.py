@@ -132,7 +132,9 @@ async def test_integrations_page_end_to_end(svc: AppServices, microsoft: Running
     )
     assert key_page.status_code == 200, key_page.text
     assert GOOGLE_KEY["client_id"] in key_page.text
-    assert "calendar.events.freebusy,https://www.googleapis.com/auth/calendar.events" in key_page.text
+    assert (
+        "calendar.events.freebusy,https://www.googleapis.com/auth/calendar.events" in key_page.text
+    )
     assert "PRIVATE KEY" not in key_page.text
     bad_key = await admin.post(
         "/admin/integrations/google/key",

@@ -153,12 +153,16 @@ async def _verify(directory: OrgDirectory) -> str:
     """The check call. The refusal is raised outside the ``except`` block so that it
     does not keep the provider's exception (and the sockets its traceback holds) alive."""
     failure = "Exchange refused the check call."
+    refused_password = False
     try:
         return await directory.verify()
     except ProviderError as exc:
         failure = _plain_failure(exc)
+        refused_password = isinstance(exc, InvalidCredentials)
     finally:
         await directory.aclose()
+    if refused_password:  # the operator's input is wrong: say which field
+        raise ValidationFailed(failure, field="password")
     raise setup.IntegrationRefused(failure)
 
 

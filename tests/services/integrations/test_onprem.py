@@ -287,6 +287,7 @@ async def test_refusals_change_nothing_and_never_show_the_password(
     with pytest.raises(DomainError) as refused:
         await _configure(world, world.operator, password=wrong)
     assert str(refused.value.message) == onprem.CREDENTIALS_REFUSED
+    assert getattr(refused.value, "field", None) == "password"
     assert wrong not in refused.value.message
     # The service account must be a Tandem global administrator.
     async with world.services.db.session() as db:
@@ -354,7 +355,7 @@ async def test_the_page_and_the_api(world: World) -> None:
     wrong = f"wrong-{uuid.uuid4().hex}"
     form = {**world.ews.config(), "password": wrong, "csrf_token": csrf_from(page.text)}
     refused = await operator.post("/admin/integrations/exchange_onprem/configure", data=form)
-    assert refused.status_code == 403
+    assert refused.status_code == 422
     assert "Exchange refused the service account&#39;s user name or password" in refused.text
     assert wrong not in refused.text
     assert world.ews.config()["ews_url"] in refused.text  # what was entered stays
@@ -391,6 +392,7 @@ async def test_the_page_and_the_api(world: World) -> None:
     payload = data["data"]["configureExchangeOnPremises"]
     assert payload["integration"] is None
     assert payload["errors"][0]["message"] == onprem.CREDENTIALS_REFUSED
+    assert payload["errors"][0]["field"] == "password"
     data = await gql(
         admin,
         CONFIGURE,
