@@ -37,6 +37,7 @@ from server.models import (
 from server.models.enums import AttendeeResponse, IntegrationKind, MeetingStatus, ProgramRole
 from server.services.errors import DomainError, PermissionDenied
 from server.services.integrations import cover, onprem, setup, sync
+from server.services.integrations.directory import read_config
 from server.services.meetings import booking, mailbox_sync
 from server.services.people import programs
 from server.services.people.sessions import Viewer
@@ -500,3 +501,20 @@ async def test_busy_across_berlin_spring_forward_reaches_the_api(
         assert SENTINEL not in repr(data)
     finally:
         await close_services(world.services)
+
+
+async def test_a_new_password_replaces_the_stored_one(world: World) -> None:
+    first = await _configure(world, world.operator)
+    assert read_config(world.services.calendar, first)["password"] == world.ews.state.password
+    # The customer's IT changes the service account's password: the stored one (kept when
+    # the field is left empty) no longer works, and the refusal changes nothing.
+    world.ews.state.password = f"rotated-{uuid.uuid4().hex}"
+    with pytest.raises(DomainError, match="user name or password"):
+        await _configure(world, world.operator, password="")
+    async with world.services.db.session() as db:
+        kept = await db.get(OrganizationIntegration, first.id)
+        assert kept is not None and kept.enabled
+        assert read_config(world.services.calendar, kept)["password"] != world.ews.state.password
+    again = await _configure(world, world.operator, password=world.ews.state.password)
+    assert again.id == first.id and again.status == "active"
+    assert read_config(world.services.calendar, again)["password"] == world.ews.state.password
