@@ -36,7 +36,7 @@ from server.providers.base import (
 from server.providers.org_base import OrgDirectory
 from server.services import audit
 from server.services.calendars.deps import CalendarDeps
-from server.services.errors import PermissionDenied, ValidationFailed
+from server.services.errors import DomainError, PermissionDenied, ValidationFailed
 from server.services.integrations import setup
 from server.services.integrations.directory import read_config, write_config
 from server.services.people import accounts, programs
@@ -215,11 +215,11 @@ async def configure(
         service_account_email=service_account_email,
     )
     email = config["service_account_email"]
-    covered = setup._domains(domains[:2000], email.rsplit("@", 1)[1])
-    directory = _open(deps, config)
+    directory = _open(deps, config)  # checks the values first
     try:
+        covered = setup._domains(domains[:2000], email.rsplit("@", 1)[1])
         service_user = await _service_user(db, email)
-    except setup.IntegrationRefused:
+    except DomainError:
         await directory.aclose()
         raise
     acting = await _verify(directory)

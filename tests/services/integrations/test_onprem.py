@@ -305,6 +305,17 @@ async def test_refusals_change_nothing_and_never_show_the_password(
     with pytest.raises(DomainError, match="https://") as bad:
         await _configure(world, world.operator, ews_url="http://mail.contoso.example/EWS")
     assert getattr(bad.value, "field", None) == "ews_url"
+    with pytest.raises(DomainError, match="must be an email address"):
+        await _configure(world, world.operator, service_account_email="tandem-svc")
+    with pytest.raises(DomainError, match="is not a domain name"):
+        async with world.services.db.session() as db:
+            await onprem.configure(
+                db,
+                world.services.calendar,
+                await _as(world, world.operator),
+                **{**world.ews.config(), "auth_type": "basic"},
+                domains="not a domain",
+            )
     with pytest.raises(DomainError, match="NTLM, basic or digest"):
         await _configure(world, world.operator, auth_type="kerberos")
     async with world.services.db.session() as db:
