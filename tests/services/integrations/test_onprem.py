@@ -520,6 +520,12 @@ async def test_a_new_password_replaces_the_stored_one(world: World) -> None:
     # The customer's IT changes the service account's password: the stored one (kept when
     # the field is left empty) no longer works, and the refusal changes nothing.
     world.ews.state.password = f"rotated-{uuid.uuid4().hex}"
+    async with world.services.db.session() as db:
+        fresh = await db.get(OrganizationIntegration, first.id)
+        assert fresh is not None
+        assert not (await sync.sync_integration(db, world.services.calendar, fresh)).complete
+        assert fresh.status == "attention"
+        assert "An operator must enter them again" in (fresh.last_error or "")
     with pytest.raises(DomainError, match="user name or password"):
         await _configure(world, world.operator, password="")
     async with world.services.db.session() as db:
@@ -527,5 +533,5 @@ async def test_a_new_password_replaces_the_stored_one(world: World) -> None:
         assert kept is not None and kept.enabled
         assert read_config(world.services.calendar, kept)["password"] != world.ews.state.password
     again = await _configure(world, world.operator, password=world.ews.state.password)
-    assert again.id == first.id and again.status == "active"
+    assert again.id == first.id and again.status == "active" and again.last_error is None
     assert read_config(world.services.calendar, again)["password"] == world.ews.state.password
