@@ -235,8 +235,11 @@ async def test_configure_cover_sync_book_disable(world: World) -> None:
     assert SERVICE not in invited
 
     # The mentee's answer in Exchange flows back from the service mailbox, once.
-    async with services.db.session() as db:
-        assert await mailbox_sync.sync_mailbox_changes(db, services.meetings) == 0
+    from server.jobs.runner import JOBS, pull_mailbox_changes
+
+    assert pull_mailbox_changes in JOBS
+    await pull_mailbox_changes(services)
+    assert "SyncFolderItems" in state.operations()
     state.respond(item.item_id, mentee_email, "Accept")
     async with services.db.session() as db:
         assert await mailbox_sync.sync_mailbox_changes(db, services.meetings) == 1
@@ -437,6 +440,18 @@ async def test_the_page_and_the_api(world: World) -> None:
     org = await gql(admin, ORG, token=admin_token)
     [listed] = org["data"]["organization"]["integrations"]
     assert listed["kind"] == "EXCHANGE_ONPREM" and listed["serviceAccount"] == SERVICE
+
+    # The operator disables it from the page.
+    page = await operator.get("/admin/integrations")
+    off = await operator.post(
+        "/admin/integrations/exchange_onprem/disable", data={"csrf_token": csrf_from(page.text)}
+    )
+    assert off.status_code == 303
+    page = await operator.get(off.headers["location"])
+    assert "The Exchange on-premises integration is off." in page.text
+    assert "Service account:" not in page.text
+    async with services.db.session() as db:
+        assert await setup.get(db, IntegrationKind.EXCHANGE_ONPREM) is None
     gc.collect()
 
 
