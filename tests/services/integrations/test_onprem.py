@@ -254,6 +254,19 @@ async def test_configure_cover_sync_book_disable(world: World) -> None:
         assert answer.response == AttendeeResponse.ACCEPTED
         stored = await db.get(OrganizationIntegration, integration.id)
         assert stored is not None and stored.changes_sync_state
+    # Moving it in the service mailbox moves it in Tandem (and asks everyone again).
+    moved_to = row.start_at + timedelta(hours=2)
+    item.start, item.end = moved_to, moved_to + timedelta(minutes=30)
+    state.touch(item.item_id)
+    async with services.db.session() as db:
+        assert await mailbox_sync.sync_mailbox_changes(db, services.meetings) == 1
+        moved = await db.get(Meeting, row.id, populate_existing=True)
+        assert moved is not None and (moved.start_at, moved.sequence) == (
+            moved_to,
+            row.sequence + 1,
+        )
+        asked = await db.get(MeetingAttendee, answer.id, populate_existing=True)
+        assert asked is not None and asked.response == AttendeeResponse.NEEDS_ACTION
     # Deleting the meeting in the service mailbox cancels it in Tandem.
     del state.items[item.item_id]
     state.touch(item.item_id)
