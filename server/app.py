@@ -139,6 +139,11 @@ def routes(services: AppServices) -> list[Any]:
         ),
         Route("/admin/integrations/google/key", integrations.google_key, methods=["POST"]),
         Route("/admin/integrations/google/verify", integrations.google_verify, methods=["POST"]),
+        Route(
+            "/admin/integrations/exchange_onprem/configure",
+            integrations.onprem_configure,
+            methods=["POST"],
+        ),
         Route("/admin/integrations/{kind}/disable", integrations.disable, methods=["POST"]),
         Route("/admin/act-as/end", admin.end_acting, methods=["POST"]),
         Route(oauth_apps.PATH, oauth_apps.apps_page, methods=["GET"]),

@@ -473,3 +473,104 @@ async def _assert_no_canary(
     assert SENTINEL not in everything
     assert SENTINEL.lower() not in everything.lower()
     assert SENTINEL.encode() not in raw
+
+
+@pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning")
+async def test_event_details_never_leave_the_exchange_on_premises_path(
+    tmp_path: Path, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same promise through Exchange on-premises: the EWS emulator's mailboxes carry
+    subjects and locations (a ``Detailed`` view would return them), and the service
+    mailbox holds someone else's meeting whose subject must not come back either."""
+    from emulators.ews import MailboxEvent, start_ews_emulator
+    from server.services.integrations import onprem
+    from server.services.integrations import sync as org_sync
+
+    caplog.set_level(logging.DEBUG)
+    ews = start_ews_emulator(tmp_path)
+    svc = build_services(make_settings(tmp_path, sqlite_url, ews_ca_bundle=ews.ca_path))
+    try:
+        domain = "contoso.example"
+        for name in ("ann", "bob"):
+            ews.state.add_mailbox(
+                f"{name}@{domain}",
+                MailboxEvent(
+                    _at(2, 10), _at(2, 11), subject=f"{SENTINEL} subject", location=SENTINEL
+                ),
+            )
+        ews.state.seed_item("not-ours-1", f"{SENTINEL} seeded", _at(3, 9), _at(3, 10), SENTINEL)
+        admin_id = await create_user(svc, "root@vendor.example", global_admin=True)
+        operator_id = await create_user(svc, "op@vendor.example", operator=True)
+        await create_user(svc, ews.state.service_account, name="Tandem", global_admin=True)
+        people = [await create_user(svc, f"{n}@{domain}", name=n.title()) for n in ("ann", "bob")]
+        async with svc.db.session() as db:
+            admin = await accounts.get_user(db, admin_id)
+            operator = await accounts.get_user(db, operator_id)
+            program = await programs.create_program(db, admin, "Canary on-premises")
+            for person in people:
+                await programs.add_member(db, admin, program.id, person, ProgramRole.PARTICIPANT)
+            org = await programs.organization(db)
+            org.org_calendars_enabled = True
+            db.add(org)
+            await db.commit()
+            config = ews.config()
+            integration = await onprem.configure(
+                db,
+                svc.calendar,
+                operator,
+                ews_url=config["ews_url"],
+                username=config["username"],
+                password=config["password"],
+                auth_type="basic",
+                service_account_email=config["service_account_email"],
+            )
+            report = await org_sync.sync_integration(db, svc.calendar, integration)
+            assert report.rows_written == 2, "each covered person's event must be busy"
+        assert SENTINEL not in "\n".join(r.body for r in ews.state.received)
+
+        seen: list[str] = []
+        api = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(services=svc)),
+            base_url="http://testserver",
+        )
+        token = await token_for(svc, admin_id)
+        seen.append(
+            str(
+                await gql(
+                    api,
+                    """query A($ids: [ID!]!, $start: DateTime!, $end: DateTime!) {
+                  availability(input: {participantIds: $ids, start: $start, end: $end,
+                    durationMinutes: 30}) { busy { userId start end kind } } }""",
+                    {
+                        "ids": [str(p) for p in people],
+                        "start": _at(2, 0).isoformat(),
+                        "end": _at(3, 0).isoformat(),
+                    },
+                    token=token,
+                )
+            )
+        )
+        seen.append(
+            str(
+                await gql(
+                    api, "{ organization { integrations { uncovered { reason } } } }", token=token
+                )
+            )
+        )
+        await login(api, "root@vendor.example")
+        seen.append((await api.get("/admin/integrations")).text)
+        await api.aclose()
+        assert seen[0].count("'kind'") == 2, "both covered people are busy through the API"
+        async with svc.db.engine.connect() as conn:
+            for table in metadata.sorted_tables:
+                seen.append(repr((await conn.execute(table.select())).all()))
+        db_path = Path(sqlite_url.split("///", 1)[1])
+        raw = b"".join(p.read_bytes() for p in db_path.parent.glob(db_path.name + "*"))
+        everything = "\n".join(seen) + "\n".join(r.getMessage() for r in caplog.records)
+        assert SENTINEL not in everything
+        assert SENTINEL.lower() not in everything.lower()
+        assert SENTINEL.encode() not in raw
+        assert ews.state.password not in everything
+    finally:
+        await close_services(svc)
+        ews.stop()

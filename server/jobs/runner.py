@@ -21,6 +21,7 @@ from server.services.integrations import sync as org_sync
 from server.services.invites.queue import QueueingMailer, retry_queued_mail
 from server.services.meetings.calendar_sync import sync_meeting_changes
 from server.services.meetings.delivery import retry_pending_calendar_writes
+from server.services.meetings.mailbox_sync import sync_mailbox_changes
 from server.wiring import AppServices
 
 log = logging.getLogger("tandem.jobs")
@@ -93,6 +94,13 @@ async def pull_meeting_changes(services: AppServices) -> None:
         await sync_meeting_changes(db, services.meetings, max_age=max_age)
 
 
+async def pull_mailbox_changes(services: AppServices) -> None:
+    """Covered owners' meetings live in the organization's service mailbox (Exchange
+    on-premises): attendees' answers, edits and cancellations there flow back."""
+    async with services.db.session() as db:
+        await sync_mailbox_changes(db, services.meetings)
+
+
 async def retry_mail(services: AppServices) -> None:
     """Invitations that met an SMTP outage go out when the server is back."""
     mailer = services.mailer
@@ -104,6 +112,7 @@ async def retry_mail(services: AppServices) -> None:
 JOBS: list[Job] = [
     pull_meeting_changes,
     check_caldav_changes,
+    pull_mailbox_changes,
     sync_stale_calendars,
     sync_org_calendars,
     keep_busy_ranges,

@@ -64,6 +64,14 @@ class OrganizationIntegration(SQLModel, table=True):
     # A worker running the batched sync holds this lease (a conditional UPDATE claims
     # it), so several workers never sync one integration at once.
     sync_lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Exchange on-premises: the Tandem global administrator who is the service account
+    # (the admin guide requires the mailbox's owner to be one).
+    service_user_id: uuid.UUID | None = Field(
+        default=None, foreign_key="user_account.id", ondelete="SET NULL"
+    )
+    # Where reading the service mailbox's changes (responses, edits) got to (EWS
+    # SyncFolderItems state); None reads from the beginning.
+    changes_sync_state: str | None = Field(default=None, sa_type=Text)
 
     @property
     def domain_list(self) -> list[str]:

@@ -1,7 +1,9 @@
-"""Manage → Integrations: organization-wide calendars (Microsoft Exchange, Google Calendar).
+"""Manage → Integrations: organization-wide calendars (Microsoft Exchange, Google Calendar,
+Exchange on-premises).
 
 Thin: every rule (operator switch, global administrators only, single-use consent state,
-never both Exchange kinds) lives in ``services.integrations.setup``.
+never both Exchange kinds) lives in ``services.integrations.setup``; Exchange on-premises,
+which operators configure, in ``services.integrations.onprem``.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from starlette.responses import RedirectResponse, Response
 from server.models.enums import IntegrationKind
 from server.pages.common import redirect, render, services, viewer
 from server.services.errors import DomainError
-from server.services.integrations import cover, setup
+from server.services.integrations import cover, onprem, setup
 from server.services.integrations.directory import KIND_LABELS, REASON_TEXT
 
-CARDS = (IntegrationKind.EXCHANGE_ONLINE, IntegrationKind.GOOGLE_WORKSPACE)
+CARDS = (
+    IntegrationKind.EXCHANGE_ONLINE,
+    IntegrationKind.GOOGLE_WORKSPACE,
+    IntegrationKind.EXCHANGE_ONPREM,
+)
 KEY_LIMIT = 20_000
 CONFIRMATIONS = {
     "microsoft_on": "The Microsoft Exchange integration is on.",
@@ -26,6 +32,9 @@ CONFIRMATIONS = {
     "and Tandem's access were deleted.",
     "google_off": "The Google Calendar integration is off. Covered people's busy times and "
     "the service account key were deleted.",
+    "onprem_on": "The Exchange on-premises integration is on.",
+    "onprem_off": "The Exchange on-premises integration is off. Covered people's busy times "
+    "and the service account's password were deleted.",
     "switch_on": "Organization-wide calendar authorization is on.",
     "switch_off": "Organization-wide calendar authorization is off; every integration was "
     "disabled.",
@@ -67,8 +76,17 @@ async def _page(request: Request, **extra: Any) -> Response:
                 if integration is not None
                 else None
             )
+            onprem_extra: dict[str, Any] = {}
+            if kind == IntegrationKind.EXCHANGE_ONPREM:
+                onprem_extra = {
+                    "service_user": await onprem.service_account(db, integration),
+                    "form": onprem.stored_form(svc.calendar, integration)
+                    if actor.is_operator
+                    else {},
+                }
             cards.append(
                 {
+                    **onprem_extra,
                     "kind": kind.value,
                     "label": KIND_LABELS[kind],
                     "integration": integration,
@@ -89,6 +107,7 @@ async def _page(request: Request, **extra: Any) -> Response:
             "switch_off_message": setup.SWITCH_OFF_MESSAGE,
             "reason_text": REASON_TEXT,
             "confirmation": confirmation,
+            "contact_support": onprem.CONTACT_SUPPORT,
             **extra,
         },
         status_code=status_code,
@@ -186,5 +205,41 @@ async def disable(request: Request) -> Response:
             await setup.disable(db, services(request).calendar, current, kind)
         except DomainError as exc:
             return await _page(request, error=exc.message, status_code=_status(exc))
-    done = "microsoft_off" if kind == IntegrationKind.EXCHANGE_ONLINE else "google_off"
+    done = {
+        IntegrationKind.EXCHANGE_ONLINE: "microsoft_off",
+        IntegrationKind.GOOGLE_WORKSPACE: "google_off",
+        IntegrationKind.EXCHANGE_ONPREM: "onprem_off",
+    }[kind]
     return redirect(f"/admin/integrations?done={done}")
+
+
+async def onprem_configure(request: Request) -> Response:
+    """Operators: verify the EWS settings with a real call, then turn Exchange
+    on-premises on. The password is never rendered back (only whether one is stored)."""
+    current = viewer(request)
+    form = await request.form()
+    entered = {
+        name: str(form.get(name, ""))[: limit + 1]
+        for name, limit in onprem.LIMITS.items()
+        if name != "password"
+    }
+    entered["domains"] = str(form.get("domains", ""))[:2000]
+    async with services(request).db.session() as db:
+        try:
+            await onprem.configure(
+                db,
+                services(request).calendar,
+                current,
+                password=str(form.get("password", ""))[:257],
+                ews_url=entered["ews_url"],
+                username=entered["username"],
+                auth_type=entered["auth_type"],
+                service_account_email=entered["service_account_email"],
+                domains=entered["domains"],
+            )
+        except DomainError as exc:
+            await db.rollback()
+            return await _page(
+                request, error=exc.message, onprem_entered=entered, status_code=_status(exc)
+            )
+    return redirect("/admin/integrations?done=onprem_on")

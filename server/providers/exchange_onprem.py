@@ -557,18 +557,23 @@ class ExchangeOnPremDirectory:
         return await self._run("reading changes", call)
 
     async def aclose(self) -> None:
-        """Close exchangelib's sessions for this endpoint and forget its cached protocol."""
-        account = self._account
-        if account is None:
-            return
+        """Close exchangelib's sessions for this endpoint and forget its cached protocol,
+        also when the mailbox was never built (a refused password fails inside
+        ``Account``, after the protocol opened its sessions)."""
+        account, self._account = self._account, None
 
         def call() -> None:
-            account.protocol.close()
+            protocol = account.protocol if account is not None else None
+            if protocol is None:
+                with suppress(KeyError):
+                    cached, _ = Protocol[self._configuration]
+                    protocol = None if isinstance(cached, Exception) else cached
+            if protocol is not None:
+                protocol.close()
             with suppress(KeyError):
                 del Protocol[self._configuration]
 
         await asyncio.to_thread(call)
-        self._account = None
 
 
 _DETAIL_FIELDS = [

@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
-from server.providers.base import BusyInterval, ExternalEvent
+from server.providers.base import BusyInterval, ChangeBatch, ExternalEvent
 
 
 class UncoveredReason(StrEnum):
@@ -82,6 +82,18 @@ class OrgDirectory(Protocol):
 
     async def aclose(self) -> None:
         """Release what the directory holds (token caches, sessions)."""
+        ...
+
+
+@runtime_checkable
+class MailboxChanges(Protocol):
+    """A directory whose service mailbox reports changes to the meetings created in it
+    (Exchange on-premises: SyncFolderItems), so attendees' answers, edits and
+    cancellations there flow back like the personal two-way sync."""
+
+    async def read_changes(self, sync_state: str | None) -> ChangeBatch:
+        """Tandem's events changed since ``sync_state`` (None: from the beginning) and the
+        state reached; ``SyncTokenExpired`` when the server no longer knows the state."""
         ...
 
 

@@ -25,7 +25,7 @@ from server.schema.integrations import (
 )
 from server.schema.users import IntegrationKind, User
 from server.services.errors import DomainError
-from server.services.integrations import cover, setup
+from server.services.integrations import cover, onprem, setup
 from server.services.integrations.directory import REASON_TEXT
 from server.services.people import programs
 from server.services.people.sessions import Viewer
@@ -45,6 +45,7 @@ async def _integration(
     info: strawberry.Info[Context, None], row: OrganizationIntegration
 ) -> Integration:
     report = await cover.report(info.context.db, row)
+    service_user = await onprem.service_user(info.context.db, row)
     return Integration(
         id=strawberry.ID(str(row.id)),
         kind=IntegrationKind(row.kind.value),
@@ -52,6 +53,7 @@ async def _integration(
         enabled=row.enabled,
         tenant=row.tenant,
         service_account=row.service_account,
+        service_account_user=User.from_row(service_user) if service_user else None,
         domains=report.domains,
         covered_count=report.covered_count,
         participant_count=report.participant_count,
@@ -176,6 +178,36 @@ async def finish_google_integration(info: strawberry.Info[Context, None]) -> Int
     ctx = info.context
     try:
         row = await setup.verify_google(ctx.db, ctx.services.calendar, _viewer(info))
+    except DomainError as exc:
+        await ctx.db.rollback()
+        return IntegrationPayload(integration=None, errors=[to_user_error(exc)])
+    return IntegrationPayload(integration=await _integration(info, row), errors=[])
+
+
+async def configure_exchange_on_premises(
+    info: strawberry.Info[Context, None],
+    ews_url: str,
+    username: str,
+    auth_type: str,
+    service_account_email: str,
+    password: str | None = None,
+    domains: str | None = None,
+) -> IntegrationPayload:
+    """Operators only; verified with a real call before it is on. ``password`` left out
+    keeps the stored one."""
+    ctx = info.context
+    try:
+        row = await onprem.configure(
+            ctx.db,
+            ctx.services.calendar,
+            _viewer(info),
+            ews_url=ews_url[:2001],
+            username=username[:257],
+            password=(password or "")[:257],
+            auth_type=auth_type[:17],
+            service_account_email=service_account_email[:321],
+            domains=(domains or "")[:2000],
+        )
     except DomainError as exc:
         await ctx.db.rollback()
         return IntegrationPayload(integration=None, errors=[to_user_error(exc)])

@@ -43,6 +43,10 @@ class Integration:
     service_account: str | None = strawberry.field(
         description="The mailbox (or acting account) meetings are created in."
     )
+    service_account_user: User | None = strawberry.field(
+        description="Exchange on-premises: the Tandem global administrator who is the "
+        "service account."
+    )
     domains: list[str]
     covered_count: int
     participant_count: int

@@ -166,6 +166,13 @@ class Mutation:
         resolver=integration_resolvers.finish_google_integration,
         permission_classes=ADMIN_AS_SELF,
     )
+    configure_exchange_on_premises: IntegrationPayload = strawberry.mutation(
+        resolver=integration_resolvers.configure_exchange_on_premises,
+        permission_classes=ADMIN_AS_SELF,
+        description="Operators: the EWS URL, the service account's user name, password "
+        "(omit to keep the stored one), auth type (ntlm, basic, digest), its mailbox and the "
+        "covered domains; verified with a real call before the integration is on.",
+    )
     disable_integration: DisableIntegrationPayload = strawberry.mutation(
         resolver=integration_resolvers.disable_integration, permission_classes=ADMIN_AS_SELF
     )

@@ -138,3 +138,78 @@ async def test_no_secret_in_logs_or_data_folder(
     # The log still says which requests failed, by operation and code.
     assert "operation Connect" in caplog.text
     assert "GRAPHQL_VALIDATION_FAILED" in caplog.text or "INVALID" in caplog.text
+
+
+ONPREM_VARS = """mutation Connect($url: String!, $u: String!, $p: String, $sa: String!) {
+  configureExchangeOnPremises(ewsUrl: $url, username: $u, password: $p, authType: "basic",
+    serviceAccountEmail: $sa) { integration { status } errors { code message } } }"""
+
+
+def onprem_inline(url: str, user: str, password: str, sa: str, extra: str = "") -> str:
+    escaped = user.replace("\\", "\\\\")
+    return (
+        f'mutation Connect {{ configureExchangeOnPremises(ewsUrl: "{url}", '
+        f'username: "{escaped}", password: "{password}", authType: "basic", '
+        f'serviceAccountEmail: "{sa}") {{ integration {{ status {extra} }} errors {{ code message }} }} }}'
+    )
+
+
+async def test_no_exchange_on_premises_password_in_logs_or_data_folder(
+    tmp_path: Path, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from emulators.ews import start_ews_emulator
+    from server.services.people import programs
+
+    ews = start_ews_emulator(tmp_path)
+    svc = build_services(make_settings(tmp_path, sqlite_url, ews_ca_bundle=ews.ca_path))
+    app = create_app(services=svc)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    try:
+        DOCUMENTS.clear()
+        bad_requests.reset()
+        caplog.set_level(logging.DEBUG)
+        for name in ("strawberry", "strawberry.execution", "tandem", "graphql", "httpx"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
+        operator = await create_user(svc, "op@vendor.example", operator=True)
+        await create_user(svc, ews.state.service_account, name="Tandem", global_admin=True)
+        async with svc.db.session() as db:
+            org = await programs.organization(db)
+            org.org_calendars_enabled = True
+            db.add(org)
+            await db.commit()
+        headers = {"Authorization": f"Bearer {await token_for(svc, operator)}"}
+        url, user, sa = ews.ews_url, ews.state.username, ews.state.service_account
+        wrong = [f"wrong-{secrets.token_hex(8)}" for _ in range(6)]
+        cases: list[tuple[str, dict[str, object] | None]] = [
+            (onprem_inline(url, user, wrong[0], sa), None),
+            (ONPREM_VARS, {"url": url, "u": user, "p": wrong[1], "sa": sa}),
+            (onprem_inline("https://ews.invalid/EWS/Exchange.asmx", user, wrong[2], sa), None),
+            (onprem_inline(url, user, wrong[3], sa, extra="noSuchField"), None),
+            (onprem_inline(url, user, wrong[4], sa) + " }}}", None),
+            (ONPREM_VARS, {"url": url, "p": wrong[5]}),
+            (onprem_inline(url, user, ews.state.password, sa), None),
+            (ONPREM_VARS, {"url": url, "u": user, "p": ews.state.password, "sa": sa}),
+        ]
+        answers = []
+        for query, variables in cases:
+            body = {"query": query, "variables": variables or {}, "operationName": "Connect"}
+            response = await client.post("/graphql", json=body, headers=headers)
+            assert response.status_code in (200, 400)
+            answers.append(response.text)
+        assert '"status":"ACTIVE"' in answers[-1], answers[-1]
+        assert "user name or password" in answers[0]
+        logged = "\n".join(
+            caplog.handler.format(r) + json.dumps(r.args, default=str)
+            for r in caplog.records
+            if not (r.name == "httpx" and "http://testserver/" in r.getMessage())
+        )
+        stored = data_files_text(svc.settings.data_dir)
+        for secret in [*wrong, ews.state.password]:
+            assert secret not in logged, f"{secret} in the log"
+            assert secret not in stored, f"{secret} in the data folder"
+            assert all(secret not in answer for answer in answers)
+        assert "operation Connect" in caplog.text
+    finally:
+        await client.aclose()
+        await close_services(svc)
+        ews.stop()

@@ -438,11 +438,18 @@ async def _activate(
         raise IntegrationRefused(f"{label} refused the check call.") from exc
     finally:
         await directory.aclose()
-    integration.enabled = True
-    integration.status = INTEGRATION_ACTIVE
     if integration.kind != IntegrationKind.GOOGLE_WORKSPACE:
         # Google's check answers the key's client_email; meetings come from ``act_as``.
         integration.service_account = acting.lower()[:320] or integration.service_account
+    return await _enable(db, deps, integration, actor)
+
+
+async def _enable(
+    db: AsyncSession, deps: CalendarDeps, integration: OrganizationIntegration, actor: User
+) -> OrganizationIntegration:
+    """Turn a verified integration on, audited, and connect the people it covers."""
+    integration.enabled = True
+    integration.status = INTEGRATION_ACTIVE
     integration.last_error = None
     integration.integrated_by_id = actor.id
     integration.integrated_at = utcnow()
@@ -477,7 +484,8 @@ async def disable(
 ) -> bool:
     """Stop coverage at once. Returns False when nothing was integrated."""
     actor = admin_as_self(viewer)
-    if not actor.is_global_admin:
+    operator_may = kind == IntegrationKind.EXCHANGE_ONPREM and actor.is_operator
+    if not (actor.is_global_admin or operator_may):
         raise PermissionDenied(
             "Only a global administrator can integrate or disable organization calendars."
         )

@@ -26,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import BusyBlock, CalendarConnection, OrganizationIntegration
 from server.models.base import new_id, utcnow
-from server.models.enums import CalendarStatus
+from server.models.enums import CalendarStatus, IntegrationKind
 from server.models.integration import INTEGRATION_ACTIVE, INTEGRATION_ATTENTION
 from server.providers.base import (
     AccessDenied,
@@ -309,6 +309,11 @@ async def _needs_attention(
     integration.last_error = (
         f"{label} no longer accepts Tandem's access. Integrate again to restore coverage."
     )
+    if integration.kind == IntegrationKind.EXCHANGE_ONPREM:  # operators configure it
+        integration.last_error = (
+            f"{label} no longer accepts the service account's credentials. An operator "
+            "must enter them again (contact the support team)."
+        )
     db.add(integration)
     await db.commit()
 

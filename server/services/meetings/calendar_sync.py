@@ -146,7 +146,7 @@ async def _owners(
             CalendarConnection.status == CalendarStatus.CONNECTED,
             col(CalendarConnection.can_write_events).is_(True),
             # Meetings of covered owners live in the organization's service mailbox:
-            # their edits are not read back (not built yet).
+            # ``mailbox_sync`` reads that one mailbox for all of them.
             col(CalendarConnection.integration_id).is_(None),
         )
     )
