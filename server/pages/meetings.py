@@ -358,6 +358,8 @@ async def respond(request: Request) -> Response:
             except DomainError as exc:
                 error = exc.message
     if error is None and not is_htmx(request):
+        if form.get("back") == "home":  # a one-click answer from the home dashboard
+            return redirect("/?notice=answer_saved")
         return redirect(f"/meetings/{meeting_id}?notice=answer_saved")
     card = await _card(request, current, meeting_id)
     status = 422 if error else 200
