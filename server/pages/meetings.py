@@ -141,13 +141,27 @@ async def _booking_form(
     form: dict[str, Any],
     *,
     error: DomainError | None = None,
+    wanted: tuple[datetime, int] | None = None,
 ) -> Response:
+    alternatives: list[datetime] = []
     async with services(request).db.session() as db:
         try:
             connection = await mentoring.get_visible_connection(db, current.user, connection_id)
         except NotFound:
             raise HTTPException(404) from None
         members = (await mentoring.members_by_connection(db, [connection.id]))[connection.id]
+        if error is not None and error.code == "conflict" and wanted is not None:
+            alternatives = await meeting_booking.nearest_free_starts(
+                db,
+                services(request).meetings,
+                current,
+                connection_id=connection.id,
+                start=wanted[0],
+                duration_minutes=wanted[1],
+            )
+    message = error.message if error else None
+    if alternatives and isinstance(error, meeting_booking.SlotNotFree):  # times, not reasons
+        message = "That time is not free for everyone. Pick one of the nearest free times."
     context = {
         "connection": connection,
         "others": [user for user, _role in members if user.id != current.user.id],
@@ -157,8 +171,11 @@ async def _booking_form(
         else DURATIONS,
         "action": f"/connections/{connection.id}/meetings",
         "submit_label": "Book meeting",
-        "error": error.message if error else None,
+        "error": message,
         "error_field": _FIELD_FOR.get(error.field or "", error.field) if error else None,
+        "alternatives": [
+            {"value": a.strftime("%Y-%m-%dT%H:%M:%SZ"), "start": a} for a in alternatives
+        ],
     }
     status = 422 if error else 200
     if error and error.code == "conflict":
@@ -174,9 +191,11 @@ async def create_meeting(request: Request) -> Response:
     connection_id = _uuid(request.path_params["connection_id"])
     form = await request.form()
     values = _form_values(form)
+    wanted: tuple[datetime, int] | None = None
     try:
-        start = _parse_start(form, current.user.time_zone)
+        start = _picked(form) or _parse_start(form, current.user.time_zone)
         minutes = _duration(form.get("duration"))
+        wanted = (start, minutes)
         async with services(request).db.session() as db:
             meeting = await meeting_booking.schedule_meeting(
                 db,
@@ -194,8 +213,24 @@ async def create_meeting(request: Request) -> Response:
             raise HTTPException(404) from None
         return await _booking_form(request, current, connection_id, values, error=exc)
     except DomainError as exc:
-        return await _booking_form(request, current, connection_id, values, error=exc)
+        if wanted is not None:  # show the time that was tried, on the viewer's clock
+            values["date"], values["time"] = _local_parts(wanted[0], current.user.time_zone)
+        return await _booking_form(
+            request, current, connection_id, values, error=exc, wanted=wanted
+        )
     return redirect(f"/meetings/{meeting.id}?notice=meeting_scheduled", request=request)
+
+
+def _picked(form: FormData) -> datetime | None:
+    """One of the offered nearest free times (``pick``, ISO 8601 UTC), if one was chosen."""
+    raw = str(form.get("pick", "") or "")
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return check_moment(value, field="start", what="The start")
+    except ValueError:
+        raise DomainError("Give a date and a time.", field="start") from None
 
 
 def _form_values(form: FormData) -> dict[str, Any]:

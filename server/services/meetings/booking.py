@@ -58,11 +58,13 @@ __all__ = [
     "InvalidRsvpLink",
     "MeetingDeps",
     "RsvpPreview",
+    "SlotNotFree",
     "attendees_by_meeting",
     "attendees_with_users",
     "cancel_meeting",
     "get_meeting",
     "meetings_for",
+    "nearest_free_starts",
     "preview_rsvp_link",
     "respond_to_meeting",
     "respond_with_link",
@@ -78,6 +80,11 @@ MAX_LOCATION = 500
 MAX_LIST = 200
 ANSWERS = (AttendeeResponse.ACCEPTED, AttendeeResponse.TENTATIVE, AttendeeResponse.DECLINED)
 _LOCK_NAMESPACE = 0x54414E  # "TAN": keeps Tandem's advisory locks apart from anyone else's
+
+
+class SlotNotFree(Conflict):
+    """The asked time does not suit everyone (busy, or outside the program's rules);
+    ``message`` carries the engine's reason. Pages offer ``nearest_free_starts`` instead."""
 
 
 class InvalidRsvpLink(DomainError):
@@ -365,6 +372,60 @@ async def cancel_meeting(
     return meeting
 
 
+# --- after a refusal -------------------------------------------------------------------------
+
+NEAREST_WINDOW = timedelta(days=3)
+
+
+async def nearest_free_starts(
+    db: AsyncSession,
+    deps: MeetingDeps,
+    viewer: Viewer,
+    *,
+    connection_id: uuid.UUID,
+    start: datetime,
+    duration_minutes: int,
+    count: int = 3,
+    now: datetime | None = None,
+) -> list[datetime]:
+    """The ``count`` free starts nearest to ``start`` for everyone in the connection,
+    within three days either side (never in the past), in time order: what to offer
+    when a booking was refused. Reads the cache only; an empty list when nothing fits."""
+    now = now or utcnow()
+    connection = await mentoring.get_visible_connection(db, viewer.user, connection_id)
+    members = (await mentoring.members_by_connection(db, [connection.id]))[connection.id]
+    if not MIN_MINUTES <= duration_minutes <= MAX_MINUTES:
+        return []
+    step = 15 if duration_minutes < 30 else 30
+    window_start = max(start - NEAREST_WINDOW, now)
+    # Offer round times: start the search on a multiple of the step past the hour.
+    spare = window_start.minute % step * 60 + window_start.second + window_start.microsecond / 1e6
+    if spare:
+        window_start += timedelta(seconds=step * 60 - spare)
+    window_end = start + NEAREST_WINDOW
+    if window_end <= window_start:
+        return []
+    answer = await find_availability(
+        db,
+        deps.calendar,
+        viewer.user,
+        AvailabilityRequest(
+            participant_ids=[user.id for user, _role in members],
+            start=window_start,
+            end=window_end,
+            duration_minutes=duration_minutes,
+            step_minutes=step,
+            program_id=connection.program_id,
+            mode=Mode.PAIR if len(members) == 2 else Mode.GROUP,
+        ),
+        now=now,
+        refresh=False,
+    )
+    starts = [slot.start for slot in answer.result.slots if slot.start != start]
+    nearest = sorted(starts, key=lambda s: (abs(s - start), s))[:count]
+    return sorted(nearest)
+
+
 # --- answering -----------------------------------------------------------------------------
 
 
@@ -522,7 +583,7 @@ async def _ensure_free(
     )
     if not answer.result.slots or answer.result.slots[0].start != start:
         reason = answer.result.empty_reason or "someone is busy then."
-        raise Conflict(f"That time is no longer available: {reason}", field="start")
+        raise SlotNotFree(f"That time is no longer available: {reason}", field="start")
 
 
 async def _ensure_no_clash(
