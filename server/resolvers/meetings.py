@@ -127,8 +127,12 @@ async def respond_to_meeting(
 ) -> RespondToMeetingPayload:
     async def action() -> Meeting:
         meeting_id = parse_id(input.meeting_id, "meeting", "meetingId")
-        await booking.respond_to_meeting(
-            info.context.db, _viewer(info), meeting_id, AttendeeResponse(input.response.value)
+        await booking.answer_meeting(
+            info.context.db,
+            info.context.services.meetings,
+            _viewer(info),
+            meeting_id,
+            AttendeeResponse(input.response.value),
         )
         return Meeting.from_row(
             await booking.get_meeting(info.context.db, info.context.user, meeting_id)
