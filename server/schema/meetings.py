@@ -57,6 +57,11 @@ class MeetingAttendee:
     responded_at: datetime | None
     is_organizer: bool
     user: User | None
+    optional: bool = strawberry.field(
+        default=False,
+        description="Invited as optional (an optional poll invitee): the meeting does not "
+        "depend on them; ROLE=OPT-PARTICIPANT in the invitation.",
+    )
 
 
 @strawberry.type
@@ -86,6 +91,7 @@ class Meeting:
                 responded_at=attendee.responded_at,
                 is_organizer=attendee.user_id == self.owner_id,
                 user=User.from_row(user) if user is not None else None,
+                optional=attendee.optional,
             )
             for attendee, user in rows
         ]

@@ -225,9 +225,11 @@ async def schedule_meeting(
     attendee_ids: Sequence[uuid.UUID] | None = None,
     check_availability: bool = True,
     note: str | None = None,
+    optional_ids: Sequence[uuid.UUID] = (),
 ) -> Meeting:
     """Book a meeting for the connection's members (or ``attendee_ids`` among them).
     ``note`` is a message for the attendees, carried in the invitation email only.
+    ``optional_ids`` are attendees invited as optional (the owner never is).
 
     Commits the session (the meeting must survive whatever a provider does next), then
     writes the owner's calendar and sends invitations. With ``check_availability`` the
@@ -279,6 +281,7 @@ async def schedule_meeting(
                 name=person.name,
                 response=AttendeeResponse.ACCEPTED if is_owner else AttendeeResponse.NEEDS_ACTION,
                 responded_at=now if is_owner else None,
+                optional=not is_owner and person.id in set(optional_ids),
             )
         )
     await plan_calendar_write(db, meeting, connection.program_id)

@@ -298,6 +298,7 @@ def invitation_for(
                 name=a.name,
                 email=a.email,
                 time_zone=zones.get(a.user_id) if a.user_id else None,
+                optional=a.optional,
             )
             for a in attendees
         ],
@@ -475,7 +476,9 @@ async def _event(
         time_zone=meeting.time_zone,
         organizer_email=connection.account_email,
         attendees=[
-            EventAttendee(email=a.email, name=a.name, response=a.response.value)
+            EventAttendee(
+                email=a.email, name=a.name, response=a.response.value, optional=a.optional
+            )
             for a in attendees
             if a.user_id != meeting.owner_id
         ],

@@ -545,10 +545,10 @@ async def finalize_poll(
     )
     if result.rowcount != 1:
         raise Conflict("This poll is already finalized.")
-    invitee_ids = list(
+    invitee_rows = list(
         (
             await db.exec(
-                select(PollInvitee.user_id)
+                select(PollInvitee.user_id, PollInvitee.optional)
                 .join(
                     ConnectionMember,
                     and_(
@@ -560,6 +560,7 @@ async def finalize_poll(
             )
         ).all()
     )
+    invitee_ids = [user_id for user_id, _optional in invitee_rows]
     meeting = await booking.schedule_meeting(
         db,
         meeting_deps,
@@ -571,6 +572,7 @@ async def finalize_poll(
         attendee_ids=invitee_ids,
         check_availability=False,
         note=message,
+        optional_ids=[user_id for user_id, optional in invitee_rows if optional],
     )
     await db.exec(
         update(Poll)
