@@ -106,6 +106,7 @@ def routes(services: AppServices) -> list[Any]:
         Route("/polls/{poll_id}", poll_pages.poll_page, methods=["GET"]),
         Route("/polls/{poll_id}/tally", poll_pages.tally, methods=["GET"]),
         Route("/polls/{poll_id}/answers", poll_pages.answer, methods=["POST"]),
+        Route("/polls/{poll_id}/comments", poll_pages.comment_list, methods=["GET"]),
         Route("/polls/{poll_id}/comments", poll_pages.comment, methods=["POST"]),
         Route("/polls/{poll_id}/finalize", poll_pages.confirm_finalize, methods=["GET"]),
         Route("/polls/{poll_id}/finalize", poll_pages.finalize, methods=["POST"]),

@@ -101,6 +101,8 @@ async def _new_poll_context(
         "form": {},
         "chosen": set(),
         "optional_ids": set(),
+        "kept": [],
+        "marks": {},
     }
     async with svc.db.session() as db:
         try:
@@ -136,15 +138,58 @@ async def _new_poll_context(
             context.update(
                 suggestions=found.slots, empty_reason=found.empty_reason, notes=found.notes
             )
+            context["marks"] = {
+                s.start.isoformat(): poll_suggestions.unsocial_hours(
+                    s.start, s.end, organized.members
+                )
+                for s in found.slots
+            }
         except DomainError as exc:
             context.update(suggestions=[], empty_reason=None, notes=[], range_error=exc.message)
     context.update(extra)
+    # Ticked slots survive a change of From, To or Length: those no longer suggested are
+    # listed, still ticked, above the suggestions.
+    shown = {s.start.isoformat() for s in context.get("suggestions", [])}
+    length = timedelta(minutes=duration)
+    kept = sorted(
+        datetime.fromisoformat(value) for value in context["chosen"] if value not in shown
+    )
+    context["kept"] = [
+        {
+            "value": start.isoformat(),
+            "start": start,
+            "end": start + length,
+            "marks": poll_suggestions.unsocial_hours(
+                start, start + length, context.get("members", [])
+            ),
+        }
+        for start in kept
+    ]
     return context, 200
+
+
+def _ticked(values: list[str]) -> set[str]:
+    """Ticked slot starts carried by a filter change (``slot=`` ISO 8601 with an offset),
+    normalized to UTC; anything else is dropped."""
+    found: set[str] = set()
+    for raw in values[: poll_rules.MAX_SLOTS]:
+        try:
+            value = datetime.fromisoformat(raw.strip().replace(" ", "+"))
+        except ValueError:
+            continue
+        if value.tzinfo is not None:
+            found.add(value.astimezone(ZoneInfo("UTC")).isoformat())
+    return found
 
 
 async def new_poll(request: Request) -> Response:
     group_id = path_id(request, "group_id")
-    context, status = await _new_poll_context(request, group_id, dict(request.query_params))
+    context, status = await _new_poll_context(
+        request,
+        group_id,
+        dict(request.query_params),
+        chosen=_ticked(request.query_params.getlist("slot")),
+    )
     if is_htmx(request) and status == 200 and request.headers.get("hx-request-type") != "full":
         return render(request, "partials/poll_suggestions.html", context)
     return render(request, "pages/poll_new.html", context, status_code=status)
@@ -291,6 +336,12 @@ async def tally(request: Request) -> Response:
     """The live region of the poll page, fetched by htmx every 5 seconds."""
     context = await _poll_context(request, path_id(request, "poll_id"))
     return render(request, "partials/poll_tally.html", context)
+
+
+async def comment_list(request: Request) -> Response:
+    """The poll's comments, fetched by htmx every 5 seconds so new ones arrive live."""
+    context = await _poll_context(request, path_id(request, "poll_id"))
+    return render(request, "partials/poll_comments.html", context)
 
 
 def _answers_from(form: FormData) -> list[tuple[uuid.UUID, PollAnswerValue]]:
