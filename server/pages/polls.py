@@ -29,6 +29,7 @@ from server.pages.common import is_htmx, redirect, render, services, viewer
 from server.pages.groups import path_id
 from server.services.errors import DomainError, NotFound, ValidationFailed
 from server.services.meetings.booking import MAX_NOTE
+from server.services.polls import heat as poll_heat
 from server.services.polls import rules as poll_rules
 from server.services.polls import suggestions as poll_suggestions
 from server.services.validation import day_in_range, wall_clock_to_utc
@@ -320,6 +321,7 @@ async def _poll_context(request: Request, poll_id: uuid.UUID) -> dict[str, Any]:
         "finalized": details.status == PollStatus.FINALIZED,
         "optional_ids": {i.user.id for i in details.invitees if i.optional},
         "max_comment": poll_rules.MAX_COMMENT_LENGTH,
+        "heat": poll_heat.heat_map(details, current.user.time_zone),
     }
 
 

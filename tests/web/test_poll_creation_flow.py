@@ -115,3 +115,26 @@ async def test_comments_arrive_live(
     async with await new_client(app) as stranger:
         await login(stranger, circle.stranger_email)
         assert (await stranger.get(f"/polls/{poll.id}/comments")).status_code == 404
+
+
+async def test_poll_page_shows_a_heat_map_that_reads_as_a_table(
+    client: httpx.AsyncClient, services: AppServices
+) -> None:
+    circle = await make_circle(services, size=3)
+    poll = await make_poll(services, circle, slots=2)
+    csrf = await login(client, circle.emails[circle.others[0]])
+    page = await client.get(f"/polls/{poll.id}")
+    slot_ids = list(dict.fromkeys(re.findall(r'name="answer-([0-9a-f-]+)"', page.text)))
+    answers = {f"answer-{slot_ids[0]}": "yes", f"answer-{slot_ids[1]}": "no"}
+    await client.post(f"/polls/{poll.id}/answers", data={"csrf_token": csrf, **answers})
+    tally = await client.get(f"/polls/{poll.id}/tally", headers={"HX-Request": "true"})
+    heat = tally.text.split('class="heat" role="table"')[1]
+    assert heat.count('role="columnheader"') == 2  # "Start" and the one day
+    assert heat.count('role="rowheader"') == 2  # 09:00 and 10:00
+    name = circle.names[circle.others[0]]
+    assert (
+        f'<strong>1</strong><span class="heat-of">/3</span><span class="sr-only"> free: {name}'
+        in heat
+    )
+    assert '<strong>0</strong><span class="heat-of">/3</span>' in heat
+    assert "heat-1" in heat and "heat-0" in heat
