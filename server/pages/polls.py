@@ -14,7 +14,7 @@ changes. Invalid forms come back re-rendered with 422.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -153,7 +153,9 @@ async def _new_poll_context(
     shown = {s.start.isoformat() for s in context.get("suggestions", [])}
     length = timedelta(minutes=duration)
     kept = sorted(
-        datetime.fromisoformat(value) for value in context["chosen"] if value not in shown
+        start
+        for start in (datetime.fromisoformat(v) for v in context["chosen"] if v not in shown)
+        if start < datetime.max.replace(tzinfo=UTC) - length - timedelta(days=2)
     )
     context["kept"] = [
         {

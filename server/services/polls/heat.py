@@ -53,7 +53,10 @@ def heat_map(details: PollDetails, zone: str) -> HeatMap:
     total = len(details.invitees)
     cells: dict[tuple[date, str], HeatCell] = {}
     for slot in details.slots:
-        local = slot.start.astimezone(tz)
+        try:
+            local = slot.start.astimezone(tz)
+        except (OverflowError, ValueError):  # a stored year-9999 slot east of UTC
+            local = slot.start
         key = (local.date(), f"{local:%H:%M}")
         free = _free(slot, details)
         level = 0 if not free or not total else max(1, round(LEVELS * len(free) / total))

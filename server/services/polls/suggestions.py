@@ -57,7 +57,10 @@ def unsocial_hours(start: datetime, end: datetime, people: Sequence[User]) -> li
             zone = ZoneInfo(person.time_zone)
         except (ValueError, KeyError):
             continue
-        local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+        try:
+            local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+        except (OverflowError, ValueError):  # at the edge of what datetime holds
+            continue
         evening = datetime.combine(local_start.date(), FRIENDLY_UNTIL)
         late = local_end.replace(tzinfo=None) > evening
         if local_start.time() < FRIENDLY_FROM or late:
