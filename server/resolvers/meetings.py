@@ -115,6 +115,7 @@ async def cancel_meeting(
             info.context.services.meetings,
             _viewer(info),
             parse_id(input.meeting_id, "meeting", "meetingId"),
+            message=input.message,
         )
         return Meeting.from_row(row)
 

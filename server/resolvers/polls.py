@@ -165,6 +165,7 @@ async def finalize_poll(
             viewer,
             poll_id,
             parse_id(input.slot_id, "slot", "slotId"),
+            message=input.message,
         )
         return Meeting.from_row(row)
 

@@ -165,6 +165,11 @@ class UpdateMeetingInput:
 @strawberry.input
 class CancelMeetingInput:
     meeting_id: strawberry.ID
+    message: str | None = strawberry.field(
+        default=None,
+        description="Optional words for the attendees (at most 1000 characters), carried "
+        "in the cancellation email only; never stored.",
+    )
 
 
 @strawberry.input
