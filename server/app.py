@@ -166,7 +166,9 @@ def routes(services: AppServices) -> list[Any]:
         Route("/polls/{poll_id}", poll_pages.poll_page, methods=["GET"]),
         Route("/polls/{poll_id}/tally", poll_pages.tally, methods=["GET"]),
         Route("/polls/{poll_id}/answers", poll_pages.answer, methods=["POST"]),
+        Route("/polls/{poll_id}/comments", poll_pages.comment_list, methods=["GET"]),
         Route("/polls/{poll_id}/comments", poll_pages.comment, methods=["POST"]),
+        Route("/polls/{poll_id}/finalize", poll_pages.confirm_finalize, methods=["GET"]),
         Route("/polls/{poll_id}/finalize", poll_pages.finalize, methods=["POST"]),
         Route(
             "/connections/{connection_id}/meetings/new", meeting_pages.new_meeting, methods=["GET"]
@@ -176,8 +178,10 @@ def routes(services: AppServices) -> list[Any]:
         ),
         Route("/meetings", meeting_pages.my_meetings, methods=["GET"]),
         Route("/meetings/{meeting_id}", meeting_pages.meeting_detail, methods=["GET"]),
+        Route("/meetings/{meeting_id}/invite.ics", meeting_pages.meeting_ics, methods=["GET"]),
         Route("/meetings/{meeting_id}/edit", meeting_pages.edit_meeting, methods=["GET"]),
         Route("/meetings/{meeting_id}/edit", meeting_pages.save_meeting, methods=["POST"]),
+        Route("/meetings/{meeting_id}/cancel", meeting_pages.confirm_cancel, methods=["GET"]),
         Route("/meetings/{meeting_id}/cancel", meeting_pages.cancel_meeting, methods=["POST"]),
         Route("/meetings/{meeting_id}/respond", meeting_pages.respond, methods=["POST"]),
         Route("/rsvp/{token}", meeting_pages.rsvp_page, methods=["GET"]),

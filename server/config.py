@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = True
     mail_from: str = "Tandem <tandem@localhost>"
+    organizer_copy: bool = Field(
+        default=True,
+        description="Email organizers a copy of each invitation, change and cancellation "
+        "Tandem sends for them (no answer links), so they see what attendees received.",
+    )
 
     google_client_id: str | None = None
     google_client_secret: SecretStr | None = None

@@ -109,6 +109,7 @@ def _meeting_deps(
         base_url=settings.base_url,
         mail_from=settings.mail_from,
         older_rsvp_keys=tuple(derive_key(key, "rsvp") for key in secrets.older_keys()),
+        organizer_copy=settings.organizer_copy,
     )
 
 

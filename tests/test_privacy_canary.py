@@ -201,7 +201,7 @@ async def test_event_details_never_leave_the_sync_boundary(
         week = await organizer.get(
             f"/connections/{pair.id}/schedule?week={_at(2, 0).date().isoformat()}"
         )
-        assert "Unavailable" in week.text
+        assert "cell-unavailable" in week.text and " busy</span>" in week.text
         seen.append(week.text)
         groups = [
             r.group(1)

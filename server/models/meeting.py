@@ -71,6 +71,8 @@ class MeetingAttendee(SQLModel, table=True):
         sa_type=enum_type(AttendeeResponse, "attendee_response"),
     )
     responded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Invited as optional (an optional poll invitee): ROLE=OPT-PARTICIPANT in iCalendar.
+    optional: bool = False
     # The answer the owner's calendar last showed for this attendee (two-way sync): only a
     # change there is news, so a stale copy never overrides an answer given in Tandem.
     calendar_response: str | None = Field(default=None, max_length=16)

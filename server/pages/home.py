@@ -1,4 +1,5 @@
-"""The home page: my programs, my mentoring connections and my groups."""
+"""The home page: what needs my answer, my next meetings, my calendar's health, then my
+programs, mentoring connections and groups."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from starlette.responses import Response
 
 from server.models.enums import ConnectionKind
 from server.pages.common import redirect, render, services, viewer
-from server.services.calendars import status
 from server.services.people import mentoring, programs
+from server.services.polls import dashboard as home_dashboard
 
 
 async def home(request: Request) -> Response:
@@ -21,7 +22,7 @@ async def home(request: Request) -> Response:
         my_programs = await programs.programs_for(db, current.user)
         connections = await mentoring.connections_for(db, current.user)
         members = await mentoring.members_by_connection(db, [c.id for c in connections])
-        calendar = await status.connection_for(db, current.user.id)
+        board = await home_dashboard.dashboard_for(db, current.user)
     program_names = {p.id: p.name for p in my_programs}
     pairs: list[dict[str, Any]] = []
     groups: list[dict[str, Any]] = []
@@ -42,6 +43,7 @@ async def home(request: Request) -> Response:
             "programs": my_programs,
             "pairs": pairs,
             "groups": groups,
-            "calendar_status": calendar.status.value if calendar else "not_connected",
+            "board": board,
+            "calendar_status": board.calendar_status,
         },
     )

@@ -19,10 +19,12 @@ from server.models.base import utcnow
 from server.models.enums import AttendeeResponse, MeetingStatus
 from server.pages.common import is_htmx, redirect, render, services, viewer
 from server.services.errors import DomainError, NotFound, ValidationFailed
+from server.services.invites.calendar_links import calendar_links
 from server.services.meetings import booking as meeting_booking
 from server.services.people import mentoring
 from server.services.people.sessions import Viewer
 from server.services.validation import check_moment, wall_clock_to_utc
+from server.web.templating import local_time
 
 DEFAULT_MINUTES = 60
 DURATIONS = (15, 20, 30, 45, 60, 90, 120, 180, 240)
@@ -95,6 +97,9 @@ def _meeting_card(meeting: Meeting, attendees: list[MeetingAttendee], me: User) 
         "location_link": bool(meeting.location and _WEB_LINK.match(meeting.location)),
         "sync_label": SYNC_LABELS.get(meeting.calendar_sync_state),
         "minutes": int((meeting.end_at - meeting.start_at).total_seconds() // 60),
+        "add_links": calendar_links(
+            meeting.title, meeting.start_at, meeting.end_at, meeting.description, meeting.location
+        ),
     }
 
 
@@ -141,13 +146,27 @@ async def _booking_form(
     form: dict[str, Any],
     *,
     error: DomainError | None = None,
+    wanted: tuple[datetime, int] | None = None,
 ) -> Response:
+    alternatives: list[datetime] = []
     async with services(request).db.session() as db:
         try:
             connection = await mentoring.get_visible_connection(db, current.user, connection_id)
         except NotFound:
             raise HTTPException(404) from None
         members = (await mentoring.members_by_connection(db, [connection.id]))[connection.id]
+        if error is not None and error.code == "conflict" and wanted is not None:
+            alternatives = await meeting_booking.nearest_free_starts(
+                db,
+                services(request).meetings,
+                current,
+                connection_id=connection.id,
+                start=wanted[0],
+                duration_minutes=wanted[1],
+            )
+    message = error.message if error else None
+    if alternatives and isinstance(error, meeting_booking.SlotNotFree):  # times, not reasons
+        message = "That time is not free for everyone. Pick one of the nearest free times."
     context = {
         "connection": connection,
         "others": [user for user, _role in members if user.id != current.user.id],
@@ -157,8 +176,11 @@ async def _booking_form(
         else DURATIONS,
         "action": f"/connections/{connection.id}/meetings",
         "submit_label": "Book meeting",
-        "error": error.message if error else None,
+        "error": message,
         "error_field": _FIELD_FOR.get(error.field or "", error.field) if error else None,
+        "alternatives": [
+            {"value": a.strftime("%Y-%m-%dT%H:%M:%SZ"), "start": a} for a in alternatives
+        ],
     }
     status = 422 if error else 200
     if error and error.code == "conflict":
@@ -174,9 +196,11 @@ async def create_meeting(request: Request) -> Response:
     connection_id = _uuid(request.path_params["connection_id"])
     form = await request.form()
     values = _form_values(form)
+    wanted: tuple[datetime, int] | None = None
     try:
-        start = _parse_start(form, current.user.time_zone)
+        start = _picked(form) or _parse_start(form, current.user.time_zone)
         minutes = _duration(form.get("duration"))
+        wanted = (start, minutes)
         async with services(request).db.session() as db:
             meeting = await meeting_booking.schedule_meeting(
                 db,
@@ -194,8 +218,24 @@ async def create_meeting(request: Request) -> Response:
             raise HTTPException(404) from None
         return await _booking_form(request, current, connection_id, values, error=exc)
     except DomainError as exc:
-        return await _booking_form(request, current, connection_id, values, error=exc)
+        if wanted is not None:  # show the time that was tried, on the viewer's clock
+            values["date"], values["time"] = _local_parts(wanted[0], current.user.time_zone)
+        return await _booking_form(
+            request, current, connection_id, values, error=exc, wanted=wanted
+        )
     return redirect(f"/meetings/{meeting.id}?notice=meeting_scheduled", request=request)
+
+
+def _picked(form: FormData) -> datetime | None:
+    """One of the offered nearest free times (``pick``, ISO 8601 UTC), if one was chosen."""
+    raw = str(form.get("pick", "") or "")
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return check_moment(value, field="start", what="The start")
+    except ValueError:
+        raise DomainError("Give a date and a time.", field="start") from None
 
 
 def _form_values(form: FormData) -> dict[str, Any]:
@@ -244,6 +284,25 @@ async def _card(request: Request, current: Viewer, meeting_id: uuid.UUID) -> dic
             raise HTTPException(404) from None
         attendees = (await meeting_booking.attendees_by_meeting(db, [meeting.id]))[meeting.id]
     return _meeting_card(meeting, attendees, current.user)
+
+
+async def meeting_ics(request: Request) -> Response:
+    """The meeting as ``.ics``, for attendees whose calendar Tandem does not write."""
+    current = viewer(request)
+    meeting_id = _uuid(request.path_params["meeting_id"])
+    async with services(request).db.session() as db:
+        try:
+            document = await meeting_booking.meeting_ics(db, current.user, meeting_id)
+        except NotFound:
+            raise HTTPException(404) from None
+    return Response(
+        document,
+        media_type="text/calendar; charset=utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="meeting.ics"',
+            "Cache-Control": "private, no-store",
+        },
+    )
 
 
 # --- changing -----------------------------------------------------------------------------
@@ -320,16 +379,63 @@ async def save_meeting(request: Request) -> Response:
     return redirect(f"/meetings/{meeting_id}?notice=meeting_updated", request=request)
 
 
+def _cancel_confirm(
+    request: Request, card: dict[str, Any], *, message: str = "", error: str | None = None
+) -> Response:
+    """The confirmation step: a dialog for htmx, a page of its own without JavaScript."""
+    meeting = card["meeting"]
+    others = [a["row"].name for a in card["attendees"] if not a["organizer"]]
+    when = local_time(meeting.start_at, viewer(request).user.time_zone)
+    confirm = {
+        "title": meeting.title,
+        "heading": "Cancel this meeting?",
+        "what": f"{meeting.title} on {when} ({viewer(request).user.time_zone}) is cancelled "
+        f"for everyone: {', '.join(others) or 'the attendees'} get a cancellation email.",
+        "action": f"/meetings/{meeting.id}/cancel",
+        "hidden": [],
+        "button": "Yes, cancel the meeting",
+        "button_class": "danger",
+        "keep": "Keep the meeting",
+        "back": f"/meetings/{meeting.id}",
+        "message": message,
+        "max_message": meeting_booking.MAX_NOTE,
+        "error": error,
+    }
+    as_dialog = is_htmx(request) and error is None
+    template = "partials/confirm.html" if as_dialog else "pages/confirm.html"
+    response = render(
+        request,
+        template,
+        {"confirm": confirm, "as_dialog": as_dialog},
+        status_code=422 if error else 200,
+    )
+    response.headers["Vary"] = "HX-Request, Cookie"
+    return response
+
+
+async def confirm_cancel(request: Request) -> Response:
+    current = viewer(request)
+    card = await _card(request, current, _uuid(request.path_params["meeting_id"]))
+    if not card["is_owner"] or card["cancelled"] or card["ended"]:
+        raise HTTPException(404)
+    return _cancel_confirm(request, card)
+
+
 async def cancel_meeting(request: Request) -> Response:
     current = viewer(request)
     meeting_id = _uuid(request.path_params["meeting_id"])
+    form = await request.form()
+    message = str(form.get("message", "") or "")
     async with services(request).db.session() as db:
         try:
             await meeting_booking.cancel_meeting(
-                db, services(request).meetings, current, meeting_id
+                db, services(request).meetings, current, meeting_id, message=message
             )
         except NotFound:
             raise HTTPException(404) from None
+        except ValidationFailed as exc:
+            card = await _card(request, current, meeting_id)
+            return _cancel_confirm(request, card, message=message, error=exc.message)
         except DomainError as exc:
             card = await _card(request, current, meeting_id)
             return render(
@@ -351,13 +457,16 @@ async def respond(request: Request) -> Response:
     if response is not None:
         async with services(request).db.session() as db:
             try:
-                await meeting_booking.respond_to_meeting(db, current, meeting_id, response)
-                await db.commit()
+                await meeting_booking.answer_meeting(
+                    db, services(request).meetings, current, meeting_id, response
+                )
             except NotFound:
                 raise HTTPException(404) from None
             except DomainError as exc:
                 error = exc.message
     if error is None and not is_htmx(request):
+        if form.get("back") == "home":  # a one-click answer from the home dashboard
+            return redirect("/?notice=answer_saved")
         return redirect(f"/meetings/{meeting_id}?notice=answer_saved")
     card = await _card(request, current, meeting_id)
     status = 422 if error else 200

@@ -14,7 +14,7 @@ changes. Invalid forms come back re-rendered with 422.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,10 +27,13 @@ from server.models.base import utcnow
 from server.models.enums import PollAnswerValue, PollStatus
 from server.pages.common import is_htmx, redirect, render, services, viewer
 from server.pages.groups import path_id
-from server.services.errors import DomainError, NotFound
+from server.services.errors import DomainError, NotFound, ValidationFailed
+from server.services.meetings.booking import MAX_NOTE
+from server.services.polls import heat as poll_heat
 from server.services.polls import rules as poll_rules
 from server.services.polls import suggestions as poll_suggestions
 from server.services.validation import day_in_range, wall_clock_to_utc
+from server.web.templating import local_time
 
 DURATIONS = (15, 30, 45, 60, 90, 120)
 DEFAULT_DURATION = 60
@@ -99,6 +102,8 @@ async def _new_poll_context(
         "form": {},
         "chosen": set(),
         "optional_ids": set(),
+        "kept": [],
+        "marks": {},
     }
     async with svc.db.session() as db:
         try:
@@ -134,15 +139,60 @@ async def _new_poll_context(
             context.update(
                 suggestions=found.slots, empty_reason=found.empty_reason, notes=found.notes
             )
+            context["marks"] = {
+                s.start.isoformat(): poll_suggestions.unsocial_hours(
+                    s.start, s.end, organized.members
+                )
+                for s in found.slots
+            }
         except DomainError as exc:
             context.update(suggestions=[], empty_reason=None, notes=[], range_error=exc.message)
     context.update(extra)
+    # Ticked slots survive a change of From, To or Length: those no longer suggested are
+    # listed, still ticked, above the suggestions.
+    shown = {s.start.isoformat() for s in context.get("suggestions", [])}
+    length = timedelta(minutes=duration)
+    kept = sorted(
+        start
+        for start in (datetime.fromisoformat(v) for v in context["chosen"] if v not in shown)
+        if start < datetime.max.replace(tzinfo=UTC) - length - timedelta(days=2)
+    )
+    context["kept"] = [
+        {
+            "value": start.isoformat(),
+            "start": start,
+            "end": start + length,
+            "marks": poll_suggestions.unsocial_hours(
+                start, start + length, context.get("members", [])
+            ),
+        }
+        for start in kept
+    ]
     return context, 200
+
+
+def _ticked(values: list[str]) -> set[str]:
+    """Ticked slot starts carried by a filter change (``slot=`` ISO 8601 with an offset),
+    normalized to UTC; anything else is dropped."""
+    found: set[str] = set()
+    for raw in values[: poll_rules.MAX_SLOTS]:
+        try:
+            value = datetime.fromisoformat(raw.strip().replace(" ", "+"))
+        except ValueError:
+            continue
+        if value.tzinfo is not None:
+            found.add(value.astimezone(ZoneInfo("UTC")).isoformat())
+    return found
 
 
 async def new_poll(request: Request) -> Response:
     group_id = path_id(request, "group_id")
-    context, status = await _new_poll_context(request, group_id, dict(request.query_params))
+    context, status = await _new_poll_context(
+        request,
+        group_id,
+        dict(request.query_params),
+        chosen=_ticked(request.query_params.getlist("slot")),
+    )
     if is_htmx(request) and status == 200 and request.headers.get("hx-request-type") != "full":
         return render(request, "partials/poll_suggestions.html", context)
     return render(request, "pages/poll_new.html", context, status_code=status)
@@ -273,6 +323,7 @@ async def _poll_context(request: Request, poll_id: uuid.UUID) -> dict[str, Any]:
         "finalized": details.status == PollStatus.FINALIZED,
         "optional_ids": {i.user.id for i in details.invitees if i.optional},
         "max_comment": poll_rules.MAX_COMMENT_LENGTH,
+        "heat": poll_heat.heat_map(details, current.user.time_zone),
     }
 
 
@@ -289,6 +340,12 @@ async def tally(request: Request) -> Response:
     """The live region of the poll page, fetched by htmx every 5 seconds."""
     context = await _poll_context(request, path_id(request, "poll_id"))
     return render(request, "partials/poll_tally.html", context)
+
+
+async def comment_list(request: Request) -> Response:
+    """The poll's comments, fetched by htmx every 5 seconds so new ones arrive live."""
+    context = await _poll_context(request, path_id(request, "poll_id"))
+    return render(request, "partials/poll_comments.html", context)
 
 
 def _answers_from(form: FormData) -> list[tuple[uuid.UUID, PollAnswerValue]]:
@@ -313,10 +370,9 @@ async def answer(request: Request) -> Response:
     answers = _answers_from(form)
     async with svc.db.session() as db:
         try:
-            await poll_rules.answer_poll(
-                db, current.user, poll_id, answers, actor_id=current.actor.id
+            await poll_rules.submit_answers(
+                db, svc.polls, current.user, poll_id, answers, actor_id=current.actor.id
             )
-            await db.commit()
         except NotFound as exc:
             await db.rollback()
             if exc.field is None:
@@ -351,25 +407,87 @@ async def comment(request: Request) -> Response:
     return redirect(f"/polls/{poll_id}?notice=comment_added#comments", request=request)
 
 
-async def finalize(request: Request) -> Response:
+async def confirm_finalize(request: Request) -> Response:
+    """The confirmation step before finalizing: a dialog for htmx, a page without JS."""
+    poll_id = path_id(request, "poll_id")
+    try:
+        slot_id = uuid.UUID(request.query_params.get("slot_id", ""))
+    except ValueError:
+        return await poll_page(request, error="Choose a slot to finalize.", status_code=422)
+    return await _finalize_confirm(request, poll_id, slot_id)
 
+
+async def _finalize_confirm(
+    request: Request,
+    poll_id: uuid.UUID,
+    slot_id: uuid.UUID,
+    *,
+    message: str = "",
+    error: str | None = None,
+) -> Response:
+    context = await _poll_context(request, poll_id)
+    slot = next((s for s in context["details"].slots if s.id == slot_id), None)
+    if not context["is_organizer"] or context["finalized"]:
+        raise HTTPException(404)
+    if slot is None:
+        return await poll_page(request, error="Choose a slot to finalize.", status_code=422)
+    poll = context["poll"]
+    zone = viewer(request).user.time_zone
+    count = len(context["details"].invitees) - 1
+    confirm = {
+        "title": poll.title,
+        "heading": "Finalize the poll?",
+        "what": f"The poll closes and {poll.title} is scheduled on "
+        f"{local_time(slot.start, zone)} ({zone}); {count} invitee"
+        f"{'s get' if count != 1 else ' gets'} an invitation email.",
+        "action": f"/polls/{poll.id}/finalize",
+        "hidden": [("slot_id", str(slot.id))],
+        "button": "Yes, finalize and schedule",
+        "button_class": "",
+        "keep": "Not yet",
+        "back": f"/polls/{poll.id}",
+        "message": message,
+        "max_message": MAX_NOTE,
+        "error": error,
+    }
+    as_dialog = is_htmx(request) and error is None
+    template = "partials/confirm.html" if as_dialog else "pages/confirm.html"
+    response = render(
+        request,
+        template,
+        {"confirm": confirm, "as_dialog": as_dialog},
+        status_code=422 if error else 200,
+    )
+    response.headers["Vary"] = "HX-Request, Cookie"
+    return response
+
+
+async def finalize(request: Request) -> Response:
     current = viewer(request)
     svc = services(request)
     poll_id = path_id(request, "poll_id")
     form = await request.form()
+    message = str(form.get("message", "") or "")
     try:
         slot_id = uuid.UUID(str(form.get("slot_id", "")))
     except ValueError:
         return await poll_page(request, error="Choose a slot to finalize.", status_code=422)
     async with svc.db.session() as db:
         try:
-            await poll_rules.finalize_poll(db, svc.meetings, current, poll_id, slot_id)
+            await poll_rules.finalize_poll(
+                db, svc.meetings, current, poll_id, slot_id, message=message
+            )
             await db.commit()
         except NotFound as exc:
             await db.rollback()
             if exc.field is None:
                 raise HTTPException(404) from None
             return await poll_page(request, error=exc.message, status_code=422)
+        except ValidationFailed as exc:
+            await db.rollback()
+            return await _finalize_confirm(
+                request, poll_id, slot_id, message=message, error=exc.message
+            )
         except DomainError as exc:
             await db.rollback()
             return await poll_page(request, error=exc.message, status_code=_status(exc))

@@ -1,4 +1,5 @@
-"""The pair scheduling page: a week of common free time, in the viewer's time zone.
+"""The pair scheduling page: seven days of common free time, in the viewer's time zone,
+starting today (or on the asked day; never in the past).
 
 The same handler answers the full page and, for htmx requests (previous/next week,
 meeting length), only the week partial. Members of the connection and the program's
@@ -54,16 +55,20 @@ def _duration(raw: str | None) -> int:
     return value if value in availability_week.DURATIONS else DEFAULT_DURATION
 
 
-def _monday(raw: str | None, zone: str, now: datetime) -> date:
-    """The Monday of the asked week (any day of it will do); this week when absent or odd."""
-    today = now.astimezone(ZoneInfo(zone)).date()
+def _first_day(raw: str | None, zone: str, now: datetime) -> date:
+    """The first of the seven days shown: the asked day, today when absent, odd or past."""
+    today = _today(zone, now)
     try:
         asked = date.fromisoformat(raw) if raw else today
     except ValueError:
         asked = today
     if not day_in_range(asked, today, span_days=7):  # the whole week must be askable
         asked = today
-    return availability_week.monday_of(asked)
+    return max(asked, today)
+
+
+def _today(zone: str, now: datetime) -> date:
+    return now.astimezone(ZoneInfo(zone)).date()
 
 
 async def schedule(request: Request) -> Response:
@@ -73,7 +78,7 @@ async def schedule(request: Request) -> Response:
     connection_id = _connection_id(request)
     now = utcnow()
     zone = user.time_zone
-    monday = _monday(request.query_params.get("week"), zone, now)
+    first_day = _first_day(request.query_params.get("week"), zone, now)
     duration = _duration(request.query_params.get("duration"))
     async with svc.db.session() as db:
         try:
@@ -85,7 +90,7 @@ async def schedule(request: Request) -> Response:
             page.headers["Vary"] = VARY
             return page
         members = (await mentoring.members_by_connection(db, [connection.id]))[connection.id]
-        start, end = availability_week.week_window(monday, zone)
+        start, end = availability_week.week_window(first_day, zone)
         step = availability_week.step_for(duration)
         try:
             answer = await availability_query.find_availability(
@@ -109,7 +114,7 @@ async def schedule(request: Request) -> Response:
         answer,
         viewer_id=user.id,
         viewer_zone=zone,
-        monday=monday,
+        first_day=first_day,
         duration_minutes=duration,
         now=now,
         step_minutes=step,
@@ -124,7 +129,8 @@ async def schedule(request: Request) -> Response:
         "empty_reason": answer.result.empty_reason,
         "durations": availability_week.DURATIONS,
         "base_path": f"/connections/{connection.id}/schedule",
-        "this_monday": _monday(None, zone, now),
+        "today": _today(zone, now),
+        "previous_start": max(week.previous_start, _today(zone, now)),
     }
     template = "partials/schedule_week.html" if _wants_fragment(request) else "pages/schedule.html"
     response = render(request, template, context)

@@ -148,6 +148,7 @@ class EventAttendee:
     email: str
     name: str | None = None
     response: str = "needs_action"  # needs_action | accepted | declined | tentative
+    optional: bool = False  # Google ``optional``, Graph ``type: optional``, iCal OPT-PARTICIPANT
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,7 @@ def event_to_ics(event: ExternalEvent, *, now: datetime | None = None) -> str:
         address = icalendar.vCalAddress(f"mailto:{attendee.email}")
         if attendee.name:
             address.params["CN"] = attendee.name
-        address.params["ROLE"] = "REQ-PARTICIPANT"
+        address.params["ROLE"] = "OPT-PARTICIPANT" if attendee.optional else "REQ-PARTICIPANT"
         address.params["PARTSTAT"] = _RESPONSE_TO_PARTSTAT.get(attendee.response, "NEEDS-ACTION")
         address.params["RSVP"] = "TRUE"
         address.params["SCHEDULE-AGENT"] = "CLIENT"

@@ -462,19 +462,24 @@ class ExchangeOnPremDirectory:
     def _fields(self, event: ExternalEvent) -> dict[str, Any]:
         # The meeting lives in the service account's calendar, so the Tandem owner (the
         # event's organizer) is invited like everyone else; the service account is not.
+        # Optional invitees go to OptionalAttendees (EWS CalendarItem schema:
+        # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/optionalattendees).
+        optional = {a.email.strip().lower() for a in event.attendees if a.optional}
         people = [event.organizer_email, *(a.email for a in event.attendees)]
-        attendees = [
+        invited = [
             email
             for email in dict.fromkeys(p.strip().lower() for p in people if p.strip())
             if email != self.service_account_email
         ]
+        required = [email for email in invited if email not in optional]
         return {
             "subject": event.title,
             "body": Body(event.description),
             "location": event.location,
             "start": _ews_time(event.start),
             "end": _ews_time(event.end),
-            "required_attendees": attendees or None,
+            "required_attendees": required or None,
+            "optional_attendees": [email for email in invited if email in optional] or None,
         }
 
     @staticmethod

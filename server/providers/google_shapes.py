@@ -45,6 +45,8 @@ def event_body(event: ExternalEvent) -> dict[str, Any]:
                 "email": attendee.email,
                 **({"displayName": attendee.name} if attendee.name else {}),
                 "responseStatus": TO_GOOGLE_RESPONSE.get(attendee.response, "needsAction"),
+                # https://developers.google.com/calendar/api/v3/reference/events#attendees.optional
+                **({"optional": True} if attendee.optional else {}),
             }
             for attendee in event.attendees
         ],

@@ -1087,7 +1087,8 @@ def _event_body(event: ExternalEvent) -> dict[str, Any]:
         "attendees": [
             {
                 "emailAddress": {"address": a.email, "name": a.name or a.email},
-                "type": "required",
+                # https://learn.microsoft.com/graph/api/resources/attendee (type)
+                "type": "optional" if a.optional else "required",
             }
             for a in event.attendees
             if a.email.lower() != organizer

@@ -393,7 +393,11 @@ def _event_body_for_service(event: ExternalEvent) -> dict[str, Any]:
     the service mailbox, so the owner is invited like everyone else."""
     body = _event_body(event)
     body["attendees"] = [
-        {"emailAddress": {"address": a.email, "name": a.name or a.email}, "type": "required"}
+        {
+            "emailAddress": {"address": a.email, "name": a.name or a.email},
+            # https://learn.microsoft.com/en-us/graph/api/resources/attendee (type)
+            "type": "optional" if a.optional else "required",
+        }
         for a in event.attendees
     ]
     return body

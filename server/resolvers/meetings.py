@@ -115,6 +115,7 @@ async def cancel_meeting(
             info.context.services.meetings,
             _viewer(info),
             parse_id(input.meeting_id, "meeting", "meetingId"),
+            message=input.message,
         )
         return Meeting.from_row(row)
 
@@ -127,8 +128,12 @@ async def respond_to_meeting(
 ) -> RespondToMeetingPayload:
     async def action() -> Meeting:
         meeting_id = parse_id(input.meeting_id, "meeting", "meetingId")
-        await booking.respond_to_meeting(
-            info.context.db, _viewer(info), meeting_id, AttendeeResponse(input.response.value)
+        await booking.answer_meeting(
+            info.context.db,
+            info.context.services.meetings,
+            _viewer(info),
+            meeting_id,
+            AttendeeResponse(input.response.value),
         )
         return Meeting.from_row(
             await booking.get_meeting(info.context.db, info.context.user, meeting_id)

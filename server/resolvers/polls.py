@@ -108,8 +108,9 @@ async def answer_poll(
     async def action() -> Poll:
         _cap(list(input.answers), "answers")
         poll_id = parse_id(input.poll_id, "poll", "pollId")
-        await poll_rules.answer_poll(
+        await poll_rules.submit_answers(
             ctx.db,
+            ctx.services.polls,
             ctx.user,
             poll_id,
             [
@@ -164,6 +165,7 @@ async def finalize_poll(
             viewer,
             poll_id,
             parse_id(input.slot_id, "slot", "slotId"),
+            message=input.message,
         )
         return Meeting.from_row(row)
 

@@ -59,6 +59,11 @@ class MeetingAttendee:
     responded_at: datetime | None
     is_organizer: bool
     user: User | None
+    optional: bool = strawberry.field(
+        default=False,
+        description="Invited as optional (an optional poll invitee): the meeting does not "
+        "depend on them; ROLE=OPT-PARTICIPANT in the invitation.",
+    )
 
 
 @strawberry.type
@@ -88,6 +93,7 @@ class Meeting:
                 responded_at=attendee.responded_at,
                 is_organizer=attendee.user_id == self.owner_id,
                 user=User.from_row(user) if user is not None else None,
+                optional=attendee.optional,
             )
             for attendee, user in rows
         ]
@@ -161,6 +167,11 @@ class UpdateMeetingInput:
 @strawberry.input
 class CancelMeetingInput:
     meeting_id: strawberry.ID
+    message: str | None = strawberry.field(
+        default=None,
+        description="Optional words for the attendees (at most 1000 characters), carried "
+        "in the cancellation email only; never stored.",
+    )
 
 
 @strawberry.input

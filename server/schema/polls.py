@@ -235,6 +235,11 @@ class AddPollCommentPayload:
 class FinalizePollInput:
     poll_id: strawberry.ID
     slot_id: strawberry.ID
+    message: str | None = strawberry.field(
+        default=None,
+        description="Optional words for the invitees (at most 1000 characters), carried "
+        "in the invitation email only; never stored.",
+    )
 
 
 @strawberry.type

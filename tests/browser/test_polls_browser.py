@@ -3,6 +3,8 @@ suggestions refresh in place when the meeting length changes."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from playwright.async_api import Browser, expect
 
@@ -67,5 +69,37 @@ async def test_suggestions_refresh_in_place(live_server: LiveServer, browser: Br
         await expect(suggestions).not_to_contain_text("08:00\u201309:00")
         assert await page.evaluate("window.tandemMarker") == "still here"
         assert await page.get_by_label("Title").input_value() == "Kept while suggestions change"
+    finally:
+        await context.close()
+
+
+async def test_ticked_slots_stay_ticked_when_the_range_or_length_changes(
+    live_server: LiveServer, browser: Browser
+) -> None:
+    services = live_server.services
+    circle = await make_circle(services, size=2)
+    day = next_monday(weeks=2).date()
+    context = await browser.new_context(timezone_id="UTC", locale="en-GB")
+    page = await context.new_page()
+    try:
+        await sign_in(page, live_server, circle.emails[circle.organizer])
+        await page.goto(
+            live_server.at(
+                f"/groups/{circle.group}/polls/new?from={day.isoformat()}&to={day.isoformat()}&duration=60"
+            )
+        )
+        suggestions = page.locator("#suggestions")
+        await page.get_by_label("09:00\u201310:00", exact=False).first.check()
+        await page.get_by_label("Length").select_option("30")
+        await expect(suggestions.locator('input[name="duration"]')).to_have_value("30")
+        # 09:00 is still suggested as a 30-minute slot, and still ticked.
+        await expect(page.get_by_label("09:00\u201309:30", exact=False).first).to_be_checked()
+        # Moving the range to a later week lists the tick as kept from before.
+        later = (day + timedelta(days=7)).isoformat()
+        await page.get_by_label("To").fill(later)
+        await page.get_by_label("From").fill(later)
+        kept = suggestions.get_by_role("group", name="Still ticked from before")
+        await expect(kept).to_be_visible()
+        await expect(kept.get_by_role("checkbox")).to_be_checked()
     finally:
         await context.close()

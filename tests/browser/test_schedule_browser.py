@@ -1,5 +1,6 @@
-"""The pair scheduling page in Chromium: htmx week navigation without a page load, and a
-free slot reached with the keyboard announces what it books."""
+"""The pair scheduling page in Chromium: htmx week navigation without a page load, a
+free slot reached with the keyboard announces what it books, busy cells say whose time
+is busy (seen and heard), and a phone gets a list of days."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from tests.browser.conftest import LiveServer, sign_in
-from tests.scheduling_data import connect_calendar, local, make_pair, next_monday
+from tests.scheduling_data import add_busy, connect_calendar, local, make_pair, next_monday
 
 pytestmark = pytest.mark.browser
 
@@ -86,5 +87,64 @@ async def test_next_week_swaps_in_place_and_slots_are_keyboard_reachable(
             "href", re.compile(r"duration=60$")
         )
         assert await page.evaluate("window.tandemMarker") == "still here"
+    finally:
+        await context.close()
+
+
+async def test_busy_cells_say_who_and_phones_get_a_day_list(
+    live_server: LiveServer, browser: Browser
+) -> None:
+    services = live_server.services
+    pair = await make_pair(services)
+    await connect_calendar(services, pair.mentor)
+    await connect_calendar(services, pair.mentee)
+    tuesday = next_monday(PARIS) + timedelta(days=1)
+    # Ana 16:00-17:00, Maya 16:30-18:00 (Paris): 16:00 me, 16:30 both, 17:00 and 17:30 Maya.
+    await add_busy(
+        services, pair.mentor, local(tuesday, 16, 0, PARIS), local(tuesday, 17, 0, PARIS)
+    )
+    await add_busy(
+        services, pair.mentee, local(tuesday, 16, 30, PARIS), local(tuesday, 18, 0, PARIS)
+    )
+    context = await browser.new_context(timezone_id=PARIS, locale="en-GB")
+    page = await context.new_page()
+    try:
+        await sign_in(page, live_server, "ana@example.org")
+        await page.goto(
+            live_server.at(f"/connections/{pair.connection}/schedule?week={tuesday.isoformat()}")
+        )
+        table = page.get_by_role("table")
+        row = table.get_by_role("row", name=re.compile(r"^16:30 "))
+        both = row.get_by_role("cell", name="you and Maya are busy", exact=True)
+        await expect(both).to_have_count(1)
+        await expect(both.locator("[aria-hidden=true]")).to_have_text("Both busy")  # seen, not read
+        mine = table.get_by_role("cell", name="you are busy", exact=True)
+        theirs = table.get_by_role("cell", name="Maya is busy", exact=True)
+        await expect(mine).to_have_count(1)
+        await expect(theirs).to_have_count(2)
+        looks = {
+            await cell.evaluate(
+                "c => getComputedStyle(c).backgroundImage + getComputedStyle(c).backgroundColor"
+            )
+            for cell in (both, mine.first, theirs.first)
+        }
+        assert len(looks) == 3  # three different fills, and the legend names each
+        for words in ("You're busy", "Maya busy", "Both busy"):
+            await expect(page.locator("ul.busy-legend")).to_contain_text(words)
+        header = table.get_by_role("columnheader", name="Maya's time (America/New_York)")
+        await expect(header).to_be_visible()
+        await expect(page.locator("#day-list")).to_be_hidden()
+
+        await page.set_viewport_size({"width": 390, "height": 800})
+        await expect(page.locator(".week-scroll")).to_be_hidden()
+        day = page.get_by_role("region", name=f"Tue {tuesday.day} {tuesday:%b}")
+        await expect(
+            day.get_by_role("link", name=re.compile(r"^Book Tue .* 18:00-18:30$"))
+        ).to_be_visible()
+        wide = await page.evaluate(
+            "[...document.querySelectorAll('main *')].filter(e => e.offsetParent !== null"
+            " && e.getBoundingClientRect().right > 391).map(e => e.tagName + '.' + e.className)"
+        )
+        assert wide == []  # nothing of the page's own content runs off a phone's screen
     finally:
         await context.close()

@@ -581,3 +581,23 @@ async def test_private_event_details_never_leave_the_provider(
 def test_credentials_repr_hides_tokens() -> None:
     credentials = Credentials(ProviderName.GOOGLE, {"access_token": "ya29.secret"})
     assert "ya29.secret" not in repr(credentials)
+
+
+async def test_optional_attendees_are_written_optional(
+    google: RunningGoogle, provider: GoogleProvider, http: httpx.AsyncClient
+) -> None:
+    credentials = (await connect(provider, http)).credentials
+    attendees = [
+        EventAttendee(ALICE, response="accepted"),
+        EventAttendee("bob@example.com"),
+        EventAttendee("cy@example.com", optional=True),
+    ]
+    event_id = await provider.create_event(
+        credentials, meeting(attendees=attendees), send_invitations=False
+    )
+    stored = google.state.events[ALICE][event_id].data["attendees"]
+    assert {a["email"]: a.get("optional", False) for a in stored} == {
+        ALICE: False,
+        "bob@example.com": False,
+        "cy@example.com": True,
+    }

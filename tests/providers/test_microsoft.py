@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -713,3 +714,23 @@ async def test_expired_client_secret_is_misconfiguration_logged_without_secrets(
     assert "7000222" in caplog.text
     for secret in [emulator.state.client_secret, *refresh_tokens_in(credentials)]:
         assert secret not in caplog.text and secret not in str(caught.value)
+
+
+async def test_optional_attendees_are_written_with_type_optional(
+    provider: MicrosoftProvider, http: httpx.AsyncClient, emulator: RunningMicrosoft
+) -> None:
+    credentials = (await connect(provider, http, WORK)).credentials
+    event = dataclasses.replace(
+        meeting(uid="m-opt@tandem"),
+        attendees=[
+            EventAttendee(WORK, "Ada"),
+            EventAttendee("bob@example.org", "Bob"),
+            EventAttendee("cy@example.org", "Cy", optional=True),
+        ],
+    )
+    event_id = await provider.create_event(credentials, event, send_invitations=True)
+    stored = emulator.state.account(WORK).events[event_id]
+    assert {a["emailAddress"]["address"]: a["type"] for a in stored.attendees} == {
+        "bob@example.org": "required",
+        "cy@example.org": "optional",
+    }

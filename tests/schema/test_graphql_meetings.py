@@ -218,3 +218,30 @@ async def test_meeting_lists_load_attendees_without_n_plus_one(
     assert len(five) == len(one), (len(one), len(five))
     past = await gql(client, MEETINGS, {"upcoming": False}, token=mentor)
     assert past["data"]["meetings"] == []
+
+
+CANCEL_WITH_MESSAGE = f"""
+mutation Cancel($id: ID!, $message: String) {{
+  cancelMeeting(input: {{meetingId: $id, message: $message}}) {{ meeting {{ id status }} {ERRORS} }}
+}}"""
+
+
+async def test_cancel_carries_the_organizers_message_and_a_bad_one_changes_nothing(
+    client: httpx.AsyncClient, services: AppServices, world: World, mailer: MemoryMailer
+) -> None:
+    mentor = await token_for(services, world.mentor)
+    booked = await gql(client, SCHEDULE, {"input": _input(world)}, token=mentor)
+    meeting_id = booked["data"]["scheduleMeeting"]["meeting"]["id"]
+    refused = await gql(
+        client, CANCEL_WITH_MESSAGE, {"id": meeting_id, "message": "x" * 1001}, token=mentor
+    )
+    payload = refused["data"]["cancelMeeting"]
+    assert payload["meeting"] is None
+    assert (payload["errors"][0]["field"], payload["errors"][0]["code"]) == ("message", "INVALID")
+    assert len(mailer.sent) == 1  # only the invitation
+    done = await gql(
+        client, CANCEL_WITH_MESSAGE, {"id": meeting_id, "message": "Moving to May."}, token=mentor
+    )
+    assert done["data"]["cancelMeeting"]["meeting"]["status"] == "CANCELLED"
+    body = mailer.sent[-1].get_body(("plain",))
+    assert body is not None and "Moving to May." in str(body.get_content())  # type: ignore[attr-defined]

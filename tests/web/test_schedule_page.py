@@ -5,8 +5,9 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -16,6 +17,10 @@ from tests.scheduling_data import Pair, add_busy, connect_calendar, local, make_
 
 PARIS = "Europe/Paris"
 UNKNOWN = "Your partner has not connected a calendar, so their availability is unknown"
+
+
+def _today() -> date:
+    return datetime.now(ZoneInfo(PARIS)).date()
 
 
 def _url(pair: Pair, **params: object) -> str:
@@ -62,12 +67,24 @@ async def test_member_sees_free_slots_linking_to_the_meeting_form_and_busy_times
     href = f"/connections/{pair.connection}/meetings/new?start={quote(start)}&amp;duration=30"
     assert f'href="{href}"' in text
     assert f'aria-label="Book {_day(tuesday)} 18:00-18:30"' in text
-    assert text.count('Unavailable<span class="sr-only">, Maya is busy</span>') == 2
-    assert text.count('Unavailable<span class="sr-only">, you are busy</span>') == 1
+    maya_busy = '<span aria-hidden="true">Maya busy</span><span class="sr-only">Maya is busy</span>'
+    mine = (
+        '<span aria-hidden="true">You&#39;re busy</span><span class="sr-only">you are busy</span>'
+    )
+    assert text.count(maya_busy) == 2 and text.count("cell-busy-partner") == 2 + 1  # + legend
+    assert text.count(mine) == 1 and text.count("cell-busy-me") == 1 + 1
     assert f'aria-label="Book {_day(tuesday)} 16:00-16:30"' not in text
     assert "Outside meeting hours" in text  # the weekend, at least
-    assert '<th scope="row">08:00</th>' in text
-    # No event detail exists to leak, and the page says so through "Unavailable" only.
+    # Maya's own clock beside Ana's, both zones named; closed hours folded into one band.
+    assert 'Maya\'s time <span class="zone">(America/New_York)</span>' in text
+    assert (
+        '<th scope="row">08:00\u201314:00</th>' in text and "Outside meeting hours for Maya" in text
+    )
+    assert '<td class="partner-clock">12:00</td>' in text  # 18:00 in Paris
+    # Below 600 px the same free times as a list of days.
+    day_list = text.split('id="day-list"')[1]
+    assert f'aria-label="Book {_day(tuesday)} 18:00-18:30"' in day_list
+    # No event detail exists to leak, and the page says so through "busy" only.
     assert "Your partner" not in text
 
 
@@ -174,7 +191,7 @@ async def test_previous_and_next_week_and_duration(
         r'<a id="week-(prev|next)"[^>]*href="([^"]+)"[^>]*hx-get="([^"]+)"', page.text
     )
     assert dict((kind, html.unescape(href)) for kind, href, _ in links) == {
-        "prev": _url(pair, week=(monday - timedelta(days=7)).isoformat(), duration=30),
+        "prev": _url(pair, week=max(monday - timedelta(days=7), _today()).isoformat(), duration=30),
         "next": _url(pair, week=following.isoformat(), duration=30),
     }
     assert all(href == get for _, href, get in links)
@@ -184,18 +201,37 @@ async def test_previous_and_next_week_and_duration(
     later = await client.get(_url(pair, week=following.isoformat(), duration=30))
     assert f"Week of Monday {following.day} {following:%B %Y}" in later.text
 
-    # Any day of a week shows that week; a 60-minute meeting is offered in 60-minute slots.
+    # The asked day starts the view; a 60-minute meeting is offered in 60-minute slots.
     thursday = following + timedelta(days=3)
     longer = await client.get(_url(pair, week=thursday.isoformat(), duration=60))
-    assert f"Week of Monday {following.day} {following:%B %Y}" in longer.text
+    assert f"7 days from Thursday {thursday.day} {thursday:%B %Y}" in longer.text
     assert '<option value="60" selected>' in longer.text
-    tuesday = following + timedelta(days=1)
+    tuesday = thursday + timedelta(days=5)
     assert f'aria-label="Book {_day(tuesday)} 18:00-19:00"' in longer.text
     assert "duration=60" in longer.text
 
     odd = await client.get(_url(pair, week="someday", duration=7))
     assert odd.status_code == 200
     assert '<option value="30" selected>' in odd.text
+
+
+async def test_the_view_starts_today_and_never_shows_past_days(
+    client: httpx.AsyncClient, services: AppServices
+) -> None:
+    pair = await _both_connected(services)
+    await login(client, "ana@example.org")
+    today = _today()
+    for asked in (None, (today - timedelta(days=3)).isoformat()):
+        page = await client.get(_url(pair) if asked is None else _url(pair, week=asked))
+        assert page.status_code == 200
+        days = re.findall(
+            r'<th scope="col"(?: aria-current="date" class="today")?>(\w{3} \d+ \w{3})', page.text
+        )
+        assert len(days) == 7 and days[0] == _day(today)
+        assert f'aria-current="date" class="today">{_day(today)}' in page.text
+        assert 'aria-current="date"' in page.text
+        assert 'id="week-prev"' not in page.text  # nothing earlier to show
+        assert f"week={today + timedelta(days=7)}" in page.text
 
 
 async def test_group_connection_points_to_the_group_page(
@@ -243,3 +279,40 @@ async def test_acting_admin_sees_the_participants_view(app: object, services: Ap
     assert page.status_code == 200
     assert UNKNOWN in page.text
     assert "<strong>Europe/Paris</strong>" in page.text
+
+
+async def test_a_refused_booking_offers_the_three_nearest_free_times(
+    client: httpx.AsyncClient, services: AppServices
+) -> None:
+    pair = await _both_connected(services)
+    tuesday = next_monday(PARIS) + timedelta(days=1)
+    # Maya is busy 16:00-17:00 Paris time; Ana asks for 16:00.
+    await add_busy(
+        services, pair.mentee, local(tuesday, 16, 0, PARIS), local(tuesday, 17, 0, PARIS)
+    )
+    csrf = await login(client, "ana@example.org")
+    form = {
+        "title": "Catch-up",
+        "description": "",
+        "location": "",
+        "date": tuesday.isoformat(),
+        "time": "16:00",
+        "duration": "30",
+        "csrf_token": csrf,
+    }
+    refused = await client.post(f"/connections/{pair.connection}/meetings", data=form)
+    assert refused.status_code == 409
+    assert "Pick one of the nearest free times." in refused.text
+    assert "make them optional" not in refused.text and "no longer available" not in refused.text
+    picks = re.findall(r'<button type="submit" name="pick" value="([^"]+)"', refused.text)
+    expected = [local(tuesday, h, m, PARIS) for h, m in ((15, 0), (15, 30), (17, 0))]
+    assert picks == [e.strftime("%Y-%m-%dT%H:%M:%SZ") for e in expected]
+    assert f"Book {tuesday:%a %d %b}, 15:30" in refused.text
+    assert 'value="Catch-up"' in refused.text  # what was typed is kept
+
+    booked = await client.post(
+        f"/connections/{pair.connection}/meetings", data={**form, "pick": picks[2]}
+    )
+    assert booked.status_code == 303
+    page = await client.get(booked.headers["location"])
+    assert "Catch-up" in page.text and "17:00" in page.text

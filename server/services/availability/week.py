@@ -8,7 +8,8 @@ meeting *start* time ``[t, t + step)``:
 - ``past``: it starts before now (or before the minimum notice allows);
 - ``outside-rules``: some of it lies outside the program's hours or weekdays on
   someone's own clock (the engine's exact definition, shared through ``allowed_spans``);
-- ``unavailable``: someone whose calendar is known is busy during it;
+- ``unavailable``: someone whose calendar is known is busy during it; ``busy`` says who
+  ("me", "partner" or "both"), so the page can draw each differently and say it;
 - ``unknown``: nobody is known busy, but someone's connected calendar could not be read
   for it (a week months ahead with the provider down): never shown as free;
 - ``free-slot``: the engine offers a meeting of the chosen length starting there;
@@ -17,7 +18,11 @@ meeting *start* time ``[t, t + step)``:
 
 Rows come from the viewer's wall clock, so on a 23- or 25-hour day the times still
 line up with the other days: skipped times are marked, and a repeated hour's cell
-covers both of its occurrences.
+covers both of its occurrences. Each row also carries the partner's wall clock, and
+runs of rows in which nobody may meet on any day fold into one ``Band``.
+
+The view starts on any day (the page starts it today, so no past days fill it) and
+covers seven days from there.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import uuid
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -39,6 +44,7 @@ from server.services.availability.zones import allowed_spans
 
 __all__ = [
     "DURATIONS",
+    "Band",
     "Cell",
     "CellState",
     "Day",
@@ -93,6 +99,8 @@ class Cell:
     detail: str
     label: str
     book_start: str | None = None
+    busy: str | None = None  # "me", "partner" or "both" on unavailable cells
+    who: tuple[str, ...] = ()  # whom ``detail`` is about (outside the hours, busy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,27 +114,52 @@ class Day:
 class Row:
     time: str  # "10:00" on the viewer's wall clock
     cells: tuple[Cell, ...]
+    partner_time: str = ""  # "04:00" on the partner's clock ("04:00/05:00" across a change)
+
+    @property
+    def is_band(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """Rows folded together because nobody may meet then on any day of the view."""
+
+    first: str  # "08:00"
+    last: str  # "13:30", the last folded row's start
+    until: str  # "14:00", when the band ends
+    text: str  # "Outside meeting hours for Maya"
+    rows: int
+
+    @property
+    def is_band(self) -> bool:
+        return True
 
 
 @dataclass(frozen=True, slots=True)
 class WeekView:
+    """``rows`` are every row; ``blocks`` the same with folded runs as ``Band`` items, in
+    the order the page shows them."""
+
     zone: str
-    monday: date
-    heading: str  # "Week of Monday 11 November 2024"
+    first_day: date
+    heading: str  # "Week of Monday 11 November 2024", "7 days from Wednesday 2 December 2026"
     days: tuple[Day, ...]
     rows: tuple[Row, ...]
     people: tuple[Person, ...]
     duration_minutes: int
     step_minutes: int
     slot_count: int
+    blocks: tuple[Row | Band, ...] = ()
+    partner: Person | None = None  # whose clock ``Row.partner_time`` shows
 
     @property
-    def previous_monday(self) -> date:
-        return self.monday - timedelta(days=7)
+    def previous_start(self) -> date:
+        return self.first_day - timedelta(days=7)
 
     @property
-    def next_monday(self) -> date:
-        return self.monday + timedelta(days=7)
+    def next_start(self) -> date:
+        return self.first_day + timedelta(days=7)
 
 
 def step_for(duration_minutes: int) -> int:
@@ -138,9 +171,9 @@ def monday_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def week_window(monday: date, zone: str) -> tuple[datetime, datetime]:
-    """Monday 00:00 to the next Monday 00:00 on ``zone``'s clock, as UTC instants."""
-    return _midnight(monday, zone), _midnight(monday + timedelta(days=7), zone)
+def week_window(first_day: date, zone: str) -> tuple[datetime, datetime]:
+    """``first_day`` 00:00 to seven days later 00:00 on ``zone``'s clock, as UTC instants."""
+    return _midnight(first_day, zone), _midnight(first_day + timedelta(days=7), zone)
 
 
 def _midnight(day: date, zone: str) -> datetime:
@@ -166,25 +199,25 @@ def build_week(
     *,
     viewer_id: uuid.UUID,
     viewer_zone: str,
-    monday: date,
+    first_day: date,
     duration_minutes: int,
     now: datetime,
     step_minutes: int | None = None,
 ) -> WeekView:
-    """The grid for the week starting ``monday`` (a Monday in ``viewer_zone``).
+    """The grid for the seven days from ``first_day`` (a date in ``viewer_zone``).
 
-    ``answer`` must have been asked for that week's window with the same duration.
-    Rows outside the viewer's own meeting hours on every day are left off the top and
-    the bottom (for an administrator outside the pair: rows in which nobody may meet).
+    ``answer`` must have been asked for that window with the same duration. Rows outside
+    the viewer's own meeting hours on every day are left off the top and the bottom (for
+    an administrator outside the pair: rows in which nobody may meet); inside, runs of
+    rows in which nobody may meet on any day become one band.
     """
-    if monday.weekday() != 0:
-        raise ValueError(f"{monday} is not a Monday")
     step = step_minutes or step_for(duration_minutes)
     zone = ZoneInfo(viewer_zone)
     people = people_from(answer, viewer_id)
-    days = tuple(monday + timedelta(days=i) for i in range(7))
+    days = tuple(first_day + timedelta(days=i) for i in range(7))
     today = now.astimezone(zone).date()
-    checker = _RulesChecker(answer.rules, people, monday)
+    partner = _partner(people, viewer_zone)
+    checker = _RulesChecker(answer.rules, people, first_day)
     busy = _busy_by_user(answer, people)
     unread = _unread_by_user(answer)
     slots = _slots_by_wall_time(answer.result.slots, zone)
@@ -194,6 +227,7 @@ def build_week(
     closed_rows: list[bool] = []  # nobody may meet at this time on any day
     for minute in range(0, 24 * 60, step):
         cells: list[Cell] = []
+        starts: list[datetime] = []
         closed = True
         for day in days:
             occurrences = _occurrences(day, minute, step, zone)
@@ -201,6 +235,7 @@ def build_week(
             outside = checker.outside(occurrences)
             if occurrences and not _closed(outside, people):
                 closed = False
+            starts.extend(o[0] for o in occurrences[:1])
             cells.append(
                 _cell(
                     when,
@@ -216,22 +251,99 @@ def build_week(
                     zone=zone,
                 )
             )
-        rows.append(Row(_clock(minute), tuple(cells)))
+        rows.append(Row(_clock(minute), tuple(cells), _partner_clock(partner, starts)))
         closed_rows.append(closed)
     open_at = [i for i, closed in enumerate(closed_rows) if not closed]
     if open_at:
         rows = rows[open_at[0] : open_at[-1] + 1]
+    heading = (
+        f"Week of Monday {first_day.day} {first_day:%B %Y}"
+        if first_day.weekday() == 0
+        else f"7 days from {first_day:%A} {first_day.day} {first_day:%B %Y}"
+    )
     return WeekView(
         zone=viewer_zone,
-        monday=monday,
-        heading=f"Week of Monday {monday.day} {monday:%B %Y}",
+        first_day=first_day,
+        heading=heading,
         days=tuple(Day(d, _day_heading(d), d == today) for d in days),
         rows=tuple(rows),
         people=people,
         duration_minutes=duration_minutes,
         step_minutes=step,
         slot_count=len(answer.result.slots),
+        blocks=_fold(rows, step),
+        partner=partner,
     )
+
+
+_FOLDABLE = {CellState.OUTSIDE_RULES, CellState.PAST, CellState.SKIPPED}
+
+
+def _fold(rows: Sequence[Row], step: int) -> tuple[Row | Band, ...]:
+    """Runs of two or more rows in which no cell is anything but outside the hours (or
+    past, or skipped) become one band naming who is outside then."""
+    blocks: list[Row | Band] = []
+    run: list[Row] = []
+
+    def flush() -> None:
+        if len(run) < 2:
+            blocks.extend(run)
+        else:
+            # Whoever is outside in every such cell (Maya's night), else anyone who is.
+            outside = [c.who for r in run for c in r.cells if c.state == CellState.OUTSIDE_RULES]
+            names = [n for n in outside[0] if all(n in who for who in outside)]
+            if not names:
+                names = list(dict.fromkeys(n for who in outside for n in who))
+            ordered = sorted(names, key=lambda n: n != "you")
+            until = _clock(_minutes(run[-1].time) + step)
+            blocks.append(
+                Band(
+                    run[0].time,
+                    run[-1].time,
+                    until,
+                    f"Outside meeting hours for {join_names(ordered)}"
+                    if ordered
+                    else "Outside meeting hours",
+                    len(run),
+                )
+            )
+        run.clear()
+
+    for row in rows:
+        states = {cell.state for cell in row.cells}
+        if CellState.OUTSIDE_RULES in states and states <= _FOLDABLE:
+            run.append(row)
+        else:
+            flush()
+            blocks.append(row)
+    flush()
+    return tuple(blocks)
+
+
+def _minutes(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _partner(people: Sequence[Person], viewer_zone: str) -> Person | None:
+    """The first other person whose clock differs from the viewer's (none: same zone)."""
+    others = [p for p in people if not p.is_viewer and p.time_zone != viewer_zone]
+    if any(p.is_viewer for p in people):
+        return others[0] if others else None
+    zones = [p for p in people if p.time_zone != viewer_zone]
+    return zones[0] if zones else None
+
+
+def _partner_clock(partner: Person | None, starts: Sequence[datetime]) -> str:
+    if partner is None or not starts:
+        return ""
+    zone = ZoneInfo(partner.time_zone)
+    seen: list[str] = []
+    for start in starts:
+        clock = start.astimezone(zone).strftime("%H:%M")
+        if clock not in seen:
+            seen.append(clock)
+    return "/".join(seen)
 
 
 def _cell(
@@ -256,14 +368,22 @@ def _cell(
     if start < notice:
         return _plain(CellState.PAST, when, "Too soon", "more notice is needed")
     if outside:
-        return _plain(
+        cell = _plain(
             CellState.OUTSIDE_RULES, when, "Outside meeting hours", f"for {_who(outside)}"
         )
+        return replace(cell, who=_called(outside))
     busy_people = [p for p in people if p.known and _overlaps(busy.get(p.user_id, []), occurrences)]
     if busy_people:
         verb = "is" if len(busy_people) == 1 and not busy_people[0].is_viewer else "are"
-        return _plain(
-            CellState.UNAVAILABLE, when, "Unavailable", f"{_who(busy_people)} {verb} busy"
+        kind, text = _busy_kind(busy_people, people)
+        detail = f"{_who(busy_people)} {verb} busy"
+        return Cell(
+            CellState.UNAVAILABLE,
+            text,
+            detail,
+            f"{when}: {detail}",
+            busy=kind,
+            who=_called(busy_people),
         )
     unread_people = [
         p for p in people if p.known and _overlaps(unread.get(p.user_id, []), occurrences)
@@ -297,6 +417,21 @@ def _closed(outside: Sequence[Person], people: Sequence[Person]) -> bool:
     if any(p.is_viewer for p in people):
         return any(p.is_viewer for p in outside)
     return len(outside) == len(people)
+
+
+def _busy_kind(busy: Sequence[Person], people: Sequence[Person]) -> tuple[str, str]:
+    """("me" | "partner" | "both", the cell's short visible words)."""
+    mine = any(p.is_viewer for p in busy)
+    theirs = [p for p in busy if not p.is_viewer]
+    if (mine and theirs) or (not any(p.is_viewer for p in people) and len(theirs) > 1):
+        return "both", "Both busy"
+    if mine:
+        return "me", "You're busy"
+    return "partner", f"{theirs[0].name} busy"
+
+
+def _called(people: Sequence[Person]) -> tuple[str, ...]:
+    return tuple(p.called for p in sorted(people, key=lambda p: not p.is_viewer))
 
 
 def _who(people: Sequence[Person]) -> str:
@@ -354,9 +489,9 @@ def _slots_by_wall_time(slots: Iterable[Slot], zone: ZoneInfo) -> dict[tuple[dat
 class _RulesChecker:
     """Who, at a given time, is outside the program's hours on their own clock."""
 
-    def __init__(self, rules: Rules, people: Sequence[Person], monday: date) -> None:
+    def __init__(self, rules: Rules, people: Sequence[Person], first_day: date) -> None:
         self._people = people
-        first, last = monday - timedelta(days=2), monday + timedelta(days=9)
+        first, last = first_day - timedelta(days=2), first_day + timedelta(days=9)
         self._spans: dict[str, tuple[tuple[int, int], ...]] = {}
         self._starts: dict[str, list[int]] = {}
         for zone in {p.time_zone for p in people}:

@@ -94,7 +94,10 @@ def _attendee(person: Person, *, organizer: bool) -> vCalAddress:
     address = _address(person)
     address.params["CN"] = _text(person.name)
     address.params["CUTYPE"] = "INDIVIDUAL"
-    address.params["ROLE"] = "REQ-PARTICIPANT"
+    # RFC 5545 3.2.16: optional attendees are OPT-PARTICIPANT.
+    address.params["ROLE"] = (
+        "OPT-PARTICIPANT" if person.optional and not organizer else ("REQ-PARTICIPANT")
+    )
     address.params["PARTSTAT"] = "ACCEPTED" if organizer else "NEEDS-ACTION"
     address.params["RSVP"] = "FALSE" if organizer else "TRUE"
     return address

@@ -55,12 +55,18 @@ def invitation_message(
     mail_from: str,
     *,
     now: datetime | None = None,
+    note: str | None = None,
+    organizer_copy: bool = False,
 ) -> EmailMessage:
     """The email inviting (or re-inviting, or un-inviting) one attendee.
 
     ``links`` maps ``accepted`` / ``tentative`` / ``declined`` to signed RSVP URLs (see
     :func:`server.services.invites.links.rsvp_links`); it is ignored for ``cancel``. Times
     are shown in the attendee's own zone when known, else in the meeting's zone.
+    ``note`` is the organizer's own message (e.g. why a meeting is cancelled).
+    ``organizer_copy`` makes the organizer's copy: the same words and ``invite.ics``
+    attachment, but no answer links and no ``text/calendar`` part, so the organizer's
+    mail client does not treat it as an invitation to answer.
     """
     ics = build_cancel(invite, now=now) if kind == "cancel" else build_request(invite, now=now)
     method = "CANCEL" if kind == "cancel" else "REQUEST"
@@ -75,17 +81,24 @@ def invitation_message(
         "links": [
             (label, links[key])
             for key, label in _RESPONSE_LABELS
-            if key in links and kind != "cancel"
+            if key in links and kind != "cancel" and not organizer_copy
         ],
+        "note": note or "",
+        "organizer_copy": organizer_copy,
     }
     env = _environment()
     text = env.get_template("invitation.txt").render(context)
     html = env.get_template("invitation.html").render(context)
 
     subject = f"{_SUBJECT_PREFIX[kind]}: {_one_line(invite.title)} ({when['short']})"
+    if organizer_copy:
+        subject = f"Copy: {subject}"
     message = _envelope(attendee, subject, mail_from, now)
     message.set_content(text, cte="quoted-printable")
     message.add_alternative(html, subtype="html", cte="quoted-printable")
+    if organizer_copy:
+        message.add_attachment(ics, maintype="application", subtype="ics", filename="invite.ics")
+        return message
     # ``charset`` goes in as a parameter: bytes content takes none, yet clients need it
     # to read non-ASCII names in the calendar part.
     message.add_alternative(

@@ -24,6 +24,7 @@ class Person:
     name: str
     email: str
     time_zone: str | None = None
+    optional: bool = False  # an optional attendee: ROLE=OPT-PARTICIPANT
 
     def __post_init__(self) -> None:
         if "@" not in self.email or any(c in self.email for c in "\r\n <>\"'"):

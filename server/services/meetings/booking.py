@@ -40,15 +40,23 @@ from server.services.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from server.services.invites import InvalidLink, RsvpClaim, read_rsvp_token
+from server.services.invites import (
+    InvalidLink,
+    RsvpClaim,
+    build_cancel,
+    build_request,
+    read_rsvp_token,
+)
 from server.services.meetings.delivery import (
     INVITES_BY_TANDEM,
     STATE_SYNCED,
     MeetingDeps,
     deliver,
+    invitation_for,
     mark_for_calendar,
     plan_calendar_write,
     retry_pending_calendar_writes,
+    send_decline_notice,
 )
 from server.services.people import mentoring
 from server.services.people.sessions import Viewer
@@ -58,11 +66,16 @@ __all__ = [
     "InvalidRsvpLink",
     "MeetingDeps",
     "RsvpPreview",
+    "SlotNotFree",
+    "answer_meeting",
     "attendees_by_meeting",
     "attendees_with_users",
     "cancel_meeting",
+    "clean_note_text",
     "get_meeting",
+    "meeting_ics",
     "meetings_for",
+    "nearest_free_starts",
     "preview_rsvp_link",
     "respond_to_meeting",
     "respond_with_link",
@@ -76,8 +89,14 @@ MAX_MINUTES = 8 * 60
 MAX_DESCRIPTION = 5000
 MAX_LOCATION = 500
 MAX_LIST = 200
+MAX_NOTE = 1000
 ANSWERS = (AttendeeResponse.ACCEPTED, AttendeeResponse.TENTATIVE, AttendeeResponse.DECLINED)
 _LOCK_NAMESPACE = 0x54414E  # "TAN": keeps Tandem's advisory locks apart from anyone else's
+
+
+class SlotNotFree(Conflict):
+    """The asked time does not suit everyone (busy, or outside the program's rules);
+    ``message`` carries the engine's reason. Pages offer ``nearest_free_starts`` instead."""
 
 
 class InvalidRsvpLink(DomainError):
@@ -106,6 +125,21 @@ async def get_meeting(db: AsyncSession, user: User, meeting_id: uuid.UUID) -> Me
     if meeting is None or await _attendee_of(db, meeting.id, user.id) is None:
         raise NotFound("meeting")
     return meeting
+
+
+async def meeting_ics(db: AsyncSession, user: User, meeting_id: uuid.UUID) -> bytes:
+    """The meeting as an ``.ics`` file for an attendee to import (REQUEST, or CANCEL once
+    cancelled); ``NotFound`` for anyone who is not an attendee."""
+    meeting = await get_meeting(db, user, meeting_id)
+    owner = await db.get(User, meeting.owner_id)
+    if owner is None:
+        raise NotFound("meeting")
+    people = (await attendees_with_users(db, [meeting.id]))[meeting.id]
+    zones = {a.user_id: u.time_zone for a, u in people if a.user_id is not None and u}
+    invite = invitation_for(meeting, owner, [a for a, _u in people], zones)
+    if meeting.status == MeetingStatus.CANCELLED:
+        return build_cancel(invite)
+    return build_request(invite)
 
 
 async def meetings_for(
@@ -190,8 +224,12 @@ async def schedule_meeting(
     location: str | None = None,
     attendee_ids: Sequence[uuid.UUID] | None = None,
     check_availability: bool = True,
+    note: str | None = None,
+    optional_ids: Sequence[uuid.UUID] = (),
 ) -> Meeting:
     """Book a meeting for the connection's members (or ``attendee_ids`` among them).
+    ``note`` is a message for the attendees, carried in the invitation email only.
+    ``optional_ids`` are attendees invited as optional (the owner never is).
 
     Commits the session (the meeting must survive whatever a provider does next), then
     writes the owner's calendar and sends invitations. With ``check_availability`` the
@@ -212,6 +250,7 @@ async def schedule_meeting(
         raise ValidationFailed("Invite at least one other person.", field="attendeeIds")
     clean_title, clean_description, clean_location = _clean_text(title, description, location)
     start, end = _clean_time(start, duration_minutes)
+    clean_note = clean_note_text(note)
 
     await _lock_time_of(db, [p.id for p in people])
     if check_availability:
@@ -242,6 +281,7 @@ async def schedule_meeting(
                 name=person.name,
                 response=AttendeeResponse.ACCEPTED if is_owner else AttendeeResponse.NEEDS_ACTION,
                 responded_at=now if is_owner else None,
+                optional=not is_owner and person.id in set(optional_ids),
             )
         )
     await plan_calendar_write(db, meeting, connection.program_id)
@@ -255,7 +295,7 @@ async def schedule_meeting(
         attendees=len(people),
     )
     await db.commit()
-    await deliver(db, deps, meeting, "request")
+    await deliver(db, deps, meeting, "request", note=clean_note)
     return meeting
 
 
@@ -339,10 +379,17 @@ async def update_meeting(
 
 
 async def cancel_meeting(
-    db: AsyncSession, deps: MeetingDeps, viewer: Viewer, meeting_id: uuid.UUID
+    db: AsyncSession,
+    deps: MeetingDeps,
+    viewer: Viewer,
+    meeting_id: uuid.UUID,
+    *,
+    message: str | None = None,
 ) -> Meeting:
     """Cancel (owner only): a METHOD:CANCEL with a higher SEQUENCE, and the owner's event
-    removed. Cancelling twice is harmless. Commits."""
+    removed; ``message`` (optional) goes into the cancellation email, never stored.
+    Cancelling twice is harmless. Commits."""
+    note = clean_note_text(message)
     meeting = await get_meeting(db, viewer.user, meeting_id)
     if meeting.status == MeetingStatus.CANCELLED and meeting.owner_id == viewer.user.id:
         return meeting
@@ -361,8 +408,70 @@ async def cancel_meeting(
         target_id=meeting.id,
     )
     await db.commit()
-    await deliver(db, deps, meeting, "cancel")
+    await deliver(db, deps, meeting, "cancel", note=note)
     return meeting
+
+
+def clean_note_text(raw: str | None) -> str | None:
+    """An organizer's message for the emails: plain text, at most ``MAX_NOTE`` characters."""
+    if raw is None:
+        return None
+    text = clean_text(raw, field="message", what="The message", max_length=MAX_NOTE)
+    return text or None
+
+
+# --- after a refusal -------------------------------------------------------------------------
+
+NEAREST_WINDOW = timedelta(days=3)
+
+
+async def nearest_free_starts(
+    db: AsyncSession,
+    deps: MeetingDeps,
+    viewer: Viewer,
+    *,
+    connection_id: uuid.UUID,
+    start: datetime,
+    duration_minutes: int,
+    count: int = 3,
+    now: datetime | None = None,
+) -> list[datetime]:
+    """The ``count`` free starts nearest to ``start`` for everyone in the connection,
+    within three days either side (never in the past), in time order: what to offer
+    when a booking was refused. Reads the cache only; an empty list when nothing fits."""
+    now = now or utcnow()
+    connection = await mentoring.get_visible_connection(db, viewer.user, connection_id)
+    members = (await mentoring.members_by_connection(db, [connection.id]))[connection.id]
+    if not MIN_MINUTES <= duration_minutes <= MAX_MINUTES:
+        return []
+    step = 15 if duration_minutes < 30 else 30
+    window_start = max(start - NEAREST_WINDOW, now)
+    # Offer round times: start the search on a multiple of the step past the hour.
+    spare = window_start.minute % step * 60 + window_start.second + window_start.microsecond / 1e6
+    if spare:
+        window_start += timedelta(seconds=step * 60 - spare)
+    window_end = start + NEAREST_WINDOW
+    if window_end <= window_start:
+        return []
+    answer = await find_availability(
+        db,
+        deps.calendar,
+        viewer.user,
+        AvailabilityRequest(
+            participant_ids=[user.id for user, _role in members],
+            start=window_start,
+            end=window_end,
+            duration_minutes=duration_minutes,
+            step_minutes=step,
+            program_id=connection.program_id,
+            mode=Mode.PAIR if len(members) == 2 else Mode.GROUP,
+        ),
+        now=now,
+        refresh=False,
+    )
+    starts = [slot.start for slot in answer.result.slots if slot.start != start]
+    nearest = sorted(starts, key=lambda s: (abs(s - start), s))[:count]
+    return sorted(nearest)
 
 
 # --- answering -----------------------------------------------------------------------------
@@ -398,6 +507,26 @@ async def respond_to_meeting(
     return attendee
 
 
+async def answer_meeting(
+    db: AsyncSession,
+    deps: MeetingDeps,
+    viewer: Viewer,
+    meeting_id: uuid.UUID,
+    response: AttendeeResponse,
+    *,
+    now: datetime | None = None,
+) -> MeetingAttendee:
+    """``respond_to_meeting``, committed, then the organizer is told of a new decline."""
+    meeting = await get_meeting(db, viewer.user, meeting_id)
+    before = await _attendee_of(db, meeting.id, viewer.user.id)
+    previous = before.response if before is not None else None
+    attendee = await respond_to_meeting(db, viewer, meeting_id, response, now=now)
+    await db.commit()
+    if response == AttendeeResponse.DECLINED and previous != AttendeeResponse.DECLINED:
+        await send_decline_notice(db, deps, meeting, attendee)
+    return attendee
+
+
 async def preview_rsvp_link(
     db: AsyncSession, deps: MeetingDeps, token: str, *, now: datetime | None = None
 ) -> RsvpPreview:
@@ -417,6 +546,7 @@ async def respond_with_link(
     tampered link raises ``InvalidRsvpLink`` and changes nothing."""
     now = now or utcnow()
     preview = await preview_rsvp_link(db, deps, token, now=now)
+    was = preview.attendee.response
     db.add(UsedRsvpLink(token_hash=_token_hash(token), meeting_id=preview.meeting.id, used_at=now))
     _record_answer(preview.meeting, preview.attendee, preview.response, now)
     db.add(preview.attendee)
@@ -435,6 +565,8 @@ async def respond_with_link(
     except IntegrityError:  # the same link clicked twice at once: the first click counts
         await db.rollback()
         raise InvalidRsvpLink("This link was already used. Your answer is recorded.") from None
+    if preview.response == AttendeeResponse.DECLINED and was != AttendeeResponse.DECLINED:
+        await send_decline_notice(db, deps, preview.meeting, preview.attendee)
     return preview
 
 
@@ -522,7 +654,7 @@ async def _ensure_free(
     )
     if not answer.result.slots or answer.result.slots[0].start != start:
         reason = answer.result.empty_reason or "someone is busy then."
-        raise Conflict(f"That time is no longer available: {reason}", field="start")
+        raise SlotNotFree(f"That time is no longer available: {reason}", field="start")
 
 
 async def _ensure_no_clash(

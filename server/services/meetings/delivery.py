@@ -32,6 +32,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from html import escape
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 from sqlmodel import col, or_, select
@@ -74,6 +76,7 @@ from server.services.invites import (
     MailError,
     Person,
     invitation_message,
+    notification_message,
     rsvp_links,
 )
 from server.services.people import programs
@@ -100,7 +103,8 @@ class MeetingDeps:
 
     ``rsvp_key`` is ``derive_key(newest key, "rsvp")`` and signs new links;
     ``older_rsvp_keys`` (from the older configured keys) still open links emailed before a
-    key rotation. ``base_url`` makes absolute RSVP links.
+    key rotation. ``base_url`` makes absolute RSVP links. ``organizer_copy``: the owner
+    gets a copy of what Tandem emails the attendees.
     """
 
     calendar: CalendarDeps
@@ -109,6 +113,7 @@ class MeetingDeps:
     base_url: str
     mail_from: str
     older_rsvp_keys: tuple[bytes, ...] = ()
+    organizer_copy: bool = False  # the ORGANIZER_COPY setting (on by default in wiring)
 
 
 def provider_sends_invitations(provider: ProviderName) -> bool:
@@ -151,12 +156,14 @@ async def deliver(
     kind: InviteKind,
     *,
     write_calendar: bool = True,
+    note: str | None = None,
 ) -> None:
     """After a committed change: write the owner's calendar, then email if Tandem invites.
 
     ``write_calendar=False`` when the change came from the owner's calendar itself
-    (two-way sync): writing it back would only echo it. Commits the calendar outcome.
-    Never raises for provider or mail failures.
+    (two-way sync): writing it back would only echo it. ``note`` is the organizer's
+    message for the attendees. Commits the calendar outcome. Never raises for provider
+    or mail failures.
     """
     first_try_by_provider = meeting.invitations_by == INVITES_BY_PROVIDER
     if write_calendar and meeting.calendar_sync_state == STATE_PENDING:
@@ -172,13 +179,28 @@ async def deliver(
         db.add(meeting)
         await db.commit()
     if meeting.invitations_by == INVITES_BY_TANDEM:
-        await send_invitations(db, deps, meeting, kind)
+        # A change made in the owner's own calendar needs no copy for the owner.
+        await send_invitations(
+            db,
+            deps,
+            meeting,
+            kind,
+            note=note,
+            organizer_copy=deps.organizer_copy and write_calendar,
+        )
 
 
 async def send_invitations(
-    db: AsyncSession, deps: MeetingDeps, meeting: Meeting, kind: InviteKind
+    db: AsyncSession,
+    deps: MeetingDeps,
+    meeting: Meeting,
+    kind: InviteKind,
+    *,
+    note: str | None = None,
+    organizer_copy: bool = False,
 ) -> int:
-    """Email every attendee but the owner; returns how many messages went out.
+    """Email every attendee but the owner, then the owner a copy (no answer links);
+    returns how many attendee messages went out.
 
     A refused message is logged (address withheld) and skipped: the meeting stands and the
     other attendees still hear of it.
@@ -209,14 +231,61 @@ async def send_invitations(
                 meeting.sequence,
             )
         )
-        message = invitation_message(invite, person, links, kind, deps.mail_from)
+        message = invitation_message(invite, person, links, kind, deps.mail_from, note=note)
         try:
             await deps.mailer.send(message)
         except MailError as exc:
             log.warning("invitation for meeting %s not delivered: %s", meeting.id, exc)
             continue
         sent += 1
+    if organizer_copy and sent:
+        own = Person(name=owner.name, email=owner.email, time_zone=owner.time_zone)
+        copy = invitation_message(
+            invite, own, {}, kind, deps.mail_from, note=note, organizer_copy=True
+        )
+        try:
+            await deps.mailer.send(copy)
+        except MailError as exc:
+            log.warning("organizer's copy for meeting %s not delivered: %s", meeting.id, exc)
     return sent
+
+
+async def send_decline_notice(
+    db: AsyncSession, deps: MeetingDeps, meeting: Meeting, attendee: MeetingAttendee
+) -> bool:
+    """Tell the owner that ``attendee`` declined, in the owner's zone. Never raises for
+    mail failures; returns whether the message went out."""
+    owner = await db.get(User, meeting.owner_id)
+    if owner is None or attendee.user_id == owner.id:
+        return False
+    zone = owner.time_zone
+    try:
+        local = meeting.start_at.astimezone(ZoneInfo(zone))
+        to = Person(name=owner.name, email=owner.email, time_zone=zone)
+    except (ValueError, OverflowError):
+        return False
+    when = f"{local:%a %d %b %Y, %H:%M} ({zone})"
+    url = f"{deps.base_url.rstrip('/')}/meetings/{meeting.id}"
+    title = meeting.title.replace("\r", " ").replace("\n", " ")
+    lines = [
+        f"{attendee.name} declined \u201c{title}\u201d on {when}.",
+        "You may keep the meeting, change its time or cancel it.",
+    ]
+    text = "\n\n".join([*lines, f"Open the meeting: {url}"]) + "\n"
+    body = "".join(f"<p>{escape(line)}</p>" for line in lines)
+    html = (
+        f"<!doctype html><html><body>{body}"
+        f'<p><a href="{escape(url)}">Open the meeting</a></p></body></html>'
+    )
+    message = notification_message(
+        to, f"{attendee.name} declined: {title}", text, html, deps.mail_from
+    )
+    try:
+        await deps.mailer.send(message)
+    except MailError as exc:
+        log.warning("decline notice for meeting %s not delivered: %s", meeting.id, exc)
+        return False
+    return True
 
 
 def invitation_for(
@@ -240,6 +309,7 @@ def invitation_for(
                 name=a.name,
                 email=a.email,
                 time_zone=zones.get(a.user_id) if a.user_id else None,
+                optional=a.optional,
             )
             for a in attendees
         ],
@@ -481,7 +551,9 @@ async def _event(
         time_zone=meeting.time_zone,
         organizer_email=connection.account_email,
         attendees=[
-            EventAttendee(email=a.email, name=a.name, response=a.response.value)
+            EventAttendee(
+                email=a.email, name=a.name, response=a.response.value, optional=a.optional
+            )
             for a in attendees
             # In the organization's service account the owner is invited like the others.
             if managed or a.user_id != meeting.owner_id

@@ -101,6 +101,16 @@ async def send_reminders(deps: PollDeps, poll: Poll, invitees: Sequence[User]) -
     return sent
 
 
+async def send_no_time_fits(deps: PollDeps, poll: Poll, organizer: User, invitee: User) -> bool:
+    """Tell the organizer that an invitee answered No to every proposed slot."""
+    lines = [
+        f"{invitee.name} answered No to every time proposed in \u201c{poll.title}\u201d.",
+        "You may propose other times in a new poll, or finalize without them.",
+    ]
+    subject = f"{invitee.name} can make none of the times: {poll.title}"
+    return await _send(deps, organizer, subject, lines, "Open the poll", deps.poll_url(poll))
+
+
 async def send_time_to_pick(
     deps: PollDeps, poll: Poll, organizer: User, answered: int, invited: int
 ) -> bool:

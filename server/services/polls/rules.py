@@ -87,6 +87,7 @@ __all__ = [
     "polls_for_group",
     "send_due_reminders",
     "status_at",
+    "submit_answers",
 ]
 
 MAX_SLOTS = 50
@@ -439,6 +440,37 @@ async def answer_poll(
     return poll
 
 
+async def submit_answers(
+    db: AsyncSession,
+    deps: PollDeps,
+    viewer: User,
+    poll_id: uuid.UUID,
+    answers: Sequence[tuple[uuid.UUID, PollAnswerValue]],
+    *,
+    now: datetime | None = None,
+    actor_id: uuid.UUID | None = None,
+) -> Poll:
+    """``answer_poll``, committed; when the invitee now says No to every slot (and did not
+    before), the organizer is emailed: nobody has to notice it in the tally."""
+    earlier = set(
+        (
+            await db.exec(
+                select(PollAnswer.answer).where(
+                    PollAnswer.poll_id == poll_id, PollAnswer.user_id == viewer.id
+                )
+            )
+        ).all()
+    )
+    poll = await answer_poll(db, viewer, poll_id, answers, now=now, actor_id=actor_id)
+    await db.commit()
+    all_no = {value for _slot, value in answers} == {PollAnswerValue.NO}
+    if all_no and earlier != {PollAnswerValue.NO} and poll.organizer_id != viewer.id:
+        organizer = await db.get(User, poll.organizer_id)
+        if organizer is not None:
+            await poll_mail.send_no_time_fits(deps, poll, organizer, viewer)
+    return poll
+
+
 async def add_comment(
     db: AsyncSession,
     viewer: User,
@@ -485,15 +517,18 @@ async def finalize_poll(
     viewer: Viewer,
     poll_id: uuid.UUID,
     slot_id: uuid.UUID,
+    *,
+    message: str | None = None,
 ) -> Meeting:
     """Turn one slot into a meeting through the meetings service (invitations, calendar
-    events and RSVPs work as for any meeting). Only the organizer may; the status change
+    events and RSVPs work as for any meeting); ``message`` goes into the invitations. Only the organizer may; the status change
     is one conditional UPDATE, so two clicks never make two booking. The caller commits,
     or rolls back on a ``DomainError`` (which also undoes the status change).
 
     ``schedule_meeting`` commits the status change together with the new meeting, then
     sends the invitations; the poll's link to the meeting is written just after.
     """
+    booking.clean_note_text(message)  # a bad message changes nothing
     poll = await get_visible_poll(db, viewer.user, poll_id)
     if poll.organizer_id != viewer.user.id:
         raise PermissionDenied("Only the poll's organizer can finalize it.")
@@ -510,10 +545,10 @@ async def finalize_poll(
     )
     if result.rowcount != 1:
         raise Conflict("This poll is already finalized.")
-    invitee_ids = list(
+    invitee_rows = list(
         (
             await db.exec(
-                select(PollInvitee.user_id)
+                select(PollInvitee.user_id, PollInvitee.optional)
                 .join(
                     ConnectionMember,
                     and_(
@@ -525,6 +560,7 @@ async def finalize_poll(
             )
         ).all()
     )
+    invitee_ids = [user_id for user_id, _optional in invitee_rows]
     meeting = await booking.schedule_meeting(
         db,
         meeting_deps,
@@ -535,6 +571,8 @@ async def finalize_poll(
         title=poll.title,
         attendee_ids=invitee_ids,
         check_availability=False,
+        note=message,
+        optional_ids=[user_id for user_id, optional in invitee_rows if optional],
     )
     await db.exec(
         update(Poll)

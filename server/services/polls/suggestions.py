@@ -11,6 +11,7 @@ lower and names them as unavailable. Members without a connected calendar are
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -23,6 +24,8 @@ from server.services.calendars.deps import CalendarDeps
 from server.services.errors import ValidationFailed
 from server.services.polls.rules import OrganizedGroup
 
+FRIENDLY_FROM = time(8, 0)
+FRIENDLY_UNTIL = time(20, 0)
 MAX_RANGE_DAYS = 31
 MAX_SUGGESTIONS = 20
 STEP_MINUTES = 30
@@ -42,6 +45,27 @@ class Suggestions:
     slots: list[Suggestion]
     empty_reason: str | None
     notes: list[str]
+
+
+def unsocial_hours(start: datetime, end: datetime, people: Sequence[User]) -> list[str]:
+    """For each person whose own clock shows the slot starting before 08:00 or ending
+    after 20:00: "05:00 for Asha (Asia/Kolkata)" (their local start), so the organizer
+    sees whom a time is hard on. Any day's hours count, not the program's rules."""
+    found: list[str] = []
+    for person in people:
+        try:
+            zone = ZoneInfo(person.time_zone)
+        except (ValueError, KeyError):
+            continue
+        try:
+            local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+        except (OverflowError, ValueError):  # at the edge of what datetime holds
+            continue
+        evening = datetime.combine(local_start.date(), FRIENDLY_UNTIL)
+        late = local_end.replace(tzinfo=None) > evening
+        if local_start.time() < FRIENDLY_FROM or late:
+            found.append(f"{local_start:%H:%M} for {person.name} ({person.time_zone})")
+    return found
 
 
 def local_range(first: date, last: date, zone: str) -> tuple[datetime, datetime]:

@@ -14,7 +14,9 @@ from server.providers.base import BusyInterval
 from server.services.availability import Participant, Rules, find_slots
 from server.services.availability.query import AvailabilityAnswer, ParticipantState, UserBusy
 from server.services.availability.week import (
+    Band,
     CellState,
+    Row,
     WeekView,
     build_week,
     monday_of,
@@ -102,7 +104,7 @@ def test_viewer_week_with_partner_in_another_zone() -> None:
         answer,
         viewer_id=ANA.id,
         viewer_zone=PARIS,
-        monday=NOV_11,
+        first_day=NOV_11,
         duration_minutes=30,
         now=LONG_AGO,
     )
@@ -142,7 +144,7 @@ def test_same_answer_seen_from_the_partner_zone() -> None:
         answer,
         viewer_id=MAYA.id,
         viewer_zone=NEW_YORK,
-        monday=NOV_11,
+        first_day=NOV_11,
         duration_minutes=30,
         now=LONG_AGO,
     )
@@ -163,7 +165,7 @@ def test_administrator_outside_the_pair_sees_every_hour_anyone_may_meet() -> Non
         answer,
         viewer_id=admin.id,
         viewer_zone="UTC",
-        monday=NOV_11,
+        first_day=NOV_11,
         duration_minutes=30,
         now=LONG_AGO,
     )
@@ -183,7 +185,7 @@ def test_viewer_busy_is_named_you() -> None:
         answer,
         viewer_id=ANA.id,
         viewer_zone=PARIS,
-        monday=NOV_11,
+        first_day=NOV_11,
         duration_minutes=30,
         now=LONG_AGO,
     )
@@ -198,7 +200,7 @@ def test_weekend_shading_follows_the_rule(weekends: bool) -> None:
         answer,
         viewer_id=ANA.id,
         viewer_zone=PARIS,
-        monday=NOV_11,
+        first_day=NOV_11,
         duration_minutes=30,
         now=LONG_AGO,
     )
@@ -218,7 +220,7 @@ def test_unknown_partner_is_never_painted_busy_and_slots_stay_bookable() -> None
         answer,
         viewer_id=ANA.id,
         viewer_zone=PARIS,
-        monday=NOV_11,
+        first_day=NOV_11,
         duration_minutes=30,
         now=LONG_AGO,
     )
@@ -234,7 +236,7 @@ def test_long_meetings_that_do_not_fit_and_past_cells() -> None:
     now = _utc("2024-11-12T13:10")  # Tue 14:10 in Paris
     answer = _answer([(ANA, []), (MAYA, maya_busy)], Rules(), NOV_11, PARIS, duration=60, now=now)
     week = build_week(
-        answer, viewer_id=ANA.id, viewer_zone=PARIS, monday=NOV_11, duration_minutes=60, now=now
+        answer, viewer_id=ANA.id, viewer_zone=PARIS, first_day=NOV_11, duration_minutes=60, now=now
     )
     assert _cell(week, 0, "15:00")[0] == CellState.PAST
     assert _cell(week, 1, "14:00")[0] == CellState.PAST  # started ten minutes ago
@@ -253,7 +255,7 @@ def test_minimum_notice_marks_cells_too_soon() -> None:
     rules = Rules(minimum_notice_minutes=24 * 60)
     answer = _answer([(ANA, []), (MAYA, [])], rules, NOV_11, PARIS, now=now)
     week = build_week(
-        answer, viewer_id=ANA.id, viewer_zone=PARIS, monday=NOV_11, duration_minutes=30, now=now
+        answer, viewer_id=ANA.id, viewer_zone=PARIS, first_day=NOV_11, duration_minutes=30, now=now
     )
     assert _cell(week, 1, "16:00")[:2] == (CellState.PAST, "more notice is needed")
     assert _cell(week, 2, "15:00")[0] == CellState.FREE_SLOT
@@ -269,7 +271,7 @@ def test_spring_forward_week_keeps_wall_clock_rows() -> None:
         answer,
         viewer_id=ANA.id,
         viewer_zone=PARIS,
-        monday=monday,
+        first_day=monday,
         duration_minutes=30,
         now=LONG_AGO,
     )
@@ -295,7 +297,7 @@ def test_fall_back_week_cell_covers_both_occurrences_of_the_repeated_hour() -> N
         answer,
         viewer_id=ANA.id,
         viewer_zone=PARIS,
-        monday=monday,
+        first_day=monday,
         duration_minutes=30,
         now=LONG_AGO,
     )
@@ -304,14 +306,91 @@ def test_fall_back_week_cell_covers_both_occurrences_of_the_repeated_hour() -> N
     assert _cell(week, 5, "02:00")[0] == CellState.FREE_SLOT
 
 
-def test_build_week_refuses_a_day_that_is_not_monday() -> None:
-    answer = _answer([(ANA, []), (MAYA, [])], Rules(), NOV_11, PARIS)
-    with pytest.raises(ValueError, match="not a Monday"):
-        build_week(
-            answer,
-            viewer_id=ANA.id,
-            viewer_zone=PARIS,
-            monday=date(2024, 11, 12),
-            duration_minutes=30,
-            now=LONG_AGO,
-        )
+def test_view_starts_on_any_day_with_no_past_days() -> None:
+    wednesday = date(2024, 11, 13)
+    now = _utc("2024-11-13T14:10")  # 15:10 in Paris
+    answer = _answer([(ANA, []), (MAYA, [])], Rules(), wednesday, PARIS, now=now)
+    week = build_week(
+        answer,
+        viewer_id=ANA.id,
+        viewer_zone=PARIS,
+        first_day=wednesday,
+        duration_minutes=30,
+        now=now,
+    )
+    assert [d.heading for d in week.days][0::6] == ["Wed 13 Nov", "Tue 19 Nov"]
+    assert week.days[0].is_today
+    assert week.heading == "7 days from Wednesday 13 November 2024"
+    assert (week.previous_start, week.next_start) == (date(2024, 11, 6), date(2024, 11, 20))
+    assert _cell(week, 0, "15:00")[0] == CellState.PAST
+    assert _cell(week, 1, "15:00")[0] == CellState.FREE_SLOT
+
+
+def test_busy_cells_say_who_is_busy_me_partner_or_both() -> None:
+    ana_busy = [(_utc("2024-11-12T15:00"), _utc("2024-11-12T16:00"))]  # 16:00-17:00 Paris
+    maya_busy = [(_utc("2024-11-12T15:30"), _utc("2024-11-12T17:00"))]  # 16:30-18:00 Paris
+    answer = _answer([(ANA, ana_busy), (MAYA, maya_busy)], Rules(), NOV_11, PARIS)
+    week = build_week(
+        answer,
+        viewer_id=ANA.id,
+        viewer_zone=PARIS,
+        first_day=NOV_11,
+        duration_minutes=30,
+        now=LONG_AGO,
+    )
+    cells = {
+        t: next(r for r in week.rows if r.time == t).cells[1] for t in ("16:00", "16:30", "17:00")
+    }
+    assert (cells["16:00"].busy, cells["16:00"].text, cells["16:00"].detail) == (
+        "me",
+        "You're busy",
+        "you are busy",
+    )
+    assert (cells["16:30"].busy, cells["16:30"].text, cells["16:30"].detail) == (
+        "both",
+        "Both busy",
+        "you and Maya are busy",
+    )
+    assert (cells["17:00"].busy, cells["17:00"].text, cells["17:00"].detail) == (
+        "partner",
+        "Maya busy",
+        "Maya is busy",
+    )
+    assert cells["16:30"].label == "Tue 12 Nov 16:30: you and Maya are busy"
+
+
+def test_partner_clock_beside_mine_and_closed_rows_fold_into_one_band() -> None:
+    answer = _answer([(ANA, []), (MAYA, [])], Rules(allow_weekends=False), NOV_11, PARIS)
+    week = build_week(
+        answer,
+        viewer_id=ANA.id,
+        viewer_zone=PARIS,
+        first_day=NOV_11,
+        duration_minutes=30,
+        now=LONG_AGO,
+    )
+    assert week.partner is not None and week.partner.name == "Maya"
+    assert next(r for r in week.rows if r.time == "15:00").partner_time == "09:00"
+    # 08:00-13:59 Paris is before 08:00 in New York every day: one band, not twelve rows.
+    first = week.blocks[0]
+    assert isinstance(first, Band)
+    assert (first.first, first.until, first.rows) == ("08:00", "14:00", 12)
+    assert first.text == "Outside meeting hours for Maya"
+    shown = [b.time for b in week.blocks if isinstance(b, Row)]
+    assert shown[0] == "14:00" and shown[-1] == "19:30"
+    assert len(week.rows) == 24  # every row is still there for other readers
+
+
+def test_no_partner_clock_when_everyone_shares_my_zone() -> None:
+    lea = _user("Lea", PARIS)
+    answer = _answer([(ANA, []), (lea, [])], Rules(), NOV_11, PARIS)
+    week = build_week(
+        answer,
+        viewer_id=ANA.id,
+        viewer_zone=PARIS,
+        first_day=NOV_11,
+        duration_minutes=30,
+        now=LONG_AGO,
+    )
+    assert week.partner is None and {r.partner_time for r in week.rows} == {""}
+    assert not any(isinstance(b, Band) for b in week.blocks)

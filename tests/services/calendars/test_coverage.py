@@ -183,11 +183,11 @@ def slot_at(answer: dict[str, Any], moment: datetime) -> dict[str, Any] | None:
 
 
 _ROW = re.compile(r'<th scope="row">(\d\d:\d\d)</th>(.*?)</tr>', re.S)
-_CELL = re.compile(r'<td class="cell cell-([a-z-]+)"')
+_CELL = re.compile(r'<td class="cell cell-([a-z-]+)[" ]')
 
 
 def week_cell(html: str, day: date, clock: str) -> str:
-    """The state of the week grid's cell at ``clock`` on ``day`` (a Monday-first week)."""
+    """The state of the week grid's cell at ``clock`` on ``day`` (a week shown from Monday)."""
     for time_text, cells in _ROW.findall(html):
         if time_text == clock:
             return _CELL.findall(cells)[day.weekday()]
