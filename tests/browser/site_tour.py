@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from playwright.async_api import Page
+from sqlmodel import select
 from starlette.routing import Route
 
 from server.app import routes
-from server.models import User
+from server.models import PollSlot, User
 from server.models.enums import AttendeeResponse, ConnectionKind, ProgramRole
 from server.services.invites import make_rsvp_token
 from server.services.meetings import booking
@@ -36,6 +37,8 @@ NOT_PAGES = {
     "/calendar/callback/{provider}": "the provider's redirect back, never opened by hand",
     "/admin/integrations/microsoft/callback": "Microsoft's admin-consent redirect back",
     "/polls/{poll_id}/tally": "a fragment of /polls/{poll_id}, polled by htmx",
+    "/polls/{poll_id}/comments": "a fragment of /polls/{poll_id}, polled by htmx",
+    "/meetings/{meeting_id}/invite.ics": "an iCalendar file to download, not a page",
 }
 ADMIN_PREFIX = "/admin"
 # Organization-wide pages: global administrators (and operators) only, so a program
@@ -135,6 +138,7 @@ async def seed_site(services: AppServices) -> Site:
         datetime.now(UTC) + timedelta(days=30),
     )
     async with services.db.session() as db:
+        slot_id = (await db.exec(select(PollSlot.id).where(PollSlot.poll_id == poll.id))).first()
         newcomer = await accounts.create_user(db, email="newcomer@example.org", name="New Comer")
         await db.commit()
     setup_link = setup.make_setup_link(
@@ -154,6 +158,7 @@ async def seed_site(services: AppServices) -> Site:
             "provider": ["google", "microsoft", "icloud"],
             "user_id": [str(pat_id)],
             "setup_token": [setup_link.rsplit("/", 1)[1]],
+            "slot_id": [str(slot_id)],
         },
     )
 
@@ -190,6 +195,8 @@ def tour(site: Site, services: AppServices) -> dict[str, list[str]]:
         if template == "/login":
             continue
         paths = expand(template, site.ids)
+        if template == "/polls/{poll_id}/finalize":  # the confirm step names the slot
+            paths = [f"{path}?slot_id={site.ids['slot_id'][0]}" for path in paths]
         if template.startswith(GLOBAL_ADMIN_PREFIX):
             global_only.extend(paths)
         elif template.startswith(ADMIN_PREFIX):
