@@ -82,12 +82,12 @@ def enum_type(enum_cls: type[Any], name: str) -> Any:
     )
 
 
-class epoch_micros(FunctionElement[int]):  # noqa: N801 - reads as a SQL function
+class epoch_micros(FunctionElement[int]):
     """A ``UTCDateTime`` column as integer microseconds since the Unix epoch, computed by
     the database, so bulk readers (busy blocks) get plain integers instead of building
     a ``datetime`` per value. Exact on both databases: SQLite stores the naive UTC text
-    ``YYYY-MM-DD HH:MM:SS.ffffff`` (whole seconds from ``strftime('%s')`` plus the six
-    digits after the point); PostgreSQL's ``extract(epoch …)`` is an exact numeric."""
+    ``YYYY-MM-DD HH:MM:SS.ffffff`` (whole seconds from ``strftime('%s')`` of the text
+    before the point, which it would otherwise round, plus the six digits after it); PostgreSQL's ``extract(epoch …)`` is an exact numeric."""
 
     type = BigInteger()
     inherit_cache = True
@@ -98,7 +98,7 @@ class epoch_micros(FunctionElement[int]):  # noqa: N801 - reads as a SQL functio
 def _epoch_micros_sqlite(element: epoch_micros, compiler: Any, **kw: Any) -> str:
     column = compiler.process(element.clauses, **kw)
     return (
-        f"(CAST(strftime('%s', {column}) AS INTEGER) * 1000000 "
+        f"(CAST(strftime('%s', substr({column}, 1, 19)) AS INTEGER) * 1000000 "
         f"+ CAST(substr({column}, 21, 6) AS INTEGER))"
     )
 

@@ -17,7 +17,6 @@ from typing import overload
 from zoneinfo import ZoneInfo
 
 import numpy as np
-
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
