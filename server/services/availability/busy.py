@@ -64,6 +64,8 @@ class PersonBusy:
 class BusyPicture:
     people: dict[uuid.UUID, PersonBusy]
     notes: list[str] = field(default_factory=list)
+    users: dict[uuid.UUID, User] = field(default_factory=dict)
+    """The people asked about, as read for this picture (callers need not read them again)."""
 
 
 async def read_busy(
@@ -97,9 +99,6 @@ async def read_busy(
             raise ValueError("fetching busy times needs the calendar dependencies")
         notes.extend(await _refresh_defaults(db, deps, ids, now, budget_seconds))
     remaining = max(budget_seconds - (time.monotonic() - started), 0.0)
-    gaps = await coverage.ensure_covered(
-        db, deps, ids, wide, now=now, budget_seconds=remaining, fetch=fetch
-    )
     users = {u.id: u for u in (await db.exec(select(User).where(col(User.id).in_(ids)))).all()}
     connections = {
         c.user_id: c
@@ -109,6 +108,23 @@ async def read_busy(
             )
         ).all()
     }
+    readable = [
+        (c, users[c.user_id].time_zone)
+        for c in connections.values()
+        if c.user_id in users
+        and c.status == CalendarStatus.CONNECTED
+        and c.last_synced_at is not None
+    ]
+    gaps = await coverage.ensure_covered(
+        db,
+        deps,
+        ids,
+        wide,
+        now=now,
+        budget_seconds=remaining,
+        fetch=fetch,
+        connections=readable,
+    )
     by_user: dict[uuid.UUID, PackedBusy] = {}
     if wide:
         lo, hi = min(w[0] for w in wide), max(w[1] for w in wide)
@@ -146,7 +162,7 @@ async def read_busy(
             unknown=unread,
             note=note,
         )
-    return BusyPicture(people, notes)
+    return BusyPicture(people, notes, users)
 
 
 _EMPTY = PackedBusy.from_codes(

@@ -17,7 +17,6 @@ from typing import overload
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import User
@@ -236,7 +235,7 @@ async def find_availability(
         margin=margin,
         ignore_meeting_id=ignore_meeting_id,
     )
-    users = {u.id: u for u in (await db.exec(select(User).where(col(User.id).in_(ids)))).all()}
+    users = picture.users
     optional = set(request.optional_participant_ids)
     states: list[ParticipantState] = []
     participants: list[Participant] = []
