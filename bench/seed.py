@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -124,4 +125,49 @@ async def seed_pair(
     await db.commit()
     return SeededPair(
         mentor.id, mentee.id, connection.id, token, raw_session, start, start + timedelta(days=days)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SeededCrowd:
+    viewer: uuid.UUID  # a global administrator, who may ask about everyone
+    people: list[uuid.UUID]
+    token: str
+    window_start: datetime
+    window_end: datetime
+
+
+async def seed_crowd(
+    db: AsyncSession,
+    *,
+    count: int = 100,
+    blocks_each: int = 500,
+    days: int = 30,
+    seed: int = 7,
+    zones: Sequence[str] = ("UTC",),
+) -> SeededCrowd:
+    """``count`` people with connected calendars and ``blocks_each`` busy blocks each over
+    ``days`` days from the next UTC midnight; the first is a global admin with a token."""
+    now = utcnow()
+    rng = random.Random(seed)
+    start = (
+        (now + timedelta(days=1)).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    )
+    people = []
+    for index in range(count):
+        user = await accounts.create_user(
+            db,
+            email=f"person{index}@bench.test",
+            name=f"Person {index}",
+            time_zone=zones[index % len(zones)],
+            global_admin=index == 0,
+            profile_completed=True,
+        )
+        people.append(user)
+        db.add(connected(user.id, now))
+        db.add_all(busy_blocks(user.id, start, days, blocks_each, rng))
+    token, _row = await api_tokens.create_token(db, people[0], "bench")
+    await db.commit()
+    return SeededCrowd(
+        people[0].id, [p.id for p in people], token, start, start + timedelta(days=days)
     )

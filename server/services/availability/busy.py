@@ -196,7 +196,8 @@ def _blocks_statement(people: int) -> Any:
             col(BusyBlock.start_at) < bindparam("hi", type_=UTCDateTime()),
             col(BusyBlock.end_at) > bindparam("lo", type_=UTCDateTime()),
         )
-        .order_by(col(BusyBlock.start_at))
+        # The index's own order (no sort step); each person's blocks come in start order.
+        .order_by(col(BusyBlock.user_id), col(BusyBlock.start_at))
     )
 
 
@@ -216,15 +217,19 @@ async def _read_blocks(
         return {}
     flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=4 * len(rows))
     table = flat.reshape(len(rows), 4)
-    who, starts, ends = table[:, 0], table[:, 1], table[:, 2]
+    starts, ends = table[:, 1], table[:, 2]
     keep = np.zeros(len(rows), dtype=bool)
     for w_lo, w_hi in wide:
         keep |= (starts < to_us(w_hi)) & (ends > to_us(w_lo))
     if moving is not None:
         keep &= ~((starts == to_us(moving.start_at)) & (ends == to_us(moving.end_at)))
+    table = table[keep]
+    # Rows come grouped by person; a stable sort by index keeps each one's start order.
+    table = table[np.argsort(table[:, 0], kind="stable")]
+    bounds = np.searchsorted(table[:, 0], np.arange(len(ids) + 1))
     found: dict[uuid.UUID, PackedBusy] = {}
     for index, user_id in enumerate(ids):
-        mine = table[keep & (who == index)]
+        mine = table[bounds[index] : bounds[index + 1]]
         if len(mine):
             found[user_id] = PackedBusy.from_codes(
                 mine[:, 1].copy(), mine[:, 2].copy(), mine[:, 3].astype(np.int8)

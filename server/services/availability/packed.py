@@ -124,5 +124,19 @@ class PackedBusy(Sequence[BusyInterval]):
         for start, end, code in zip(self._starts.tolist(), self._ends.tolist(), codes, strict=True):
             yield BusyInterval(from_us(start), from_us(end), KIND_CODES[code])
 
+    def __eq__(self, other: object) -> bool:
+        """Equal to packed or plain intervals with the same times and kinds, in order."""
+        if isinstance(other, PackedBusy):
+            return bool(
+                np.array_equal(self._starts, other._starts)
+                and np.array_equal(self._ends, other._ends)
+                and np.array_equal(self.kind_codes, other.kind_codes)
+            )
+        if isinstance(other, list | tuple):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
     def __repr__(self) -> str:
         return f"PackedBusy({len(self)} intervals)"

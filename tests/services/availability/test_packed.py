@@ -86,3 +86,13 @@ def test_packed_from_codes_keeps_kinds_and_slices() -> None:
     assert PackedBusy.from_intervals(INTERVALS).kind_codes.tolist() == codes.tolist()
     with pytest.raises(ValueError, match="one entry per interval"):
         PackedBusy.from_codes(packed.starts_us, packed.ends_us, codes[:1])
+
+
+def test_packed_equals_plain_and_packed_intervals() -> None:
+    packed = PackedBusy.from_intervals(INTERVALS)
+    assert packed == INTERVALS
+    assert packed == PackedBusy.from_intervals(INTERVALS)
+    assert packed != INTERVALS[:1]
+    assert packed != PackedBusy.from_intervals(
+        [INTERVALS[0], BusyInterval(INTERVALS[1].start, INTERVALS[1].end, BusyKind.ALL_DAY)]
+    )
