@@ -154,6 +154,7 @@ async def _graphql_case(count: int, busy_each: int, days: int, runs: int) -> dic
     from server.db import migrate
     from server.resolvers import availability as availability_resolver
     from server.services.availability import query as availability_query
+    from server.web.http_server import settle_heap
     from server.wiring import build_services, close_services
 
     engine_ms: list[float] = []
@@ -203,6 +204,7 @@ async def _graphql_case(count: int, busy_each: int, days: int, runs: int) -> dic
                 "Content-Type": "application/json",
             }
             transport = httpx.ASGITransport(app=create_app(services=services))
+            settle_heap()  # as ``tandem serve`` does once it has started
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://127.0.0.1"
             ) as client:
