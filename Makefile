@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint bench schema install clean
+.PHONY: run demo test lint bench bench-api schema install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ schema: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.availability
 	$(BIN)/python -m bench.freshness
+
+bench-api: $(STAMP)
+	$(BIN)/python -m bench.api_load
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

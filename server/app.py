@@ -42,6 +42,7 @@ from server.pages.common import LoginRequired, render
 from server.web import webhooks
 from server.web.graphql_view import TandemGraphQL
 from server.web.guard import BodyTooLarge, RequestGuard
+from server.web.http_server import settle_heap
 from server.web.templating import STATIC_DIR
 from server.wiring import AppServices, build_services, close_services
 
@@ -220,6 +221,8 @@ def create_app(
             if owned and settings.run_jobs_in_process and settings.env != "test"
             else None
         )
+        if owned:
+            settle_heap()
         try:
             yield
         finally:

@@ -6,7 +6,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, TypeDecorator
+from sqlalchemy import BigInteger, DateTime, Dialect, TypeDecorator
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Field, SQLModel
 
 # Stable constraint names, so migrations can refer to (and drop) them on every database.
@@ -78,3 +80,30 @@ def enum_type(enum_cls: type[Any], name: str) -> Any:
         values_callable=lambda cls: [member.value for member in cls],
         validate_strings=True,
     )
+
+
+class epoch_micros(FunctionElement[int]):
+    """A ``UTCDateTime`` column as integer microseconds since the Unix epoch, computed by
+    the database, so bulk readers (busy blocks) get plain integers instead of building
+    a ``datetime`` per value. Exact on both databases: SQLite stores the naive UTC text
+    ``YYYY-MM-DD HH:MM:SS.ffffff`` (whole seconds from ``strftime('%s')`` of the text
+    before the point, which it would otherwise round, plus the six digits after it); PostgreSQL's ``extract(epoch …)`` is an exact numeric."""
+
+    type = BigInteger()
+    inherit_cache = True
+    name = "epoch_micros"
+
+
+@compiles(epoch_micros, "sqlite")
+def _epoch_micros_sqlite(element: epoch_micros, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return (
+        f"(CAST(strftime('%s', substr({column}, 1, 19)) AS INTEGER) * 1000000 "
+        f"+ CAST(substr({column}, 21, 6) AS INTEGER))"
+    )
+
+
+@compiles(epoch_micros, "postgresql")
+def _epoch_micros_postgresql(element: epoch_micros, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"CAST(EXTRACT(EPOCH FROM {column}) * 1000000 AS BIGINT)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC
 
 import strawberry
@@ -25,8 +26,7 @@ from server.services.errors import DomainError
 MAX_IDS = availability_query.MAX_PARTICIPANTS
 
 
-def _ids(values: object) -> list[strawberry.ID]:
-    return [strawberry.ID(str(v)) for v in values]  # type: ignore[attr-defined]
+BUSY_KINDS = {kind.value: kind for kind in BusyKind}
 
 
 async def availability(
@@ -63,6 +63,47 @@ async def availability(
         )
     except DomainError as exc:
         raise GraphQLError(exc.message, extensions={"code": exc.code, "field": exc.field}) from exc
+
+    def busy() -> list[BusyBlock]:
+        return [
+            BusyBlock(
+                user_id=strawberry.ID(str(b.user_id)),
+                start=b.start.astimezone(UTC),
+                end=b.end.astimezone(UTC),
+                kind=BUSY_KINDS[b.kind.value],
+            )
+            for b in answer.busy
+        ]
+
+    def slots() -> list[AvailabilitySlot]:
+        ids: dict[object, strawberry.ID] = {}
+
+        def named(values: Iterable[object]) -> list[strawberry.ID]:
+            return [ids.get(v) or ids.setdefault(v, strawberry.ID(str(v))) for v in values]
+
+        return [
+            AvailabilitySlot(
+                start=s.start.astimezone(UTC),
+                end=s.end.astimezone(UTC),
+                free_user_ids=named(s.free),
+                busy_user_ids=named(s.busy),
+                unknown_user_ids=named(s.unknown),
+                reason=s.reason,
+            )
+            for s in answer.result.slots
+        ]
+
+    def unknown() -> list[UnknownTime]:
+        return [
+            UnknownTime(
+                user_id=strawberry.ID(str(u.user_id)),
+                start=u.start.astimezone(UTC),
+                end=u.end.astimezone(UTC),
+                reason=u.why,
+            )
+            for u in answer.unknown
+        ]
+
     return Availability(
         participants=[
             AvailabilityParticipant(
@@ -73,35 +114,9 @@ async def availability(
             )
             for p in answer.participants
         ],
-        busy=[
-            BusyBlock(
-                user_id=strawberry.ID(str(b.user_id)),
-                start=b.start.astimezone(UTC),
-                end=b.end.astimezone(UTC),
-                kind=BusyKind(b.kind.value),
-            )
-            for b in answer.busy
-        ],
-        slots=[
-            AvailabilitySlot(
-                start=s.start.astimezone(UTC),
-                end=s.end.astimezone(UTC),
-                free_user_ids=_ids(s.free),
-                busy_user_ids=_ids(s.busy),
-                unknown_user_ids=_ids(s.unknown),
-                reason=s.reason,
-            )
-            for s in answer.result.slots
-        ],
+        build_busy=busy,
+        build_slots=slots,
+        build_unknown=unknown,
         empty_reason=answer.result.empty_reason,
         notes=answer.notes,
-        unknown=[
-            UnknownTime(
-                user_id=strawberry.ID(str(u.user_id)),
-                start=u.start.astimezone(UTC),
-                end=u.end.astimezone(UTC),
-                reason=u.why,
-            )
-            for u in answer.unknown
-        ],
     )

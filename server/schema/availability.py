@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 
@@ -69,16 +70,34 @@ class AvailabilitySlot:
     reason: str
 
 
+def _busy(root: Availability) -> list[BusyBlock]:
+    return root.build_busy()
+
+
+def _slots(root: Availability) -> list[AvailabilitySlot]:
+    return root.build_slots()
+
+
+def _unknown(root: Availability) -> list[UnknownTime]:
+    return root.build_unknown()
+
+
 @strawberry.type
 class Availability:
+    """``busy``, ``slots`` and ``unknown`` are built only when the query asks for them: an
+    ``emptyReason``-only question does not turn hundreds of blocks into objects."""
+
     participants: list[AvailabilityParticipant]
-    busy: list[BusyBlock]
-    slots: list[AvailabilitySlot]
+    busy: list[BusyBlock] = strawberry.field(resolver=_busy)
+    slots: list[AvailabilitySlot] = strawberry.field(resolver=_slots)
     empty_reason: str | None
     notes: list[str] = strawberry.field(
         description="Caveats, e.g. a calendar that could not be refreshed and how old its data is."
     )
     unknown: list[UnknownTime] = strawberry.field(
-        default_factory=list,
+        resolver=_unknown,
         description="Times in the window each person's calendar could not be read.",
     )
+    build_busy: strawberry.Private[Callable[[], list[BusyBlock]]]
+    build_slots: strawberry.Private[Callable[[], list[AvailabilitySlot]]]
+    build_unknown: strawberry.Private[Callable[[], list[UnknownTime]]]

@@ -186,6 +186,67 @@ async def test_empty_answer_explains_weekends(
     assert "weekend" in answer["emptyReason"].lower()
 
 
+LEAVES = """
+query L($input: AvailabilityInput!) {
+  availability(input: $input) {
+    busy { start }
+    slots { start freeUserIds }
+    unknown { start }
+  }
+}"""
+EMPTY_ONLY = """
+query E($input: AvailabilityInput!) { availability(input: $input) { emptyReason } }"""
+
+
+async def test_slot_and_busy_leaves_are_refused_to_anonymous_callers_and_strangers(
+    client: httpx.AsyncClient, services: AppServices
+) -> None:
+    """The leaves are built lazily from the answer; the root field's check still guards
+    them: asking only for leaves gets nothing but the refusal."""
+    p = await _pair(services, connected=(True, True))
+    day = monday()
+    variables = {
+        "input": {
+            "participantIds": [str(p["mentor"]), str(p["mentee"])],
+            "start": day.isoformat(),
+            "end": (day + timedelta(days=1)).isoformat(),
+            "durationMinutes": 30,
+        }
+    }
+    anonymous = await gql(client, LEAVES, variables, allow_errors=True)
+    assert anonymous["data"] is None
+    assert anonymous["errors"][0]["message"].startswith("Sign in or send an API token")
+    stranger = await gql(
+        client, LEAVES, variables, token=await token_for(services, p["stranger"]), allow_errors=True
+    )
+    assert stranger["data"] is None
+    assert stranger["errors"][0]["message"] == "Participant not found."
+    mine = await gql(client, LEAVES, variables, token=await token_for(services, p["mentor"]))
+    assert mine["data"]["availability"]["slots"]
+
+
+async def test_empty_reason_alone_matches_the_full_answer(
+    client: httpx.AsyncClient, services: AppServices
+) -> None:
+    p = await _pair(services, connected=(True, True))
+    token = await token_for(services, p["mentor"])
+    saturday = monday() + timedelta(days=5)
+    variables = {
+        "input": {
+            "participantIds": [str(p["mentor"]), str(p["mentee"])],
+            "start": saturday.isoformat(),
+            "end": (saturday + timedelta(days=2)).isoformat(),
+            "durationMinutes": 30,
+        }
+    }
+    full = await gql(client, AVAILABILITY, variables, token=token)
+    alone = await gql(client, EMPTY_ONLY, variables, token=token)
+    assert alone["data"]["availability"] == {
+        "emptyReason": full["data"]["availability"]["emptyReason"]
+    }
+    assert alone["data"]["availability"]["emptyReason"]
+
+
 START = "mutation S($p: CalendarProvider!) { startCalendarConnection(provider: $p) { authorizationUrl errors { code message } } }"
 CALDAV = """mutation C($u: String!, $p: String!, $s: String) {
   connectCaldavCalendar(username: $u, appPassword: $p, serverUrl: $s) { calendar { provider status } errors { field code message } }

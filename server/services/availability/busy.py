@@ -13,19 +13,25 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from itertools import chain
+from typing import Any
 
+import numpy as np
+from sqlalchemy import bindparam, case
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import BusyBlock, CalendarConnection, Meeting, User
-from server.models.base import utcnow
+from server.models.base import UTCDateTime, epoch_micros, utcnow
 from server.models.enums import CalendarStatus
 from server.providers.base import BusyInterval
 from server.services.availability.booked import meeting_busy
+from server.services.availability.grid import to_us
+from server.services.availability.packed import CODE_OF, KIND_CODES, PackedBusy
 from server.services.calendars import coverage, sync
 from server.services.calendars.coverage import Gap
 from server.services.calendars.deps import CalendarDeps
@@ -49,7 +55,7 @@ class PersonBusy:
     calendar_status: str  # not_connected | connected | needs_reauth | error
     last_synced_at: datetime | None
     known: bool
-    intervals: list[BusyInterval]
+    intervals: PackedBusy  # a Sequence[BusyInterval], held as integer arrays
     unknown: list[Gap]
     note: str | None = None
 
@@ -58,6 +64,8 @@ class PersonBusy:
 class BusyPicture:
     people: dict[uuid.UUID, PersonBusy]
     notes: list[str] = field(default_factory=list)
+    users: dict[uuid.UUID, User] = field(default_factory=dict)
+    """The people asked about, as read for this picture (callers need not read them again)."""
 
 
 async def read_busy(
@@ -91,9 +99,6 @@ async def read_busy(
             raise ValueError("fetching busy times needs the calendar dependencies")
         notes.extend(await _refresh_defaults(db, deps, ids, now, budget_seconds))
     remaining = max(budget_seconds - (time.monotonic() - started), 0.0)
-    gaps = await coverage.ensure_covered(
-        db, deps, ids, wide, now=now, budget_seconds=remaining, fetch=fetch
-    )
     users = {u.id: u for u in (await db.exec(select(User).where(col(User.id).in_(ids)))).all()}
     connections = {
         c.user_id: c
@@ -103,31 +108,30 @@ async def read_busy(
             )
         ).all()
     }
-    by_user: dict[uuid.UUID, list[BusyInterval]] = defaultdict(list)
+    readable = [
+        (c, users[c.user_id].time_zone)
+        for c in connections.values()
+        if c.user_id in users
+        and c.status == CalendarStatus.CONNECTED
+        and c.last_synced_at is not None
+    ]
+    gaps = await coverage.ensure_covered(
+        db,
+        deps,
+        ids,
+        wide,
+        now=now,
+        budget_seconds=remaining,
+        fetch=fetch,
+        connections=readable,
+    )
+    by_user: dict[uuid.UUID, PackedBusy] = {}
     if wide:
         lo, hi = min(w[0] for w in wide), max(w[1] for w in wide)
-        rows = (
-            await db.exec(
-                select(BusyBlock)
-                .where(
-                    col(BusyBlock.user_id).in_(ids),
-                    col(BusyBlock.start_at) < hi,
-                    col(BusyBlock.end_at) > lo,
-                )
-                .order_by(col(BusyBlock.start_at))
-            )
-        ).all()
         # A meeting being moved is already in its attendees' calendars (two-way sync,
         # accepted invitations): the block at exactly its old time is that meeting.
         moving = await db.get(Meeting, ignore_meeting_id) if ignore_meeting_id else None
-        for row in rows:
-            if moving is not None and (row.start_at, row.end_at) == (
-                moving.start_at,
-                moving.end_at,
-            ):
-                continue
-            if any(row.start_at < w_hi and row.end_at > w_lo for w_lo, w_hi in wide):
-                by_user[row.user_id].append(BusyInterval(row.start_at, row.end_at, row.kind))
+        by_user = await _read_blocks(db, ids, lo, hi, wide, moving)
         # Tandem's own scheduled meetings are busy time too, even before a calendar sync.
         booked = (
             await meeting_busy(db, ids, lo, hi, ignore_meeting_id=ignore_meeting_id)
@@ -135,7 +139,7 @@ async def read_busy(
             else {}
         )
         for user_id, meeting_intervals in booked.items():
-            by_user[user_id] = sorted([*by_user[user_id], *meeting_intervals])
+            by_user[user_id] = _merged(by_user.get(user_id, _EMPTY), meeting_intervals)
     people: dict[uuid.UUID, PersonBusy] = {}
     for user_id in ids:
         connection = connections.get(user_id)
@@ -154,11 +158,95 @@ async def read_busy(
             calendar_status=connection.status.value if connection else "not_connected",
             last_synced_at=connection.last_synced_at if connection else None,
             known=known,
-            intervals=by_user.get(user_id, []),
+            intervals=by_user.get(user_id, _EMPTY),
             unknown=unread,
             note=note,
         )
-    return BusyPicture(people, notes)
+    return BusyPicture(people, notes, users)
+
+
+_EMPTY = PackedBusy.from_codes(
+    np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8)
+)
+_KIND_CASE = {kind: code for code, kind in enumerate(KIND_CODES)}
+_KIND_ORDER = np.array([sorted(KIND_CODES).index(kind) for kind in KIND_CODES], dtype=np.int8)
+"""Rank of each kind code when kinds compare as text, as ``BusyInterval`` ordering does."""
+
+
+@lru_cache(maxsize=64)
+def _blocks_statement(people: int) -> Any:
+    """Busy blocks as four integers each: the person's index in the ids asked about, start
+    and end in epoch microseconds (computed by the database) and the kind's code. No ORM
+    objects and no ``datetime`` per value: reading is the cost that grows with people and
+    blocks. Built once per number of people; the ids and bounds are bound parameters."""
+    user_column = BusyBlock.__table__.c.user_id  # type: ignore[attr-defined]
+    index = case(
+        {bindparam(f"u{i}", type_=user_column.type): i for i in range(people)},
+        value=BusyBlock.user_id,
+    )
+    return (
+        select(
+            index,
+            epoch_micros(BusyBlock.start_at),
+            epoch_micros(BusyBlock.end_at),
+            case(_KIND_CASE, value=BusyBlock.kind),
+        )
+        .where(
+            col(BusyBlock.user_id).in_(bindparam("ids", expanding=True)),
+            col(BusyBlock.start_at) < bindparam("hi", type_=UTCDateTime()),
+            col(BusyBlock.end_at) > bindparam("lo", type_=UTCDateTime()),
+        )
+        # The index's own order (no sort step); each person's blocks come in start order.
+        .order_by(col(BusyBlock.user_id), col(BusyBlock.start_at))
+    )
+
+
+async def _read_blocks(
+    db: AsyncSession,
+    ids: Sequence[uuid.UUID],
+    lo: datetime,
+    hi: datetime,
+    wide: Sequence[Span],
+    moving: Meeting | None,
+) -> dict[uuid.UUID, PackedBusy]:
+    """Each person's blocks overlapping one of ``wide``, in start order, packed."""
+    params: dict[str, Any] = {f"u{i}": user_id for i, user_id in enumerate(ids)}
+    params.update(ids=list(ids), lo=lo, hi=hi)
+    rows = (await db.exec(_blocks_statement(len(ids)), params=params)).all()
+    if not rows:
+        return {}
+    flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=4 * len(rows))
+    table = flat.reshape(len(rows), 4)
+    starts, ends = table[:, 1], table[:, 2]
+    keep = np.zeros(len(rows), dtype=bool)
+    for w_lo, w_hi in wide:
+        keep |= (starts < to_us(w_hi)) & (ends > to_us(w_lo))
+    if moving is not None:
+        keep &= ~((starts == to_us(moving.start_at)) & (ends == to_us(moving.end_at)))
+    table = table[keep]
+    # Rows come grouped by person; a stable sort by index keeps each one's start order.
+    table = table[np.argsort(table[:, 0], kind="stable")]
+    bounds = np.searchsorted(table[:, 0], np.arange(len(ids) + 1))
+    found: dict[uuid.UUID, PackedBusy] = {}
+    for index, user_id in enumerate(ids):
+        mine = table[bounds[index] : bounds[index + 1]]
+        if len(mine):
+            found[user_id] = PackedBusy.from_codes(
+                mine[:, 1].copy(), mine[:, 2].copy(), mine[:, 3].astype(np.int8)
+            )
+    return found
+
+
+def _merged(blocks: PackedBusy, extra: Sequence[BusyInterval]) -> PackedBusy:
+    """``blocks`` and ``extra`` in ``BusyInterval`` order (start, end, kind)."""
+    starts = np.concatenate([blocks.starts_us, [to_us(i.start) for i in extra]])
+    ends = np.concatenate([blocks.ends_us, [to_us(i.end) for i in extra]])
+    codes = np.concatenate([blocks.kind_codes, [CODE_OF[i.kind] for i in extra]])
+    codes = codes.astype(np.int8)
+    order = np.lexsort((_KIND_ORDER[codes], ends, starts))
+    return PackedBusy.from_codes(
+        starts.astype(np.int64)[order], ends.astype(np.int64)[order], codes[order]
+    )
 
 
 def _gap_note(name: str, gaps: Sequence[Gap]) -> str:

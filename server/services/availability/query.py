@@ -10,12 +10,13 @@ times no cache covers are unknown, with a note, never free.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import overload
 from zoneinfo import ZoneInfo
 
-from sqlmodel import col, select
+import numpy as np
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import User
@@ -30,6 +31,8 @@ from server.services.availability import (
     find_slots,
 )
 from server.services.availability.busy import REFRESH_BUDGET_SECONDS, read_busy
+from server.services.availability.grid import from_us, to_us
+from server.services.availability.packed import KIND_CODES
 from server.services.calendars.deps import CalendarDeps
 from server.services.errors import NotFound, ValidationFailed
 from server.services.people import access, programs
@@ -73,6 +76,61 @@ class UserBusy:
     kind: BusyKind
 
 
+class BusyInWindow(Sequence[UserBusy]):
+    """Everyone's busy blocks clipped to the window, as ``UserBusy`` built on first use:
+    an answer that never shows its busy blocks (``emptyReason`` only, booking re-checks)
+    never turns the packed integers back into datetimes."""
+
+    __slots__ = ("_end", "_items", "_parts", "_start")
+
+    def __init__(self, start: datetime, end: datetime) -> None:
+        self._start, self._end = start, end
+        self._parts: list[tuple[uuid.UUID, PackedBusy]] = []
+        self._items: list[UserBusy] | None = None
+
+    def add(self, user_id: uuid.UUID, busy: PackedBusy) -> None:
+        self._parts.append((user_id, busy))
+        self._items = None
+
+    def _built(self) -> list[UserBusy]:
+        if self._items is None:
+            lo, hi = to_us(self._start), to_us(self._end)
+            items: list[UserBusy] = []
+            for user_id, busy in self._parts:
+                inside = (busy.ends_us > lo) & (busy.starts_us < hi)
+                starts = np.maximum(busy.starts_us[inside], lo).tolist()
+                ends = np.minimum(busy.ends_us[inside], hi).tolist()
+                codes = busy.kind_codes[inside].tolist()
+                items.extend(
+                    UserBusy(user_id, from_us(s), from_us(e), KIND_CODES[c])
+                    for s, e, c in zip(starts, ends, codes, strict=True)
+                )
+            self._items = items
+        return self._items
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+    @overload
+    def __getitem__(self, index: int) -> UserBusy: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[UserBusy]: ...
+
+    def __getitem__(self, index: int | slice) -> UserBusy | list[UserBusy]:
+        return self._built()[index]
+
+    def __iter__(self) -> Iterator[UserBusy]:
+        return iter(self._built())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, BusyInWindow | list):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass(frozen=True, slots=True)
 class UserUnknown:
     """A time someone's connected calendar could not be read, and why: unknown, not free."""
@@ -86,7 +144,7 @@ class UserUnknown:
 @dataclass(frozen=True, slots=True)
 class AvailabilityAnswer:
     participants: list[ParticipantState]
-    busy: list[UserBusy]
+    busy: Sequence[UserBusy]
     result: AvailabilityResult
     rules: Rules
     notes: list[str] = field(default_factory=list)
@@ -177,11 +235,11 @@ async def find_availability(
         margin=margin,
         ignore_meeting_id=ignore_meeting_id,
     )
-    users = {u.id: u for u in (await db.exec(select(User).where(col(User.id).in_(ids)))).all()}
+    users = picture.users
     optional = set(request.optional_participant_ids)
     states: list[ParticipantState] = []
     participants: list[Participant] = []
-    busy_out: list[UserBusy] = []
+    busy_out = BusyInWindow(request.start, request.end)
     unknown_out: list[UserUnknown] = []
     for user_id in ids:
         user = users[user_id]
@@ -197,17 +255,13 @@ async def find_availability(
                 user_id=user_id,
                 name=user.name,
                 time_zone=user.time_zone,
-                busy=PackedBusy.from_intervals(intervals) if intervals is not None else None,
+                busy=intervals,
                 optional=user_id in optional,
                 unknown=[(gap.start, gap.end) for gap in person.unknown],
             )
         )
         if intervals is not None:
-            busy_out.extend(
-                UserBusy(user_id, max(i.start, request.start), min(i.end, request.end), i.kind)
-                for i in intervals
-                if i.end > request.start and i.start < request.end
-            )
+            busy_out.add(user_id, intervals)
         unknown_out.extend(
             UserUnknown(user_id, max(g.start, request.start), min(g.end, request.end), g.why)
             for g in person.unknown

@@ -162,6 +162,7 @@ async def ensure_covered(
     now: datetime | None = None,
     budget_seconds: float | None = 3.0,
     fetch: bool = True,
+    connections: Sequence[tuple[CalendarConnection, str]] | None = None,
 ) -> dict[uuid.UUID, list[Gap]]:
     """For each of ``user_ids`` with a readable connected calendar, the parts of
     ``windows`` still uncovered after fetching what could be fetched in time.
@@ -170,7 +171,9 @@ async def ensure_covered(
     which callers already know from the connection). Times before ``now - LOOKBEHIND``
     are not asked about. With ``fetch=False`` nothing is fetched or written (booking
     re-checks inside a locked transaction): every uncovered part comes back as a gap,
-    and ``deps`` may be ``None``. Commits when it fetched.
+    and ``deps`` may be ``None``. Commits when it fetched. ``connections`` are the
+    readable (connected, synced) connections of ``user_ids`` with each owner's time zone,
+    when the caller has already read them.
     """
     now = now or utcnow()
     if fetch and deps is None:
@@ -180,21 +183,22 @@ async def ensure_covered(
     wanted = _merge((max(lo, now - LOOKBEHIND), hi) for lo, hi in windows if hi > now - LOOKBEHIND)
     if not wanted or not user_ids:
         return {}
-    rows = (
-        await db.exec(
-            select(CalendarConnection, User.time_zone)
-            .join(User, col(User.id) == col(CalendarConnection.user_id))
-            .where(
-                col(CalendarConnection.user_id).in_(list(user_ids)),
-                CalendarConnection.status == CalendarStatus.CONNECTED,
-                col(CalendarConnection.last_synced_at).is_not(None),
+    if connections is None:
+        connections = (
+            await db.exec(
+                select(CalendarConnection, User.time_zone)
+                .join(User, col(User.id) == col(CalendarConnection.user_id))
+                .where(
+                    col(CalendarConnection.user_id).in_(list(user_ids)),
+                    CalendarConnection.status == CalendarStatus.CONNECTED,
+                    col(CalendarConnection.last_synced_at).is_not(None),
+                )
             )
-        )
-    ).all()
-    connections = {connection.id: (connection, zone) for connection, zone in rows}
-    extras = await _extra_ranges(db, list(connections))
+        ).all()
+    by_id = {connection.id: (connection, zone) for connection, zone in connections}
+    extras = await _extra_ranges(db, list(by_id))
     gaps: dict[uuid.UUID, list[Span]] = {}
-    for connection_id, (connection, _zone) in connections.items():
+    for connection_id, (connection, _zone) in by_id.items():
         covered = [(r.start_at, r.end_at) for r in extras[connection_id]]
         default = default_range(connection, horizon_days)
         if default is not None:
@@ -212,7 +216,7 @@ async def ensure_covered(
     limit = now + MAX_AHEAD
     plans: list[tuple[CalendarConnection, str, Span]] = []
     for connection_id, pieces in gaps.items():
-        connection, zone = connections[connection_id]
+        connection, zone = by_id[connection_id]
         reachable = [(lo, min(hi, limit)) for lo, hi in pieces if lo < limit]
         for span in _merge((_whole_days(p) for p in reachable), _MERGE_GAP):
             plans.append((connection, zone, (max(span[0], now - LOOKBEHIND), span[1])))
@@ -233,7 +237,7 @@ async def ensure_covered(
     elif fetch:
         await db.commit()
     for connection_id, pieces in gaps.items():
-        connection, _zone = connections[connection_id]
+        connection, _zone = by_id[connection_id]
         left: list[Gap] = []
         for piece in pieces:
             for lo, hi in uncovered(piece, fetched[connection_id]):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
+from sqlalchemy import bindparam
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -45,15 +46,19 @@ async def can_see_program(session: AsyncSession, user: User, program_id: uuid.UU
     return program_id in await member_program_ids(session, user.id)
 
 
+_MINE = aliased(ConnectionMember, name="mine")
+_THEIRS = aliased(ConnectionMember, name="theirs")
+_PARTNERS = (
+    select(_THEIRS.user_id)
+    .join(_MINE, col(_MINE.connection_id) == col(_THEIRS.connection_id))
+    .where(_MINE.user_id == bindparam("user_id"), _THEIRS.user_id != bindparam("user_id"))
+)
+"""Built once: the aliased self-join is asked on every availability question."""
+
+
 async def partner_ids(session: AsyncSession, user_id: uuid.UUID) -> set[uuid.UUID]:
     """Everyone who shares a mentoring connection (pair or group) with the user."""
-    mine = aliased(ConnectionMember)
-    theirs = aliased(ConnectionMember)
-    result = await session.exec(
-        select(theirs.user_id)
-        .join(mine, col(mine.connection_id) == col(theirs.connection_id))
-        .where(mine.user_id == user_id, theirs.user_id != user_id)
-    )
+    result = await session.exec(_PARTNERS, params={"user_id": user_id})
     return set(result.all())
 
 

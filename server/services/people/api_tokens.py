@@ -60,13 +60,15 @@ async def user_for_token(session: AsyncSession, raw: str) -> User | None:
         return None
     digest = _digest(raw)
     result = await session.exec(
-        select(ApiToken).where(ApiToken.token_hash == digest, col(ApiToken.revoked_at).is_(None))
+        select(ApiToken, User)
+        .join(User, col(User.id) == col(ApiToken.user_id))
+        .where(ApiToken.token_hash == digest, col(ApiToken.revoked_at).is_(None))
     )
-    token = result.first()
-    if token is None or not hmac.compare_digest(token.token_hash, digest):
+    found = result.first()  # one query for the token and its owner: every API call asks
+    if found is None:
         return None
-    user = await session.get(User, token.user_id)
-    if user is None or not user.is_active:
+    token, user = found
+    if not hmac.compare_digest(token.token_hash, digest) or not user.is_active:
         return None
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:

@@ -101,11 +101,13 @@ async def settings_for(session: AsyncSession, program_id: uuid.UUID | None) -> P
 async def settings_for_user(session: AsyncSession, user_id: uuid.UUID) -> ProgramSettings:
     """The settings of the user's first program (by join date), else the organization's."""
     result = await session.exec(
-        select(ProgramMembership.program_id)
+        select(Program)
+        .join(ProgramMembership, col(ProgramMembership.program_id) == col(Program.id))
         .where(ProgramMembership.user_id == user_id)
         .order_by(col(ProgramMembership.created_at))
+        .limit(1)
     )
-    return await settings_for(session, result.first())
+    return resolve_settings(await organization(session), result.first())
 
 
 async def get_visible_program(

@@ -67,3 +67,32 @@ def test_packed_and_plain_busy_give_the_same_slots() -> None:
     plain = run(INTERVALS)
     assert plain
     assert run(PackedBusy.from_intervals(INTERVALS)) == plain
+
+
+def test_packed_from_codes_keeps_kinds_and_slices() -> None:
+    import numpy as np
+
+    from server.services.availability.packed import KIND_CODES
+
+    codes = np.array([KIND_CODES.index(BusyKind.TENTATIVE), 0], dtype=np.int8)
+    packed = PackedBusy.from_codes(
+        PackedBusy.from_intervals(INTERVALS).starts_us,
+        PackedBusy.from_intervals(INTERVALS).ends_us,
+        codes,
+    )
+    assert list(packed) == INTERVALS
+    assert list(packed[1:]) == INTERVALS[1:]
+    assert packed.kind_codes.tolist() == codes.tolist()
+    assert PackedBusy.from_intervals(INTERVALS).kind_codes.tolist() == codes.tolist()
+    with pytest.raises(ValueError, match="one entry per interval"):
+        PackedBusy.from_codes(packed.starts_us, packed.ends_us, codes[:1])
+
+
+def test_packed_equals_plain_and_packed_intervals() -> None:
+    packed = PackedBusy.from_intervals(INTERVALS)
+    assert packed == INTERVALS
+    assert packed == PackedBusy.from_intervals(INTERVALS)
+    assert packed != INTERVALS[:1]
+    assert packed != PackedBusy.from_intervals(
+        [INTERVALS[0], BusyInterval(INTERVALS[1].start, INTERVALS[1].end, BusyKind.ALL_DAY)]
+    )
