@@ -12,13 +12,20 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.models import CalendarConnection, OAuthFlow, OrganizationIntegration, QueuedMail
+from server.models import (
+    CalendarConnection,
+    OAuthFlow,
+    OrganizationIntegration,
+    OrganizationOAuthApp,
+    QueuedMail,
+)
 from server.providers.secrets import SecretBox
 
 _ENCRYPTED: list[tuple[Any, str]] = [
     (CalendarConnection, "encrypted_secret"),
     (OAuthFlow, "encrypted_flow"),
     (OrganizationIntegration, "encrypted_config"),
+    (OrganizationOAuthApp, "encrypted_secret"),
     (QueuedMail, "encrypted_message"),
 ]
 BATCH = 200
