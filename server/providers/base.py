@@ -8,7 +8,7 @@ typed errors below. Every URL a provider calls comes from settings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -50,6 +50,14 @@ class Credentials:
     provider: ProviderName
     secret: dict[str, Any]
     changed: bool = False
+    # Set by the caller that owns the storage when refreshes must be serialised across
+    # processes (rotating refresh tokens): a provider whose access token was refused
+    # awaits it instead of refreshing on its own; it leaves ``secret`` holding a token
+    # the provider can use (another process's newer one, or a refresh made under the
+    # caller's lock) and already stored.
+    renew: Callable[[Credentials], Awaitable[None]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def __repr__(self) -> str:
         return f"Credentials(provider={self.provider.value!r}, secret=<hidden>)"
@@ -359,6 +367,19 @@ class ChangeTagProvider(Protocol):
     async def change_tag(self, credentials: Credentials) -> str | None:
         """A digest that changes whenever any of the account's calendars does; None when
         the server offers no such property (then only the periodic full read helps)."""
+        ...
+
+
+@runtime_checkable
+class TokenRefresher(Protocol):
+    """Providers whose refresh tokens are single-use (Microsoft): callers serialise
+    refreshes per account across processes and refresh ahead of a call through this."""
+
+    async def refresh_tokens(
+        self, credentials: Credentials, *, min_valid_seconds: int = 0, force: bool = False
+    ) -> None:
+        """Refresh when forced or when the access token is valid for less than
+        ``min_valid_seconds``; a refresh updates ``credentials`` (``changed`` set)."""
         ...
 
 

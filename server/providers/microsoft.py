@@ -397,6 +397,16 @@ class MicrosoftProvider:
                 self._remember(home, changed)
             return token
 
+    async def refresh_tokens(
+        self, credentials: Credentials, *, min_valid_seconds: int = 0, force: bool = False
+    ) -> None:
+        """Refresh now when forced or when the cached access token expires within
+        ``min_valid_seconds`` (callers holding a cross-process lock do this so the call
+        that follows does not need to refresh on its own)."""
+        if not force and min_valid_seconds > 0:
+            force = _expires_within(credentials, min_valid_seconds)
+        await self._token(credentials, force_refresh=force)
+
     # -- Graph ---------------------------------------------------------------------------
     def _url(self, path_or_link: str) -> str:
         if path_or_link.startswith(("https://", "http://")):
@@ -453,7 +463,13 @@ class MicrosoftProvider:
             if response.status_code == 401:
                 if refreshed:
                     raise AuthExpired("Microsoft Graph refused the sign-in; reconnect the calendar")
-                token = await self._token(credentials, force_refresh=True)
+                if credentials.renew is not None:
+                    # The caller serialises refreshes across processes: its renewal
+                    # hands back the newest token (or one refreshed under its lock).
+                    await credentials.renew(credentials)
+                    token = await self._token(credentials)
+                else:
+                    token = await self._token(credentials, force_refresh=True)
                 refreshed = True
                 continue
             if response.status_code >= 500 and not idempotent:
@@ -1108,3 +1124,17 @@ def _channel(data: Mapping[str, Any]) -> PushChannel:
         resource_id=str(data.get("resource") or "") or None,
         expires_at=datetime.fromisoformat(str(data["expirationDateTime"])).astimezone(UTC),
     )
+
+
+def _expires_within(credentials: Credentials, seconds: int) -> bool:
+    """Whether the account's cached access tokens all expire within ``seconds``."""
+    cache = msal.SerializableTokenCache()
+    serialized = str(credentials.secret.get("token_cache", ""))
+    if serialized:
+        cache.deserialize(serialized)
+    home = str(credentials.secret.get("home_account_id", ""))
+    entries = cache.search(
+        msal.TokenCache.CredentialType.ACCESS_TOKEN, query={"home_account_id": home}
+    )
+    latest = max((int(entry.get("expires_on", 0)) for entry in entries), default=0)
+    return latest - datetime.now(UTC).timestamp() < seconds

@@ -227,6 +227,42 @@ async def test_racing_copies_of_credentials_survive_rotation(
     assert second.changed
 
 
+async def test_refused_token_goes_to_the_callers_renew_hook_not_a_refresh(
+    provider: MicrosoftProvider, http: httpx.AsyncClient, emulator: RunningMicrosoft
+) -> None:
+    """A caller that serialises refreshes across processes gets the 401 and hands back
+    newer credentials; the provider then uses them without refreshing on its own."""
+    stored = (await connect(provider, http, WORK)).credentials
+    newer = Credentials(ProviderName.MICROSOFT, dict(stored.secret))
+    emulator.state.expire_access_tokens()
+    await provider.refresh_tokens(newer, force=True)  # "another node" refreshed
+    assert newer.changed and refresh_tokens_in(newer) != refresh_tokens_in(stored)
+    calls: list[list[str]] = []
+
+    async def renew(refused: Credentials) -> None:
+        calls.append(refresh_tokens_in(refused))
+        refused.secret = dict(newer.secret)
+
+    stored.renew = renew
+    before = refresh_tokens_in(stored)
+    result = await provider.fetch_busy(stored, T0, T0 + timedelta(hours=1), "UTC")
+    assert result.readable
+    assert calls == [before]
+    assert refresh_tokens_in(stored) == refresh_tokens_in(newer)  # no refresh of its own
+    assert not stored.changed
+
+
+async def test_refresh_tokens_refreshes_ahead_only_near_expiry(
+    provider: MicrosoftProvider, http: httpx.AsyncClient, emulator: RunningMicrosoft
+) -> None:
+    credentials = (await connect(provider, http, WORK)).credentials
+    before = refresh_tokens_in(credentials)
+    await provider.refresh_tokens(credentials, min_valid_seconds=600)  # valid for an hour
+    assert not credentials.changed and refresh_tokens_in(credentials) == before
+    await provider.refresh_tokens(credentials, min_valid_seconds=2 * 3600)
+    assert credentials.changed and set(refresh_tokens_in(credentials)).isdisjoint(before)
+
+
 async def test_revoked_grant_raises_auth_expired(
     provider: MicrosoftProvider, http: httpx.AsyncClient, emulator: RunningMicrosoft
 ) -> None:

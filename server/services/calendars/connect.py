@@ -111,7 +111,9 @@ async def release_personal(
     ).first()
     if connection is None or connection.integration_id is not None:
         return None
-    await push.close_channels(db, deps, user_id, _credentials_or_none(deps, connection))
+    await push.close_channels(
+        db, deps, user_id, _credentials_or_none(deps, connection), connection_id=connection.id
+    )
     await _revoke_quietly(deps, connection, user_id)
     await db.exec(delete(BusyBlock).where(col(BusyBlock.user_id) == user_id))
     await db.delete(connection)
@@ -285,7 +287,9 @@ async def _store(
         await db.exec(select(CalendarConnection).where(CalendarConnection.user_id == user.id))
     ).first()
     if old is not None:
-        await push.close_channels(db, deps, user.id, _credentials_or_none(deps, old))
+        await push.close_channels(
+            db, deps, user.id, _credentials_or_none(deps, old), connection_id=old.id
+        )
         await _revoke_quietly(deps, old, user.id)
         await db.delete(old)
         await db.flush()
@@ -314,7 +318,9 @@ async def _store(
     await db.commit()
     await sync.sync_users(db, deps, [user.id], budget_seconds=INITIAL_SYNC_BUDGET_SECONDS)
     if deps.push_enabled:
-        await push.open_channel(db, deps, user.id, provider_name, account.credentials)
+        await push.open_channel(
+            db, deps, user.id, provider_name, account.credentials, connection_id=connection.id
+        )
         await db.commit()
     await db.refresh(connection)
     return connection
@@ -333,7 +339,9 @@ async def disconnect(db: AsyncSession, deps: CalendarDeps, viewer: Viewer) -> Pr
     if connection is None:
         await db.commit()
         return None
-    await push.close_channels(db, deps, user.id, _credentials_or_none(deps, connection))
+    await push.close_channels(
+        db, deps, user.id, _credentials_or_none(deps, connection), connection_id=connection.id
+    )
     await _revoke_quietly(deps, connection, user.id)
     await db.delete(connection)
     audit.record(

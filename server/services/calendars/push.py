@@ -44,6 +44,7 @@ from server.providers.base import (
     RateLimited,
 )
 from server.providers.secrets import SecretError
+from server.services.calendars import refresh_lock
 from server.services.calendars.deps import (
     CalendarDeps,
     load_credentials,
@@ -90,14 +91,19 @@ async def open_channel(
     user_id: uuid.UUID,
     provider_name: ProviderName,
     credentials: Credentials,
+    *,
+    connection_id: uuid.UUID | None = None,
 ) -> PushSubscription | None:
     """Ask the provider to push changes; failures (and providers without push) only mean
-    we keep polling."""
+    we keep polling. With ``connection_id`` the newest stored token is used, refreshed
+    under the connection's lock (several nodes)."""
     provider = _push_provider(deps, provider_name)
     if provider is None:
         return None
     secret = secrets.token_urlsafe(32)
     try:
+        if connection_id is not None:
+            await refresh_lock.prepare(db, deps, connection_id, credentials)
         channel = await provider.open_push_channel(
             credentials, webhook_url(deps, provider_name), secret
         )
@@ -117,13 +123,25 @@ async def open_channel(
 
 
 async def close_channels(
-    db: AsyncSession, deps: CalendarDeps, user_id: uuid.UUID, credentials: Credentials | None
+    db: AsyncSession,
+    deps: CalendarDeps,
+    user_id: uuid.UUID,
+    credentials: Credentials | None,
+    *,
+    connection_id: uuid.UUID | None = None,
 ) -> None:
     """Stop the user's channels (best effort) and forget them: later notifications for
-    them are ignored."""
+    them are ignored. With ``connection_id`` the newest stored token is used, refreshed
+    under the connection's lock (several nodes)."""
     rows = (
         await db.exec(select(PushSubscription).where(PushSubscription.user_id == user_id))
     ).all()
+    if rows and credentials is not None and connection_id is not None:
+        try:
+            await refresh_lock.prepare(db, deps, connection_id, credentials)
+        except ProviderError as exc:
+            log.info("push channels of user %s not closed: %s", user_id, type(exc).__name__)
+            credentials = None
     for row in rows:
         if credentials is not None:
             await _stop(deps, row, credentials)
@@ -254,7 +272,7 @@ async def renew_expiring(db: AsyncSession, deps: CalendarDeps, now: datetime | N
             credentials = load_credentials(deps.secrets, connection)
         except SecretError:
             continue
-        if await _renew(deps, provider, row, credentials, now):
+        if await _renew(db, deps, provider, row, connection.id, credentials, now):
             renewed += 1
             row.renew_failures = 0
             row.renew_retry_at = None
@@ -272,9 +290,11 @@ async def renew_expiring(db: AsyncSession, deps: CalendarDeps, now: datetime | N
 
 
 async def _renew(
+    db: AsyncSession,
     deps: CalendarDeps,
     provider: PushProvider,
     row: PushSubscription,
+    connection_id: uuid.UUID,
     credentials: Credentials,
     now: datetime,
 ) -> bool:
@@ -282,6 +302,8 @@ async def _renew(
     secret = secrets.token_urlsafe(32)
     address = webhook_url(deps, row.provider)
     try:
+        # Several nodes: the newest token, refreshed under the connection's lock first.
+        await refresh_lock.prepare(db, deps, connection_id, credentials)
         channel: PushChannel | None = None
         if row.expires_at > now:
             try:

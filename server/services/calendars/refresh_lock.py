@@ -2,22 +2,26 @@
 
 Microsoft rotates refresh tokens: the one used is refused from then on. Two processes
 that refresh the same account with copies of the same stored token cache would leave
-the loser with a dead grant. On PostgreSQL a call to a provider with rotating tokens
-therefore runs inside a transaction holding ``pg_advisory_xact_lock`` on the connection,
-re-reads the newest encrypted token *after* taking the lock (another node may just have
-rotated it), and writes a refreshed one before the commit releases the lock. SQLite
-means one process, where the provider's own per-account lock suffices.
+the loser with a dead grant. On PostgreSQL every call to a provider with rotating tokens
+(busy reads, meeting writes, change reads and removal rechecks, push open/renew/close)
+therefore first runs ``prepare``: in a short session and transaction of its own it
+takes ``pg_advisory_xact_lock`` on the connection, re-reads the newest encrypted token
+*after* the lock (another node may just have rotated it), refreshes through the provider
+when the access token expires within ``MIN_VALID`` and stores the result; the commit
+releases the lock. The provider call itself then runs unlocked with a token that stays
+valid for it. When Graph refuses that token anyway (revoked early), the provider calls
+the credentials' ``renew`` hook, which goes through the same lock: it adopts a token
+another node stored meanwhile, or refreshes and stores one.
 
-Providers stay free of database code: this module takes the lock around their call.
-``sync.sync_users`` (every busy-time read, background or on demand) uses it. Meeting
-writes, change reads and push renewals do not yet: they run inside transactions that may
-already have written the connection row, where a second session's update would wait on
-the first forever; there, the provider's per-process lock and newest-cache recovery
-remain the protection.
+The caller's own transaction never holds or waits for the lock, so a meeting write whose
+transaction has touched the connection row cannot deadlock with a busy read of the same
+connection. As a last guard the locked session's write of the row gives up after
+``ROW_WAIT`` and leaves the refreshed token to the caller's own save
+(``save_refreshed_credentials``). SQLite means one process, where the provider's own
+per-account lock suffices. Providers stay free of database code: they only see the hook.
 
-Each locked call holds a database connection while it waits and runs, so at most
-``MAX_LOCKED_CALLS`` run at once per process (the pool also serves requests); a big
-on-demand read of many Microsoft calendars waits its turn within its time budget.
+Each locked step holds a database connection briefly, so at most ``MAX_LOCKED_CALLS`` run
+at once per process (the pool also serves requests).
 """
 
 from __future__ import annotations
@@ -26,16 +30,19 @@ import asyncio
 import uuid
 import weakref
 import zlib
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import text, update
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import CalendarConnection
 from server.models.enums import ProviderName
-from server.providers.base import AuthExpired, Credentials
+from server.providers.base import AuthExpired, Credentials, TokenRefresher
 from server.services.calendars.deps import CalendarDeps, load_credentials, secret_binding
 
 T = TypeVar("T")
@@ -43,6 +50,12 @@ T = TypeVar("T")
 # Providers whose refresh tokens are single-use.
 ROTATING = frozenset({ProviderName.MICROSOFT})
 MAX_LOCKED_CALLS = 8
+# An access token handed to a provider call stays valid at least this long (msal itself
+# refreshes within five minutes of expiry, which would happen outside the lock).
+MIN_VALID = timedelta(minutes=10)
+# How long the locked session waits for the connection row (held by a caller's own
+# transaction) before leaving the refreshed token to the caller's save.
+ROW_WAIT = "3s"
 _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
 )
@@ -68,26 +81,80 @@ def needs_lock(db: AsyncSession, provider: ProviderName) -> bool:
     return provider in ROTATING and bind is not None and bind.dialect.name == "postgresql"
 
 
-async def call_with_newest_token(
+async def prepare(
+    db: AsyncSession, deps: CalendarDeps, connection_id: uuid.UUID, credentials: Credentials
+) -> None:
+    """Make ``credentials`` the newest stored ones with an access token valid for at least
+    ``MIN_VALID``, refreshed and stored under the connection's lock, and attach the locked
+    ``renew`` hook. A no-op where no lock is needed (SQLite, non-rotating providers).
+    ``db`` only lends its engine; its transaction is left alone."""
+    if not needs_lock(db, credentials.provider):
+        return
+    bind = db.bind
+    refresher = _refresher(deps, credentials.provider)
+    async with _gate(), _locked(bind, deps, connection_id) as (locked, user_id, stored):
+        _adopt(credentials, stored)
+        if refresher is not None:
+            await refresher.refresh_tokens(
+                credentials, min_valid_seconds=int(MIN_VALID.total_seconds())
+            )
+        await _store(locked, deps, connection_id, user_id, credentials)
+
+    async def renew(refused: Credentials) -> None:
+        await _renew(bind, deps, connection_id, refused)
+
+    credentials.renew = renew
+
+
+async def call_with_fresh_token(
     db: AsyncSession,
     deps: CalendarDeps,
     connection_id: uuid.UUID,
+    credentials: Credentials,
     call: Callable[[Credentials], Awaitable[T]],
 ) -> T:
-    """Run ``call`` with the newest stored credentials under the connection's refresh
-    lock, in a session of its own, and store what the provider refreshed before the
-    lock is released. ``db`` only lends its engine."""
-    async with _gate():
-        return await _locked_call(db, deps, connection_id, call)
+    """``prepare`` the credentials, then run ``call`` with them (unlocked)."""
+    await prepare(db, deps, connection_id, credentials)
+    return await call(credentials)
 
 
-async def _locked_call(
-    db: AsyncSession,
-    deps: CalendarDeps,
-    connection_id: uuid.UUID,
-    call: Callable[[Credentials], Awaitable[T]],
-) -> T:
-    async with AsyncSession(db.bind, expire_on_commit=False) as locked, locked.begin():
+async def _renew(
+    bind: Any, deps: CalendarDeps, connection_id: uuid.UUID, credentials: Credentials
+) -> None:
+    """The provider's access token was refused: under the lock, take a token another node
+    stored since, or refresh and store one."""
+    refresher = _refresher(deps, credentials.provider)
+    async with _gate(), _locked(bind, deps, connection_id) as (locked, user_id, stored):
+        if credentials.changed:
+            pass  # ours is newer (refreshed but not stored yet): store it
+        elif _cache(stored) != _cache(credentials):
+            _adopt(credentials, stored)  # another node rotated it meanwhile
+        elif refresher is not None:
+            await refresher.refresh_tokens(credentials, force=True)
+        await _store(locked, deps, connection_id, user_id, credentials)
+
+
+def _refresher(deps: CalendarDeps, provider: ProviderName) -> TokenRefresher | None:
+    candidate = deps.registry.get(provider)
+    return candidate if isinstance(candidate, TokenRefresher) else None
+
+
+def _cache(credentials: Credentials) -> object:
+    return credentials.secret.get("token_cache")
+
+
+def _adopt(credentials: Credentials, stored: Credentials) -> None:
+    credentials.secret = stored.secret
+    credentials.changed = False
+
+
+@asynccontextmanager
+async def _locked(
+    bind: Any, deps: CalendarDeps, connection_id: uuid.UUID
+) -> AsyncIterator[tuple[AsyncSession, uuid.UUID, Credentials]]:
+    """A session of its own holding the connection's advisory lock, with the newest
+    stored credentials; the commit on the way out releases the lock."""
+    async with AsyncSession(bind, expire_on_commit=False) as locked, locked.begin():
         await locked.exec(  # type: ignore[call-overload]
             text("SELECT pg_advisory_xact_lock(:key)"), params={"key": lock_key(connection_id)}
         )
@@ -98,19 +165,35 @@ async def _locked_call(
         ).first()
         if row is None or row.encrypted_secret is None:
             raise AuthExpired("The calendar was disconnected")
-        user_id = row.user_id
-        credentials = load_credentials(deps.secrets, row)
-        try:
-            return await call(credentials)
-        finally:
-            if credentials.changed:
-                await locked.exec(
-                    update(CalendarConnection)
-                    .where(col(CalendarConnection.id) == connection_id)
-                    .values(
-                        encrypted_secret=deps.secrets.encrypt(
-                            credentials.secret, binding=secret_binding(user_id)
-                        )
+        yield locked, row.user_id, load_credentials(deps.secrets, row)
+
+
+async def _store(
+    locked: AsyncSession,
+    deps: CalendarDeps,
+    connection_id: uuid.UUID,
+    user_id: uuid.UUID,
+    credentials: Credentials,
+) -> None:
+    """Write refreshed credentials before the lock is released. If the row is held by a
+    transaction that does not finish (the caller's own), leave ``changed`` set so that
+    the caller's save stores them instead of waiting forever."""
+    if not credentials.changed:
+        return
+    try:
+        async with locked.begin_nested():
+            await locked.exec(  # type: ignore[call-overload]
+                text(f"SET LOCAL lock_timeout = '{ROW_WAIT}'")
+            )
+            await locked.exec(
+                update(CalendarConnection)
+                .where(col(CalendarConnection.id) == connection_id)
+                .values(
+                    encrypted_secret=deps.secrets.encrypt(
+                        credentials.secret, binding=secret_binding(user_id)
                     )
                 )
-                credentials.changed = False
+            )
+    except DBAPIError:
+        return
+    credentials.changed = False

@@ -140,16 +140,14 @@ async def sync_users(
             jobs.append((connection, None, None))
             continue
         provider = deps.registry.get(connection.provider)
-        if refresh_lock.needs_lock(db, connection.provider):
-            # Several nodes: the refresh lock, and the newest token read under it.
-            fetch = refresh_lock.call_with_newest_token(
-                db,
-                deps,
-                connection.id,
-                partial(provider.fetch_busy, start=start, end=end, time_zone=zone),
-            )
-        else:
-            fetch = provider.fetch_busy(credentials, start, end, zone)
+        # Several nodes: the newest token, refreshed under the connection's lock first.
+        fetch = refresh_lock.call_with_fresh_token(
+            db,
+            deps,
+            connection.id,
+            credentials,
+            partial(provider.fetch_busy, start=start, end=end, time_zone=zone),
+        )
         task = asyncio.ensure_future(
             asyncio.wait_for(fetch, budget_seconds) if budget_seconds else fetch
         )

@@ -47,6 +47,7 @@ from server.providers.base import (
 )
 from server.providers.secrets import SecretError
 from server.services import audit
+from server.services.calendars import refresh_lock
 from server.services.calendars.deps import load_credentials, save_refreshed_credentials
 from server.services.errors import ValidationFailed
 from server.services.invites import InviteKind
@@ -196,6 +197,8 @@ async def _sync_owner(db: AsyncSession, deps: MeetingDeps, owner: _Owner, now: d
     renew = connection.changes_until is None or connection.changes_until < now + horizon / 2
     changed = 0
     try:
+        # Several nodes: the newest token, refreshed under the connection's lock first.
+        await refresh_lock.prepare(db, deps.calendar, connection.id, credentials)
         if token is not None:
             try:
                 batch = await _recheck_removals(

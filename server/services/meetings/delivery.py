@@ -63,6 +63,7 @@ from server.providers.base import (
     RateLimited,
 )
 from server.providers.secrets import SecretError
+from server.services.calendars import refresh_lock
 from server.services.calendars.deps import (
     CalendarDeps,
     load_credentials,
@@ -354,7 +355,10 @@ async def write_owner_calendar(db: AsyncSession, deps: CalendarDeps, meeting: Me
     provider = deps.registry.get(connection.provider)
     may_exist = False
     try:
-        await _apply(provider, credentials, meeting, await _event(db, meeting, connection))
+        event = await _event(db, meeting, connection)
+        # Several nodes: the newest token, refreshed under the connection's lock first.
+        await refresh_lock.prepare(db, deps, connection.id, credentials)
+        await _apply(provider, credentials, meeting, event)
     except (AuthExpired, InvalidCredentials):
         _retry_later(meeting, now, "The organizer must reconnect their calendar.")
     except (OutcomeUnknown, TimeoutError):
