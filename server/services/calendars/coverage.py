@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from sqlalchemy import and_, delete, exists, or_, update
 from sqlmodel import col, select
@@ -36,7 +37,7 @@ from server.models.base import utcnow
 from server.models.enums import BusyKind, CalendarStatus
 from server.providers.base import BusyFetch, BusyInterval, RateLimited
 from server.providers.secrets import SecretError
-from server.services.calendars import org_reads
+from server.services.calendars import org_reads, refresh_lock
 from server.services.calendars.deps import (
     CalendarDeps,
     load_credentials,
@@ -279,13 +280,16 @@ async def _fetch_all(
             else:
                 outcomes[i] = answer if answer.readable else WHY_FAILED
     if personal:
-        answers_personal = await _fetch_personal(deps, [plans[i] for i in personal], now, deadline)
+        answers_personal = await _fetch_personal(
+            db, deps, [plans[i] for i in personal], now, deadline
+        )
         for i, outcome in zip(personal, answers_personal, strict=True):
             outcomes[i] = outcome
     return outcomes
 
 
 async def _fetch_personal(
+    db: AsyncSession,
     deps: CalendarDeps,
     plans: Sequence[tuple[CalendarConnection, str, Span]],
     now: datetime,
@@ -303,8 +307,16 @@ async def _fetch_personal(
         if remaining is not None and remaining <= 0:
             return WHY_TIMEOUT
         try:
+            # Several nodes: the newest token, refreshed under the connection's lock first.
             answer = await asyncio.wait_for(
-                provider.fetch_busy(credentials, span[0], span[1], zone), remaining
+                refresh_lock.call_with_fresh_token(
+                    db,
+                    deps,
+                    connection.id,
+                    credentials,
+                    partial(provider.fetch_busy, start=span[0], end=span[1], time_zone=zone),
+                ),
+                remaining,
             )
         except TimeoutError:
             return WHY_TIMEOUT

@@ -3,7 +3,8 @@
 Microsoft rotates refresh tokens: the one used is refused from then on. Two processes
 that refresh the same account with copies of the same stored token cache would leave
 the loser with a dead grant. On PostgreSQL every call to a provider with rotating tokens
-(busy reads, meeting writes, change reads and removal rechecks, push open/renew/close)
+(busy reads, synced or on demand; meeting writes; change reads and removal rechecks;
+push open/renew/close)
 therefore first runs ``prepare``: in a short session and transaction of its own it
 takes ``pg_advisory_xact_lock`` on the connection, re-reads the newest encrypted token
 *after* the lock (another node may just have rotated it), refreshes through the provider
@@ -13,11 +14,13 @@ valid for it. When Graph refuses that token anyway (revoked early), the provider
 the credentials' ``renew`` hook, which goes through the same lock: it adopts a token
 another node stored meanwhile, or refreshes and stores one.
 
-The caller's own transaction never holds or waits for the lock, so a meeting write whose
-transaction has touched the connection row cannot deadlock with a busy read of the same
-connection. As a last guard the locked session's write of the row gives up after
-``ROW_WAIT`` and leaves the refreshed token to the caller's own save
-(``save_refreshed_credentials``). SQLite means one process, where the provider's own
+The caller's own transaction never holds or waits for the lock, so a meeting write cannot
+deadlock with a busy read of the same connection. Callers must not write the connection row in their own transaction before a
+provider call (none does: they write it after). As a last guard against one that does,
+the locked session's write of the row gives up after ``ROW_WAIT`` and leaves the
+refreshed token to the caller's own save (``save_refreshed_credentials``) with a
+warning: nothing hangs, but until that caller commits another node may read the older
+token and fail its call. SQLite means one process, where the provider's own
 per-account lock suffices. Providers stay free of database code: they only see the hook.
 
 Each locked step holds a database connection briefly, so at most ``MAX_LOCKED_CALLS`` run
@@ -27,6 +30,7 @@ at once per process (the pool also serves requests).
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 import weakref
 import zlib
@@ -46,6 +50,7 @@ from server.providers.base import AuthExpired, Credentials, TokenRefresher
 from server.services.calendars.deps import CalendarDeps, load_credentials, secret_binding
 
 T = TypeVar("T")
+log = logging.getLogger("tandem.refresh_lock")
 
 # Providers whose refresh tokens are single-use.
 ROTATING = frozenset({ProviderName.MICROSOFT})
@@ -195,5 +200,8 @@ async def _store(
                 )
             )
     except DBAPIError:
+        # A caller must not write the connection row before a provider call in the same
+        # transaction (none does): another node could then spend the old token.
+        log.warning("refreshed token of connection %s left to the caller", connection_id)
         return
     credentials.changed = False
