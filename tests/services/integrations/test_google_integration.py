@@ -25,7 +25,6 @@ from server.models import (
     AuditEvent,
     BusyBlock,
     CalendarConnection,
-    Meeting,
     OrganizationIntegration,
     ProgramMembership,
     User,
@@ -38,7 +37,6 @@ from server.services.calendars import coverage
 from server.services.errors import PermissionDenied, ValidationFailed
 from server.services.integrations import cover, setup, sync
 from server.services.invites.mailer import MemoryMailer
-from server.services.meetings import booking
 from server.services.people import accounts, programs
 from server.services.people.sessions import Viewer
 from server.wiring import AppServices, build_services, close_services
@@ -46,6 +44,7 @@ from tests.calendar_fixtures import provider_overrides
 from tests.conftest import create_user, make_settings, use_mailer
 from tests.meetings_support import make_world, viewer_of, weekday_slot
 from tests.services.calendars.test_sync import connect_google
+from tests.services.integrations.support import book_for_covered_owner
 
 COVERED = 120  # mentor + program admin + 118 participants, all in the domain
 FREE_BUSY = "/calendar/v3/freeBusy"
@@ -270,30 +269,7 @@ async def test_integrate_cover_sync_book_disable(org: Org) -> None:
 
     # A meeting for a covered owner is inserted in the acting account's calendar.
     org.mailer.sent.clear()
-    async with services.db.session() as db:
-        mentor = await viewer_of(services, org.mentor)
-        pair = (
-            await db.exec(
-                text("SELECT connection_id FROM connection_member WHERE user_id = :u").bindparams(
-                    u=org.mentor
-                )
-            )
-        ).first()
-        assert pair is not None
-        meeting = await booking.schedule_meeting(
-            db,
-            services.meetings,
-            mentor,
-            connection_id=uuid.UUID(str(pair[0])),
-            start=weekday_slot(days=4),
-            duration_minutes=30,
-            title="Mentoring chat",
-            check_availability=False,
-        )
-        row = await db.get(Meeting, meeting.id)
-        assert row is not None
-        assert row.invitations_by == "provider"
-        assert row.calendar_sync_state == "synced", row.calendar_error
+    row = await book_for_covered_owner(services, org.mentor)
     created = state.events[org.act_as][str(row.provider_event_id)].data
     invited = {a["email"] for a in created["attendees"]}
     assert f"mentor@{org.domain}" in invited and len(invited) == 2

@@ -38,13 +38,14 @@ from server.models.enums import AttendeeResponse, IntegrationKind, MeetingStatus
 from server.services.errors import DomainError, PermissionDenied
 from server.services.integrations import cover, onprem, setup, sync
 from server.services.integrations.directory import read_config
-from server.services.meetings import booking, mailbox_sync
+from server.services.meetings import mailbox_sync
 from server.services.people import programs
 from server.services.people.sessions import Viewer
 from server.wiring import AppServices, build_services, close_services
 from tests.conftest import create_user, csrf_from, gql, login, make_settings, new_client
 from tests.meetings_support import make_world, viewer_of, weekday_slot
 from tests.schema.test_graphql_programs import token_for
+from tests.services.integrations.support import book_for_covered_owner
 
 DOMAIN = "contoso.example"
 SERVICE = "tandem@contoso.example"
@@ -203,30 +204,7 @@ async def test_configure_cover_sync_book_disable(world: World) -> None:
 
     # A covered owner's meeting is created in the service mailbox; Exchange sends the
     # invitations from it.
-    async with services.db.session() as db:
-        mentor = await viewer_of(services, world.mentor)
-        pair = (
-            await db.exec(
-                text("SELECT connection_id FROM connection_member WHERE user_id = :u").bindparams(
-                    u=world.mentor
-                )
-            )
-        ).first()
-        assert pair is not None
-        meeting = await booking.schedule_meeting(
-            db,
-            services.meetings,
-            mentor,
-            connection_id=uuid.UUID(str(pair[0])),
-            start=weekday_slot(days=4),
-            duration_minutes=30,
-            title="Mentoring chat",
-            check_availability=False,
-        )
-        row = await db.get(Meeting, meeting.id)
-        assert row is not None
-        assert row.invitations_by == "provider"
-        assert row.calendar_sync_state == "synced", row.calendar_error
+    row = await book_for_covered_owner(services, world.mentor)
     item = state.items[str(row.provider_event_id)]
     assert item.uid == row.ical_uid
     invited = {m.to for m in state.outbox if m.uid == row.ical_uid and m.kind == "invitation"}

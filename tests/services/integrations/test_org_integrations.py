@@ -39,6 +39,7 @@ from server.wiring import AppServices, build_services, close_services
 from tests.calendar_fixtures import provider_overrides
 from tests.conftest import create_user, make_settings
 from tests.meetings_support import make_world, viewer_of, weekday_slot
+from tests.services.integrations.support import book_for_covered_owner
 
 SENTINEL = "CANARY-org-subject-91ab"
 REDIRECT = "http://testserver/admin/integrations/microsoft/callback"
@@ -290,36 +291,14 @@ async def test_integrate_cover_sync_book_disable(org: Org, browser: httpx.AsyncC
         assert SENTINEL not in dump
 
     # A meeting booked for a covered owner is created in the service mailbox with everyone.
-    async with services.db.session() as db:
-        mentor = await viewer_of(services, org.mentor)
-        world_connection = (
-            await db.exec(
-                text("SELECT connection_id FROM connection_member WHERE user_id = :u").bindparams(
-                    u=org.mentor
-                )
-            )
-        ).first()
-        assert world_connection is not None
-        meeting = await booking.schedule_meeting(
-            db,
-            services.meetings,
-            mentor,
-            connection_id=uuid.UUID(str(world_connection[0])),
-            start=weekday_slot(days=4),
-            duration_minutes=30,
-            title="Mentoring chat",
-            check_availability=False,
-        )
-        row = await db.get(Meeting, meeting.id)
-        assert row is not None
-        assert row.invitations_by == "provider"
-        assert row.calendar_sync_state == "synced", row.calendar_error
+    row = await book_for_covered_owner(services, org.mentor)
     created = state.account(org.service).events[str(row.provider_event_id)]
     invited = {a["emailAddress"]["address"] for a in created.attendees}
     assert f"mentor@{org.domain}" in invited and len(invited) == 2
     assert created.transaction_id == row.ical_uid
     # Cancelling removes it from the service mailbox (Graph tells the attendees).
     async with services.db.session() as db:
+        mentor = await viewer_of(services, org.mentor)
         await booking.cancel_meeting(db, services.meetings, mentor, row.id)
         cancelled = await db.get(Meeting, row.id, populate_existing=True)
         assert cancelled is not None and cancelled.calendar_sync_state == "synced"
