@@ -127,13 +127,21 @@ def _rows_statement(people: int) -> Any:
 
 
 async def read_block_table(
-    db: AsyncSession, ids: Sequence[uuid.UUID], lo: datetime, hi: datetime
+    db: AsyncSession,
+    ids: Sequence[uuid.UUID],
+    lo: datetime,
+    hi: datetime,
+    *,
+    joined: bool = True,
 ) -> Table:
     """The blocks of ``ids`` overlapping ``[lo, hi)``, sorted by person, then as
-    ``BusyInterval`` orders (start, end, kind as text)."""
+    ``BusyInterval`` orders (start, end, kind as text). ``joined=False`` reads one row
+    per block (the benchmark compares the two)."""
     params: dict[str, Any] = {"ids": list(ids), "lo": lo, "hi": hi}
-    rows = (await db.exec(_joined_statement(), params=params)).all()
-    table = _parse_joined(rows, ids)
+    table = None
+    if joined:
+        rows = (await db.exec(_joined_statement(), params=params)).all()
+        table = _parse_joined(rows, ids)
     if table is None:
         params.update({f"u{i}": user_id for i, user_id in enumerate(ids)})
         found = (await db.exec(_rows_statement(len(ids)), params=params)).all()
@@ -149,11 +157,13 @@ def _sorted(table: Table) -> Table:
     person, start, end = table[:, 0], table[:, 1], table[:, 2]
     kind = KIND_ORDER[table[:, 3]]
 
-    def later(key: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
-        return key[1:] > key[:-1]
+    def later(key: npt.NDArray[np.int64] | npt.NDArray[np.int8]) -> npt.NDArray[np.bool_]:
+        result: npt.NDArray[np.bool_] = key[1:] > key[:-1]
+        return result
 
-    def same(key: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
-        return key[1:] == key[:-1]
+    def same(key: npt.NDArray[np.int64] | npt.NDArray[np.int8]) -> npt.NDArray[np.bool_]:
+        result: npt.NDArray[np.bool_] = key[1:] == key[:-1]
+        return result
 
     in_order = later(person) | (
         same(person)
