@@ -14,12 +14,18 @@ in process, with the engine's own time inside each request measured on the same 
 its ``check`` line wants the whole request within 10x the engine. The API caps a
 question at 50 people; the benchmark lifts that cap for itself to ask about 100.
 ``--graphql-only`` runs just that case.
+
+Last, ``reader 100x500``: the busy-block reader alone on that data, one joined string per
+person (what the API uses) beside one row per block, with whether both gave the same
+table; on SQLite and, when ``TANDEM_BENCH_POSTGRES_URL`` names a database the benchmark
+may wipe, on PostgreSQL. ``--reader-only`` runs just that case.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -254,9 +260,76 @@ def graphql_case(count: int = 100, busy_each: int = 500, days: int = 30, runs: i
     print(json.dumps(check), flush=True)
 
 
+async def _reader_case(
+    database: str, database_url: str | None, count: int, busy_each: int, days: int, runs: int
+) -> dict[str, Any]:
+    """The busy-block reader alone on the 100 x 500 data: one joined string per person
+    (what ``read_busy`` uses) beside one row per block, in the same run."""
+    import numpy as np
+    from sqlalchemy import text
+
+    from bench.seed import seed_crowd
+    from server.config import Settings
+    from server.db import Database, migrate
+    from server.services.availability.blocks import read_block_table
+
+    with tempfile.TemporaryDirectory(prefix="tandem-bench-") as work:
+        settings = Settings(data_dir=Path(work), database_url=database_url)
+        db_handle = Database.from_url(settings.resolved_database_url)
+        try:
+            if database_url is not None:  # a database the benchmark may wipe
+                async with db_handle.engine.begin() as conn:
+                    await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+                    await conn.execute(text("CREATE SCHEMA public"))
+            await migrate(db_handle.engine)
+            async with db_handle.session() as db:
+                crowd = await seed_crowd(
+                    db, count=count, blocks_each=busy_each, days=days, zones=ZONES
+                )
+            times: dict[bool, list[float]] = {True: [], False: []}
+            tables = {}
+            async with db_handle.session() as db:
+                for attempt in range(runs + 2):
+                    for joined in (True, False):
+                        began = time.perf_counter()
+                        tables[joined] = await read_block_table(
+                            db, crowd.people, crowd.window_start, crowd.window_end, joined=joined
+                        )
+                        if attempt >= 2:
+                            times[joined].append((time.perf_counter() - began) * 1000)
+        finally:
+            await db_handle.dispose()
+    joined_ms, per_row_ms = statistics.median(times[True]), statistics.median(times[False])
+    return {
+        "case": f"reader {count}x{busy_each}",
+        "database": database,
+        "blocks": len(tables[True]),
+        "joined_median_ms": round(joined_ms, 3),
+        "per_row_median_ms": round(per_row_ms, 3),
+        "speedup": round(per_row_ms / joined_ms, 2),
+        "identical": bool(np.array_equal(tables[True], tables[False])),
+        "runs": runs,
+    }
+
+
+def reader_case(count: int = 100, busy_each: int = 500, days: int = 30, runs: int = 9) -> None:
+    """SQLite, then PostgreSQL when ``TANDEM_BENCH_POSTGRES_URL`` names a database the
+    benchmark may wipe."""
+    rounds: list[tuple[str, str | None]] = [("sqlite", None)]
+    postgres = os.environ.get("TANDEM_BENCH_POSTGRES_URL")
+    if postgres:
+        rounds.append(("postgresql", postgres))
+    for database, url in rounds:
+        figures = asyncio.run(_reader_case(database, url, count, busy_each, days, runs))
+        print(json.dumps(figures), flush=True)
+
+
 def main() -> None:
     if "--graphql-only" in sys.argv[1:]:
         graphql_case()
+        return
+    if "--reader-only" in sys.argv[1:]:
+        reader_case()
         return
     results = {}
     for packed in (False, True):
@@ -288,6 +361,7 @@ def main() -> None:
     }
     print(json.dumps(check), flush=True)
     graphql_case()
+    reader_case()
 
 
 if __name__ == "__main__":

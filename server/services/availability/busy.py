@@ -16,22 +16,19 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from itertools import chain
-from typing import Any
 
 import numpy as np
-from sqlalchemy import bindparam, case
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.models import BusyBlock, CalendarConnection, Meeting, User
-from server.models.base import UTCDateTime, epoch_micros, utcnow
+from server.models import CalendarConnection, Meeting, User
+from server.models.base import utcnow
 from server.models.enums import CalendarStatus
 from server.providers.base import BusyInterval
+from server.services.availability.blocks import KIND_ORDER, read_block_table
 from server.services.availability.booked import meeting_busy
 from server.services.availability.grid import to_us
-from server.services.availability.packed import CODE_OF, KIND_CODES, PackedBusy
+from server.services.availability.packed import CODE_OF, PackedBusy
 from server.services.calendars import coverage, sync
 from server.services.calendars.coverage import Gap
 from server.services.calendars.deps import CalendarDeps
@@ -168,37 +165,6 @@ async def read_busy(
 _EMPTY = PackedBusy.from_codes(
     np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int8)
 )
-_KIND_CASE = {kind: code for code, kind in enumerate(KIND_CODES)}
-_KIND_ORDER = np.array([sorted(KIND_CODES).index(kind) for kind in KIND_CODES], dtype=np.int8)
-"""Rank of each kind code when kinds compare as text, as ``BusyInterval`` ordering does."""
-
-
-@lru_cache(maxsize=64)
-def _blocks_statement(people: int) -> Any:
-    """Busy blocks as four integers each: the person's index in the ids asked about, start
-    and end in epoch microseconds (computed by the database) and the kind's code. No ORM
-    objects and no ``datetime`` per value: reading is the cost that grows with people and
-    blocks. Built once per number of people; the ids and bounds are bound parameters."""
-    user_column = BusyBlock.__table__.c.user_id  # type: ignore[attr-defined]
-    index = case(
-        {bindparam(f"u{i}", type_=user_column.type): i for i in range(people)},
-        value=BusyBlock.user_id,
-    )
-    return (
-        select(
-            index,
-            epoch_micros(BusyBlock.start_at),
-            epoch_micros(BusyBlock.end_at),
-            case(_KIND_CASE, value=BusyBlock.kind),
-        )
-        .where(
-            col(BusyBlock.user_id).in_(bindparam("ids", expanding=True)),
-            col(BusyBlock.start_at) < bindparam("hi", type_=UTCDateTime()),
-            col(BusyBlock.end_at) > bindparam("lo", type_=UTCDateTime()),
-        )
-        # The index's own order (no sort step); each person's blocks come in start order.
-        .order_by(col(BusyBlock.user_id), col(BusyBlock.start_at))
-    )
 
 
 async def _read_blocks(
@@ -209,23 +175,17 @@ async def _read_blocks(
     wide: Sequence[Span],
     moving: Meeting | None,
 ) -> dict[uuid.UUID, PackedBusy]:
-    """Each person's blocks overlapping one of ``wide``, in start order, packed."""
-    params: dict[str, Any] = {f"u{i}": user_id for i, user_id in enumerate(ids)}
-    params.update(ids=list(ids), lo=lo, hi=hi)
-    rows = (await db.exec(_blocks_statement(len(ids)), params=params)).all()
-    if not rows:
+    """Each person's blocks overlapping one of ``wide``, in ``BusyInterval`` order, packed."""
+    table = await read_block_table(db, ids, lo, hi)
+    if not len(table):
         return {}
-    flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=4 * len(rows))
-    table = flat.reshape(len(rows), 4)
     starts, ends = table[:, 1], table[:, 2]
-    keep = np.zeros(len(rows), dtype=bool)
+    keep = np.zeros(len(table), dtype=bool)
     for w_lo, w_hi in wide:
         keep |= (starts < to_us(w_hi)) & (ends > to_us(w_lo))
     if moving is not None:
         keep &= ~((starts == to_us(moving.start_at)) & (ends == to_us(moving.end_at)))
-    table = table[keep]
-    # Rows come grouped by person; a stable sort by index keeps each one's start order.
-    table = table[np.argsort(table[:, 0], kind="stable")]
+    table = table[keep]  # still sorted by person
     bounds = np.searchsorted(table[:, 0], np.arange(len(ids) + 1))
     found: dict[uuid.UUID, PackedBusy] = {}
     for index, user_id in enumerate(ids):
@@ -243,7 +203,7 @@ def _merged(blocks: PackedBusy, extra: Sequence[BusyInterval]) -> PackedBusy:
     ends = np.concatenate([blocks.ends_us, [to_us(i.end) for i in extra]])
     codes = np.concatenate([blocks.kind_codes, [CODE_OF[i.kind] for i in extra]])
     codes = codes.astype(np.int8)
-    order = np.lexsort((_KIND_ORDER[codes], ends, starts))
+    order = np.lexsort((KIND_ORDER[codes], ends, starts))
     return PackedBusy.from_codes(
         starts.astype(np.int64)[order], ends.astype(np.int64)[order], codes[order]
     )
