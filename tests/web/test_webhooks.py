@@ -380,3 +380,22 @@ async def test_google_push_is_synced_at_once_without_a_tick(
         consumer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await consumer
+
+
+async def test_a_read_only_google_calendar_is_polled_without_asking_for_push(
+    svc: AppServices, google: RunningGoogle
+) -> None:
+    """Without calendar.events Google refuses a watch channel: Tandem does not ask."""
+    user = await create_user(svc, "ro-push@example.org")
+    google.state.add_account("ro-push@gmail.test")
+    watches = len(google.state.requests_to("watch"))
+    await connect_google(svc, user, "ro-push@gmail.test", untick=("calendar.events",))
+    assert len(google.state.requests_to("watch")) == watches
+    async with svc.db.session() as db:
+        channels = (
+            await db.exec(select(PushSubscription).where(PushSubscription.user_id == user))
+        ).all()
+        connection = (
+            await db.exec(select(CalendarConnection).where(CalendarConnection.user_id == user))
+        ).one()
+    assert channels == [] and connection.can_write_events is False

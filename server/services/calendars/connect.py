@@ -317,7 +317,9 @@ async def _store(
     )
     await db.commit()
     await sync.sync_users(db, deps, [user.id], budget_seconds=INITIAL_SYNC_BUDGET_SECONDS)
-    if deps.push_enabled:
+    # A read-only grant (Google's granular consent without calendar.events) cannot watch
+    # events: asking would only be refused, so such a calendar is polled.
+    if deps.push_enabled and account.can_write_events:
         await push.open_channel(
             db, deps, user.id, provider_name, account.credentials, connection_id=connection.id
         )
