@@ -447,6 +447,11 @@ def _occurrences(day: date, minute: int, step: int, zone: ZoneInfo) -> list[_Int
     """The UTC intervals during which ``zone``'s clock shows ``[minute, minute + step)``
     of ``day``: none in a DST gap, two in a repeated hour, else one."""
     wall = datetime.combine(day, time()) + timedelta(minutes=minute)
+    first = wall.replace(tzinfo=zone)
+    if first.utcoffset() == first.replace(fold=1).utcoffset():
+        # Neither repeated nor skipped (PEP 495: fold matters only then): one interval.
+        instant = first.astimezone(UTC)
+        return [(instant, instant + timedelta(minutes=step))]
     found: list[_Interval] = []
     for fold in (0, 1):
         instant = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
