@@ -10,13 +10,15 @@ after the other in the same run against the same process:
 - ``healthz``: ``GET /healthz``, the yardstick;
 - ``availability``: the pair ``availability`` query over the 14 days (30-minute meetings,
   15-minute step) asking for every slot field, with an API token;
+- ``availability_compact``: the same question asking for the same answer in the compact
+  shape (``compact { userIds busy unknown slots }``: rows of plain values);
 - ``empty_reason``: the same question asking only for ``emptyReason``;
 - ``week_page``: the pair's week page with a session cookie.
 
 Each line: ``name``, ``requests_per_s``, ``p50_ms``, ``p99_ms``, ``ratio_p99_to_healthz``,
 ``non_2xx`` and ``errors``; then a ``check`` line with the peak RSS of the serve process
-(``VmHWM``) and whether the goals are met: availability and week page at least 100
-requests/s with p99 at most 10x the healthz p99, peak RSS at most 250 MB.
+(``VmHWM``) and whether the goals are met: availability (either shape) and week page at
+least 100 requests/s with p99 at most 10x the healthz p99, peak RSS at most 250 MB.
 """
 
 from __future__ import annotations
@@ -51,6 +53,15 @@ AVAILABILITY = """query Pair($input: AvailabilityInput!) {
     busy { userId start end kind }
     unknown { userId start end reason }
     slots { start end freeUserIds busyUserIds unknownUserIds reason }
+  }
+}"""
+
+AVAILABILITY_COMPACT = """query Pair($input: AvailabilityInput!) {
+  availability(input: $input) {
+    emptyReason
+    notes
+    participants { optional calendarStatus lastSyncedAt user { id name timeZone } }
+    compact { userIds busy unknown slots }
   }
 }"""
 
@@ -186,6 +197,13 @@ def _check_answers(base: str, pair: SeededPair, targets: dict[str, dict[str, Any
             busy = len(answer["data"]["availability"]["busy"])
             if not slots or not busy:
                 raise RuntimeError("the availability answer has no slots or no busy blocks")
+        if name == "availability_compact":
+            answer = response.json()
+            if answer.get("errors"):
+                raise RuntimeError(f"the compact answer has errors: {answer['errors']}")
+            compact = answer["data"]["availability"]["compact"]
+            if len(compact["slots"]) != slots or not compact["busy"]:
+                raise RuntimeError("the compact answer does not match the full one")
         if name == "week_page" and "schedule" not in response.text:
             raise RuntimeError("the week page does not look like the schedule page")
     return slots
@@ -257,6 +275,14 @@ def run_round(
                     "headers": graphql_headers,
                     "body": json.dumps({"query": AVAILABILITY, "variables": variables}).encode(),
                 },
+                "availability_compact": {
+                    "method": "POST",
+                    "path": "/graphql",
+                    "headers": graphql_headers,
+                    "body": json.dumps(
+                        {"query": AVAILABILITY_COMPACT, "variables": variables}
+                    ).encode(),
+                },
                 "empty_reason": {
                     "method": "POST",
                     "path": "/graphql",
@@ -291,7 +317,7 @@ def run_round(
                     "non_2xx": figures["non_2xx"],
                     "errors": figures["errors"],
                 }
-                if name == "availability":
+                if name in ("availability", "availability_compact"):
                     line["slots"] = slots
                 print(json.dumps(line), flush=True)
                 lines.append(line)
@@ -321,6 +347,7 @@ def run_round(
         "peak_rss_mb": rss,
         "peak_rss_met": rss <= GOAL_RSS_MB,
         "availability_met": met("availability"),
+        "availability_compact_met": met("availability_compact"),
         "empty_reason_met": met("empty_reason"),
         "week_page_met": met("week_page"),
     }

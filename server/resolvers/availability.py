@@ -8,6 +8,7 @@ from datetime import UTC
 import strawberry
 from graphql import GraphQLError
 
+from server.resolvers.availability_compact import compact
 from server.schema.availability import (
     Availability,
     AvailabilityInput,
@@ -117,6 +118,7 @@ async def availability(
         build_busy=busy,
         build_slots=slots,
         build_unknown=unknown,
+        build_compact=lambda: compact(answer),
         empty_reason=answer.result.empty_reason,
         notes=answer.notes,
     )

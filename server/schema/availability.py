@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import Enum
 
 import strawberry
+from strawberry.scalars import JSON
 
 from server.schema.users import CalendarStatus, User
 
@@ -70,6 +71,59 @@ class AvailabilitySlot:
     reason: str
 
 
+def _compact_slots(root: CompactAvailability) -> JSON:
+    return root.build_slots()
+
+
+def _compact_busy(root: CompactAvailability) -> JSON:
+    return root.build_busy()
+
+
+def _compact_unknown(root: CompactAvailability) -> JSON:
+    return root.build_unknown()
+
+
+@strawberry.type(
+    description=(
+        "The same answer as `slots`, `busy` and `unknown`, as rows of plain values for "
+        "clients that ask about long windows or many people: one JSON value per list "
+        "instead of one object per slot. People are positions in `userIds`; times are "
+        "ISO 8601 in UTC, as in the other fields."
+    )
+)
+class CompactAvailability:
+    user_ids: list[strawberry.ID] = strawberry.field(
+        description="Everyone asked about, required then optional, in the order asked."
+    )
+    slots: JSON = strawberry.field(
+        resolver=_compact_slots,
+        description=(
+            "One array per slot, in the order of `slots`: [start, end, free, busy, unknown, "
+            "reason], where free, busy and unknown are arrays of positions in `userIds`."
+        ),
+    )
+    busy: JSON = strawberry.field(
+        resolver=_compact_busy,
+        description=(
+            "One array per busy block, in the order of `busy`: [position, start, end, kind], "
+            'kind as in `BusyKind` (e.g. "TENTATIVE").'
+        ),
+    )
+    unknown: JSON = strawberry.field(
+        resolver=_compact_unknown,
+        description=(
+            "One array per unknown time, in the order of `unknown`: [position, start, end, reason]."
+        ),
+    )
+    build_slots: strawberry.Private[Callable[[], JSON]]
+    build_busy: strawberry.Private[Callable[[], JSON]]
+    build_unknown: strawberry.Private[Callable[[], JSON]]
+
+
+def _compact(root: Availability) -> CompactAvailability:
+    return root.build_compact()
+
+
 def _busy(root: Availability) -> list[BusyBlock]:
     return root.build_busy()
 
@@ -98,6 +152,11 @@ class Availability:
         resolver=_unknown,
         description="Times in the window each person's calendar could not be read.",
     )
+    compact: CompactAvailability = strawberry.field(
+        resolver=_compact,
+        description="`slots`, `busy` and `unknown` as compact rows (large answers).",
+    )
     build_busy: strawberry.Private[Callable[[], list[BusyBlock]]]
     build_slots: strawberry.Private[Callable[[], list[AvailabilitySlot]]]
     build_unknown: strawberry.Private[Callable[[], list[UnknownTime]]]
+    build_compact: strawberry.Private[Callable[[], CompactAvailability]]

@@ -196,9 +196,7 @@ class RequestGuard:
             else:
                 raw = _cookie(headers, self.cookie_name)
                 if raw:
-                    user_session = await sessions.load_session(db, raw)
-                    if user_session is not None:
-                        viewer = await sessions.viewer_for(db, user_session)
+                    user_session, viewer = await sessions.signed_in(db, raw)
         state["viewer"] = viewer
         state["user_session"] = user_session
         state["bearer"] = bearer is not None

@@ -192,6 +192,7 @@ query L($input: AvailabilityInput!) {
     busy { start }
     slots { start freeUserIds }
     unknown { start }
+    compact { slots busy }
   }
 }"""
 EMPTY_ONLY = """
@@ -223,6 +224,7 @@ async def test_slot_and_busy_leaves_are_refused_to_anonymous_callers_and_strange
     assert stranger["errors"][0]["message"] == "Participant not found."
     mine = await gql(client, LEAVES, variables, token=await token_for(services, p["mentor"]))
     assert mine["data"]["availability"]["slots"]
+    assert mine["data"]["availability"]["compact"]["slots"]
 
 
 async def test_empty_reason_alone_matches_the_full_answer(
@@ -301,3 +303,72 @@ async def test_calendar_mutations(
         "calendar": {"status": "NOT_CONNECTED"},
         "errors": [],
     }
+
+
+COMPACT = """
+query A($input: AvailabilityInput!) {
+  availability(input: $input) {
+    participants { user { id } }
+    busy { userId start end kind }
+    unknown { userId start end reason }
+    slots { start end freeUserIds busyUserIds unknownUserIds reason }
+    compact { userIds slots busy unknown }
+  }
+}"""
+
+
+async def test_compact_rows_carry_the_same_answer_as_the_objects(
+    client: httpx.AsyncClient, services: AppServices
+) -> None:
+    p = await _pair(services, connected=(True, False))
+    day = monday()
+    async with services.db.session() as db:
+        for hour, kind in ((9, BusyKind.TENTATIVE), (13, BusyKind.OUT_OF_OFFICE)):
+            db.add(
+                BusyBlock(
+                    user_id=p["mentor"],
+                    start_at=day + timedelta(hours=hour),
+                    end_at=day + timedelta(hours=hour + 1),
+                    kind=kind,
+                )
+            )
+        await db.commit()
+    token = await token_for(services, p["mentor"])
+    variables = {
+        "input": {
+            "participantIds": [str(p["mentee"]), str(p["mentor"])],
+            "start": (day + timedelta(hours=8)).isoformat(),
+            "end": (day + timedelta(hours=15)).isoformat(),
+            "durationMinutes": 60,
+            "stepMinutes": 30,
+            "programId": str(p["program"]),
+        }
+    }
+    answer = (await gql(client, COMPACT, variables, token=token))["data"]["availability"]
+    compact = answer["compact"]
+    people = compact["userIds"]
+    assert people == [str(p["mentee"]), str(p["mentor"])]  # the order asked
+    assert compact["busy"] == [
+        [people.index(b["userId"]), b["start"], b["end"], b["kind"]] for b in answer["busy"]
+    ]
+    assert [row[3] for row in compact["busy"]] == ["TENTATIVE", "OUT_OF_OFFICE"]
+    assert compact["unknown"] == [
+        [people.index(u["userId"]), u["start"], u["end"], u["reason"]] for u in answer["unknown"]
+    ]
+
+    def positions(ids: list[str]) -> list[int]:
+        return [people.index(i) for i in ids]
+
+    assert compact["slots"] == [
+        [
+            s["start"],
+            s["end"],
+            positions(s["freeUserIds"]),
+            positions(s["busyUserIds"]),
+            positions(s["unknownUserIds"]),
+            s["reason"],
+        ]
+        for s in answer["slots"]
+    ]
+    assert compact["slots"] and all(row[4] == [0] for row in compact["slots"])  # Kim: unknown
+    assert compact["slots"][0][0] == (day + timedelta(hours=8)).isoformat()

@@ -211,9 +211,10 @@ async def find_availability(
     if set(ids) - visible:
         raise NotFound("participant", field="participantIds")
     if request.program_id is not None:
-        if not await access.can_see_program(db, viewer, request.program_id):
+        visible_settings = await programs.settings_if_visible(db, viewer, request.program_id)
+        if visible_settings is None:
             raise NotFound("program", field="programId")
-        settings = await programs.settings_for(db, request.program_id)
+        settings = visible_settings
     else:
         settings = await programs.settings_for_user(db, viewer.id)
     rules = Rules(

@@ -225,13 +225,15 @@ def build_week(
 
     rows: list[Row] = []
     closed_rows: list[bool] = []  # nobody may meet at this time on any day
+    headings = [_day_heading(day) for day in days]  # once per day, not once per cell
     for minute in range(0, 24 * 60, step):
         cells: list[Cell] = []
         starts: list[datetime] = []
         closed = True
-        for day in days:
+        clock = _clock(minute)
+        for day, heading in zip(days, headings, strict=True):
             occurrences = _occurrences(day, minute, step, zone)
-            when = f"{_day_heading(day)} {_clock(minute)}"
+            when = f"{heading} {clock}"
             outside = checker.outside(occurrences)
             if occurrences and not _closed(outside, people):
                 closed = False
@@ -251,7 +253,7 @@ def build_week(
                     zone=zone,
                 )
             )
-        rows.append(Row(_clock(minute), tuple(cells), _partner_clock(partner, starts)))
+        rows.append(Row(clock, tuple(cells), _partner_clock(partner, starts)))
         closed_rows.append(closed)
     open_at = [i for i, closed in enumerate(closed_rows) if not closed]
     if open_at:
@@ -340,7 +342,8 @@ def _partner_clock(partner: Person | None, starts: Sequence[datetime]) -> str:
     zone = ZoneInfo(partner.time_zone)
     seen: list[str] = []
     for start in starts:
-        clock = start.astimezone(zone).strftime("%H:%M")
+        local = start.astimezone(zone)
+        clock = f"{local.hour:02d}:{local.minute:02d}"  # as %H:%M, without strftime's cost
         if clock not in seen:
             seen.append(clock)
     return "/".join(seen)
@@ -444,6 +447,11 @@ def _occurrences(day: date, minute: int, step: int, zone: ZoneInfo) -> list[_Int
     """The UTC intervals during which ``zone``'s clock shows ``[minute, minute + step)``
     of ``day``: none in a DST gap, two in a repeated hour, else one."""
     wall = datetime.combine(day, time()) + timedelta(minutes=minute)
+    first = wall.replace(tzinfo=zone)
+    if first.utcoffset() == first.replace(fold=1).utcoffset():
+        # Neither repeated nor skipped (PEP 495: fold matters only then): one interval.
+        instant = first.astimezone(UTC)
+        return [(instant, instant + timedelta(minutes=step))]
     found: list[_Interval] = []
     for fold in (0, 1):
         instant = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, exists, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -140,11 +140,31 @@ async def can_act_for(session: AsyncSession, admin: User, target: User) -> bool:
 async def can_see_connection(
     session: AsyncSession, viewer: User, connection: MentoringConnection
 ) -> bool:
-    if await is_program_admin(session, viewer, connection.program_id):
+    """Members of the connection and admins of its program (global admins: any)."""
+    if viewer.is_global_admin:
         return True
     result = await session.exec(
-        select(ConnectionMember.id).where(
-            ConnectionMember.connection_id == connection.id, ConnectionMember.user_id == viewer.id
-        )
+        _MEMBER_OR_PROGRAM_ADMIN,
+        params={
+            "user_id": viewer.id,
+            "connection_id": connection.id,
+            "program_id": connection.program_id,
+        },
     )
-    return result.first() is not None
+    return bool(result.first())
+
+
+_MEMBER_OR_PROGRAM_ADMIN = select(
+    or_(
+        exists().where(
+            col(ConnectionMember.connection_id) == bindparam("connection_id"),
+            col(ConnectionMember.user_id) == bindparam("user_id"),
+        ),
+        exists().where(
+            col(ProgramMembership.program_id) == bindparam("program_id"),
+            col(ProgramMembership.user_id) == bindparam("user_id"),
+            col(ProgramMembership.role) == ProgramRole.ADMIN,
+        ),
+    )
+)
+"""One query for the two ways to see a connection (asked on every schedule page)."""

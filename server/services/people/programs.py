@@ -11,7 +11,9 @@ import uuid
 from dataclasses import dataclass, fields
 from typing import Any
 
+from sqlalchemy import bindparam, exists
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -93,21 +95,73 @@ async def organization(session: AsyncSession) -> Organization:
     return org
 
 
+_ORGANIZATION_FIRST = (
+    select(Organization).order_by(col(Organization.created_at)).limit(1).subquery()
+)
+_ORGANIZATION = aliased(Organization, _ORGANIZATION_FIRST)
+_FIRST_PROGRAM_OF_USER = (
+    select(ProgramMembership.program_id)
+    .where(ProgramMembership.user_id == bindparam("user_id"))
+    .order_by(col(ProgramMembership.created_at))
+    .limit(1)
+    .scalar_subquery()
+)
+# The organization row with one program beside it (or none), in one query: settings are
+# asked on every availability question, and each query costs a round trip.
+_SETTINGS_FOR_PROGRAM = select(_ORGANIZATION, Program).outerjoin(
+    Program, col(Program.id) == bindparam("program_id")
+)
+_SETTINGS_FOR_USER = select(_ORGANIZATION, Program).outerjoin(
+    Program, col(Program.id) == _FIRST_PROGRAM_OF_USER
+)
+
+
+async def _resolved(session: AsyncSession, query: Any, params: dict[str, Any]) -> ProgramSettings:
+    row = (await session.exec(query, params=params)).first()
+    if row is None:  # no organization yet: create it, then ask again
+        await organization(session)
+        row = (await session.exec(query, params=params)).first()
+        assert row is not None
+    org, program = row
+    return resolve_settings(org, program)
+
+
 async def settings_for(session: AsyncSession, program_id: uuid.UUID | None) -> ProgramSettings:
-    program = await session.get(Program, program_id) if program_id else None
-    return resolve_settings(await organization(session), program)
+    """The program's settings over the organization's (the organization's alone when
+    ``program_id`` is None or names no program)."""
+    return await _resolved(session, _SETTINGS_FOR_PROGRAM, {"program_id": program_id})
+
+
+_MEMBER_OF_PROGRAM = exists().where(
+    col(ProgramMembership.program_id) == bindparam("program_id"),
+    col(ProgramMembership.user_id) == bindparam("user_id"),
+)
+_SETTINGS_IF_MEMBER = select(_ORGANIZATION, Program, _MEMBER_OF_PROGRAM.label("member")).outerjoin(
+    Program, col(Program.id) == bindparam("program_id")
+)
+
+
+async def settings_if_visible(
+    session: AsyncSession, viewer: User, program_id: uuid.UUID
+) -> ProgramSettings | None:
+    """``settings_for`` the program, or None when the viewer may not see it (the rule of
+    ``access.can_see_program``), in one query instead of two."""
+    if viewer.is_global_admin:
+        return await settings_for(session, program_id)
+    params = {"program_id": program_id, "user_id": viewer.id}
+    row = (await session.exec(_SETTINGS_IF_MEMBER, params=params)).first()
+    if row is not None and not row[2]:
+        return None
+    if row is None:  # no organization row yet
+        if not await access.can_see_program(session, viewer, program_id):
+            return None
+        return await settings_for(session, program_id)
+    return resolve_settings(row[0], row[1])
 
 
 async def settings_for_user(session: AsyncSession, user_id: uuid.UUID) -> ProgramSettings:
     """The settings of the user's first program (by join date), else the organization's."""
-    result = await session.exec(
-        select(Program)
-        .join(ProgramMembership, col(ProgramMembership.program_id) == col(Program.id))
-        .where(ProgramMembership.user_id == user_id)
-        .order_by(col(ProgramMembership.created_at))
-        .limit(1)
-    )
-    return resolve_settings(await organization(session), result.first())
+    return await _resolved(session, _SETTINGS_FOR_USER, {"user_id": user_id})
 
 
 async def get_visible_program(

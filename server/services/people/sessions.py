@@ -12,12 +12,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete, exists
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.models import User, UserSession
+from server.models import ProgramMembership, User, UserSession
 from server.models.base import utcnow
+from server.models.enums import ProgramRole
 from server.services import audit
 from server.services.errors import NotFound, PermissionDenied, ValidationFailed
 from server.services.people import access
@@ -82,22 +83,63 @@ async def start_session(
     return raw, row
 
 
-async def load_session(session: AsyncSession, raw: str) -> UserSession | None:
-    result = await session.exec(
-        select(UserSession).where(UserSession.token_hash == token_hash(raw))
+_ADMINISTERS_SOMETHING = (
+    exists()
+    .where(
+        col(ProgramMembership.user_id) == col(UserSession.user_id),
+        col(ProgramMembership.role) == ProgramRole.ADMIN,
     )
-    row = result.first()
-    if row is None:
+    .correlate(UserSession)
+)
+# The session, its user and whether they administer a program, in one query: every
+# signed-in request asks for all three.
+_SESSION_WITH_ACTOR = (
+    select(UserSession, User, _ADMINISTERS_SOMETHING.label("administers"))
+    .outerjoin(User, col(User.id) == col(UserSession.user_id))
+    .where(UserSession.token_hash == bindparam("token_hash"))
+)
+
+
+async def _load(session: AsyncSession, raw: str) -> tuple[UserSession, User | None, bool] | None:
+    found = (
+        await session.exec(_SESSION_WITH_ACTOR, params={"token_hash": token_hash(raw)})
+    ).first()
+    if found is None:
         return None
+    row, user, administers = found
     if row.expires_at <= utcnow():
         await session.delete(row)
         await session.commit()
         return None
-    return row
+    return row, user, bool(administers)
 
 
-async def viewer_for(session: AsyncSession, row: UserSession) -> Viewer | None:
-    actor = await session.get(User, row.user_id)
+async def load_session(session: AsyncSession, raw: str) -> UserSession | None:
+    loaded = await _load(session, raw)
+    return loaded[0] if loaded else None
+
+
+async def signed_in(session: AsyncSession, raw: str) -> tuple[UserSession | None, Viewer | None]:
+    """The session of a cookie's token and who it signs in (one query when nobody acts on
+    behalf of anyone); ``(None, None)`` for an unknown or expired token."""
+    loaded = await _load(session, raw)
+    if loaded is None:
+        return None, None
+    row, user, administers = loaded
+    return row, await viewer_for(session, row, actor=user, actor_is_admin=administers)
+
+
+async def viewer_for(
+    session: AsyncSession,
+    row: UserSession,
+    *,
+    actor: User | None = None,
+    actor_is_admin: bool | None = None,
+) -> Viewer | None:
+    """``actor`` (the session's user) and ``actor_is_admin`` when already read (see
+    ``signed_in``), else asked here."""
+    if actor is None:
+        actor = await session.get(User, row.user_id)
     if actor is None or not actor.is_active:
         return None
     user = actor
@@ -118,7 +160,9 @@ async def viewer_for(session: AsyncSession, row: UserSession) -> Viewer | None:
             await session.commit()
         else:
             user = target
-    is_admin = actor.is_global_admin or bool(await access.admin_program_ids(session, actor))
+    if actor_is_admin is None:
+        actor_is_admin = bool(await access.admin_program_ids(session, actor))
+    is_admin = actor.is_global_admin or actor_is_admin
     return Viewer(
         user=user,
         actor=actor,

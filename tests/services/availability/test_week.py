@@ -394,3 +394,37 @@ def test_no_partner_clock_when_everyone_shares_my_zone() -> None:
     )
     assert week.partner is None and {r.partner_time for r in week.rows} == {""}
     assert not any(isinstance(b, Band) for b in week.blocks)
+
+
+@pytest.mark.parametrize(
+    ("zone_name", "day", "skipped", "repeated"),
+    [
+        ("Europe/Paris", date(2026, 3, 29), 4, 0),  # 02:00-03:00 does not exist
+        ("Europe/Paris", date(2026, 10, 25), 0, 4),  # 02:00-03:00 happens twice
+        ("America/New_York", date(2026, 11, 1), 0, 4),
+        ("Australia/Lord_Howe", date(2026, 4, 5), 0, 2),  # a half-hour change
+        ("Australia/Lord_Howe", date(2026, 10, 4), 2, 0),
+        ("Asia/Kolkata", date(2026, 3, 29), 0, 0),
+    ],
+)
+def test_each_wall_time_maps_to_the_instants_that_show_it(
+    zone_name: str, day: date, skipped: int, repeated: int
+) -> None:
+    """The shortcut for ordinary wall times (one interval) agrees with the rule: every
+    returned instant shows that wall time, repeated times give two, skipped ones none."""
+    from zoneinfo import ZoneInfo
+
+    from server.services.availability.week import _occurrences
+
+    zone = ZoneInfo(zone_name)
+    counts = {0: 0, 1: 0, 2: 0}
+    for minute in range(0, 24 * 60, 15):
+        wall = datetime.combine(day, datetime.min.time()) + timedelta(minutes=minute)
+        found = _occurrences(day, minute, 15, zone)
+        counts[len(found)] += 1
+        assert found == sorted(found)
+        for start, end in found:
+            assert start.tzinfo is UTC and end - start == timedelta(minutes=15)
+            assert start.astimezone(zone).replace(tzinfo=None) == wall
+    assert (counts[0], counts[2]) == (skipped, repeated)
+    assert counts[1] == 96 - skipped - repeated

@@ -1,0 +1,53 @@
+"""Rows of plain values for ``Availability.compact``: the same answer as ``slots``,
+``busy`` and ``unknown``, built without one GraphQL object per item (graphql-core
+completes each field of each object separately, which dominated large answers)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from server.schema.availability import CompactAvailability
+from server.services.availability.query import AvailabilityAnswer
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def compact(answer: AvailabilityAnswer) -> CompactAvailability:
+    """Positions follow ``answer.participants`` (required then optional, as asked)."""
+    people = [p.user.id for p in answer.participants]
+    position: dict[uuid.UUID, int] = {user_id: i for i, user_id in enumerate(people)}
+
+    def slots() -> JSON:
+        rows = [
+            [
+                _iso(s.start),
+                _iso(s.end),
+                [position[u] for u in s.free],
+                [position[u] for u in s.busy],
+                [position[u] for u in s.unknown],
+                s.reason,
+            ]
+            for s in answer.result.slots
+        ]
+        return JSON(rows)
+
+    def busy() -> JSON:
+        rows = [[position[b.user_id], _iso(b.start), _iso(b.end), b.kind.name] for b in answer.busy]
+        return JSON(rows)
+
+    def unknown() -> JSON:
+        rows = [[position[u.user_id], _iso(u.start), _iso(u.end), u.why] for u in answer.unknown]
+        return JSON(rows)
+
+    return CompactAvailability(
+        user_ids=[strawberry.ID(str(user_id)) for user_id in people],
+        build_slots=slots,
+        build_busy=busy,
+        build_unknown=unknown,
+    )

@@ -1,0 +1,156 @@
+"""The one-query forms of settings, sessions and connection visibility answer exactly as
+the rules they replace (``resolve_settings`` over the organization's row, the
+``access`` rules), in one query each, on both databases."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from sqlalchemy import event
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.models import MentoringConnection, Program, UserSession
+from server.models.base import utcnow
+from server.models.enums import ConnectionKind, ProgramRole
+from server.services.people import access, accounts, mentoring, programs, sessions
+from server.wiring import AppServices
+from tests.conftest import create_user
+
+
+@contextmanager
+def counted(services: AppServices) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    engine = services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def _world(services: AppServices) -> dict[str, uuid.UUID]:
+    """Two programs (one with its own hours), a pair in the first, an admin of each."""
+    ids = {
+        name: await create_user(services, name=name.title(), global_admin=name == "root")
+        for name in ("root", "mentor", "mentee", "admin", "other_admin", "stranger")
+    }
+    async with services.db.session() as db:
+        root = await accounts.get_user(db, ids["root"])
+        first = await programs.create_program(db, root, f"First {uuid.uuid4().hex[:4]}")
+        second = await programs.create_program(db, root, f"Second {uuid.uuid4().hex[:4]}")
+        await db.flush()
+        row = await db.get(Program, first.id)
+        assert row is not None
+        row.earliest_hour, row.buffer_minutes, row.allow_weekends = 10, 15, True
+        await programs.add_member(db, root, first.id, ids["mentor"], ProgramRole.MENTOR)
+        await programs.add_member(db, root, first.id, ids["mentee"], ProgramRole.MENTEE)
+        await programs.add_member(db, root, second.id, ids["mentor"], ProgramRole.MENTOR)
+        await programs.add_member(db, root, first.id, ids["admin"], ProgramRole.ADMIN)
+        await programs.add_member(db, root, second.id, ids["other_admin"], ProgramRole.ADMIN)
+        pair = await mentoring.create_connection(
+            db,
+            root,
+            program_id=first.id,
+            member_ids=[ids["mentor"], ids["mentee"]],
+            kind=ConnectionKind.PAIR,
+            name=None,
+        )
+        await db.commit()
+    return {**ids, "first": first.id, "second": second.id, "pair": pair.id}
+
+
+async def _expected(db: AsyncSession, program_id: uuid.UUID | None) -> programs.ProgramSettings:
+    program = await db.get(Program, program_id) if program_id else None
+    return programs.resolve_settings(await programs.organization(db), program)
+
+
+async def test_settings_in_one_query_match_the_program_over_the_organization(
+    services: AppServices,
+) -> None:
+    w = await _world(services)
+    async with services.db.session() as db:
+        first, org_only = await _expected(db, w["first"]), await _expected(db, None)
+        assert (first.earliest_hour, first.buffer_minutes, first.allow_weekends) == (10, 15, True)
+        assert first != org_only
+        mentor = await accounts.get_user(db, w["mentor"])
+        stranger = await accounts.get_user(db, w["stranger"])
+        root = await accounts.get_user(db, w["root"])
+        with counted(services) as statements:
+            assert await programs.settings_for(db, w["first"]) == first
+            assert await programs.settings_for(db, None) == org_only
+            assert await programs.settings_for(db, uuid.uuid4()) == org_only
+            # The mentor joined the first program first.
+            assert await programs.settings_for_user(db, w["mentor"]) == first
+            assert await programs.settings_for_user(db, w["stranger"]) == org_only
+            assert await programs.settings_if_visible(db, mentor, w["first"]) == first
+            assert await programs.settings_if_visible(db, stranger, w["first"]) is None
+        assert len(statements) == 7  # one each
+        assert await programs.settings_if_visible(db, root, w["first"]) == first
+        assert await programs.settings_if_visible(db, mentor, w["second"]) == await _expected(
+            db, w["second"]
+        )
+        assert await programs.settings_if_visible(db, mentor, uuid.uuid4()) is None
+
+
+async def test_a_session_its_user_and_the_admin_flag_in_one_query(services: AppServices) -> None:
+    w = await _world(services)
+    raws: dict[str, str] = {}
+    async with services.db.session() as db:
+        for name in ("mentor", "admin", "root"):
+            user = await accounts.get_user(db, w[name])
+            raws[name], _row = await sessions.start_session(db, user, lifetime=timedelta(hours=1))
+        expired_user = await accounts.get_user(db, w["mentee"])
+        raws["expired"], expired = await sessions.start_session(
+            db, expired_user, lifetime=timedelta(hours=1)
+        )
+        expired.expires_at = utcnow() - timedelta(minutes=1)
+        await db.commit()
+    for name, is_admin in (("mentor", False), ("admin", True), ("root", True)):
+        async with services.db.session() as db:
+            with counted(services) as statements:
+                row, viewer = await sessions.signed_in(db, raws[name])
+            assert len(statements) == 1
+            assert row is not None and viewer is not None
+            assert viewer.user.id == viewer.actor.id == w[name] == row.user_id
+            assert viewer.actor_is_admin is is_admin
+            assert viewer.session_id == row.id
+            # The same as the two-step form.
+            again = await sessions.load_session(db, raws[name])
+            assert again is not None
+            assert await sessions.viewer_for(db, again) == viewer
+    async with services.db.session() as db:
+        assert await sessions.signed_in(db, "not-a-token") == (None, None)
+        assert await sessions.signed_in(db, raws["expired"]) == (None, None)
+        left = await db.exec(select(UserSession).where(UserSession.user_id == w["mentee"]))
+        assert left.first() is None  # the expired row is gone
+
+
+async def test_who_may_see_a_connection_in_one_query(services: AppServices) -> None:
+    w = await _world(services)
+    async with services.db.session() as db:
+        connection = await db.get(MentoringConnection, w["pair"])
+        assert connection is not None
+        seen: dict[str, bool] = {}
+        with counted(services) as statements:
+            for name in ("mentor", "mentee", "admin", "other_admin", "stranger"):
+                user = await accounts.get_user(db, w[name])
+                before = len(statements)
+                seen[name] = await access.can_see_connection(db, user, connection)
+                assert len(statements) == before + 1
+        assert seen == {
+            "mentor": True,
+            "mentee": True,
+            "admin": True,
+            "other_admin": False,
+            "stranger": False,
+        }
+        root = await accounts.get_user(db, w["root"])
+        assert await access.can_see_connection(db, root, connection)
