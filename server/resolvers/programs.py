@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import strawberry
 
 from server.models.enums import ConnectionKind, ProgramRole, ProviderName
@@ -179,24 +183,24 @@ async def set_user_active(
 async def add_connection_member(
     info: strawberry.Info[Context, None], input: ConnectionMemberInput
 ) -> ConnectionMemberPayload:
-    async def action() -> MentoringConnection:
-        row = await mentoring.add_connection_member(
-            info.context.db,
-            _viewer(info),
-            parse_id(input.connection_id, "connection", "connectionId"),
-            parse_id(input.user_id, "user", "userId"),
-        )
-        return MentoringConnection.from_row(row)
-
-    result, errors = await run_mutation(info, action)
-    return ConnectionMemberPayload(connection=result, errors=errors)
+    return await _change_members(info, input, mentoring.add_connection_member)
 
 
 async def remove_connection_member(
     info: strawberry.Info[Context, None], input: ConnectionMemberInput
 ) -> ConnectionMemberPayload:
+    return await _change_members(info, input, mentoring.remove_connection_member)
+
+
+async def _change_members(
+    info: strawberry.Info[Context, None],
+    input: ConnectionMemberInput,
+    change: Callable[[Any, Viewer, uuid.UUID, uuid.UUID], Awaitable[Any]],
+) -> ConnectionMemberPayload:
+    """Adding and removing a member differ only in the service rule they call."""
+
     async def action() -> MentoringConnection:
-        row = await mentoring.remove_connection_member(
+        row = await change(
             info.context.db,
             _viewer(info),
             parse_id(input.connection_id, "connection", "connectionId"),
