@@ -89,6 +89,24 @@ MAYA = _user("Maya", NEW_YORK)
 NOV_11 = date(2024, 11, 11)  # a Monday, no clock change in either zone that week
 
 
+def _ana_week(
+    answer: AvailabilityAnswer,
+    *,
+    first_day: date = NOV_11,
+    duration: int = 30,
+    now: datetime = LONG_AGO,
+) -> WeekView:
+    """The grid as Ana sees it from Paris, the viewer most of these tests take."""
+    return build_week(
+        answer,
+        viewer_id=ANA.id,
+        viewer_zone=PARIS,
+        first_day=first_day,
+        duration_minutes=duration,
+        now=now,
+    )
+
+
 def test_monday_of_and_step() -> None:
     assert monday_of(date(2024, 11, 17)) == NOV_11
     assert monday_of(NOV_11) == NOV_11
@@ -100,14 +118,7 @@ def test_viewer_week_with_partner_in_another_zone() -> None:
     # Maya is busy Tue 10:00-11:00 in New York, which is 16:00-17:00 in Paris.
     maya_busy = [(_utc("2024-11-12T15:00"), _utc("2024-11-12T16:00"))]
     answer = _answer([(ANA, []), (MAYA, maya_busy)], Rules(), NOV_11, PARIS)
-    week = build_week(
-        answer,
-        viewer_id=ANA.id,
-        viewer_zone=PARIS,
-        first_day=NOV_11,
-        duration_minutes=30,
-        now=LONG_AGO,
-    )
+    week = _ana_week(answer)
 
     assert [d.heading for d in week.days] == [
         "Mon 11 Nov",
@@ -181,14 +192,7 @@ def test_viewer_busy_is_named_you() -> None:
     ana_busy = [(_utc("2024-11-13T14:00"), _utc("2024-11-13T15:00"))]
     maya_busy = [(_utc("2024-11-13T14:30"), _utc("2024-11-13T15:00"))]
     answer = _answer([(ANA, ana_busy), (MAYA, maya_busy)], Rules(), NOV_11, PARIS)
-    week = build_week(
-        answer,
-        viewer_id=ANA.id,
-        viewer_zone=PARIS,
-        first_day=NOV_11,
-        duration_minutes=30,
-        now=LONG_AGO,
-    )
+    week = _ana_week(answer)
     assert _cell(week, 2, "15:00")[:2] == (CellState.UNAVAILABLE, "you are busy")
     assert _cell(week, 2, "15:30")[:2] == (CellState.UNAVAILABLE, "you and Maya are busy")
 
@@ -196,14 +200,7 @@ def test_viewer_busy_is_named_you() -> None:
 @pytest.mark.parametrize("weekends", [False, True])
 def test_weekend_shading_follows_the_rule(weekends: bool) -> None:
     answer = _answer([(ANA, []), (MAYA, [])], Rules(allow_weekends=weekends), NOV_11, PARIS)
-    week = build_week(
-        answer,
-        viewer_id=ANA.id,
-        viewer_zone=PARIS,
-        first_day=NOV_11,
-        duration_minutes=30,
-        now=LONG_AGO,
-    )
+    week = _ana_week(answer)
     saturday = [row.cells[5].state for row in week.rows]
     sunday_detail = _cell(week, 6, "15:00")[1]
     if weekends:
@@ -216,14 +213,7 @@ def test_weekend_shading_follows_the_rule(weekends: bool) -> None:
 
 def test_unknown_partner_is_never_painted_busy_and_slots_stay_bookable() -> None:
     answer = _answer([(ANA, []), (MAYA, None)], Rules(), NOV_11, PARIS)
-    week = build_week(
-        answer,
-        viewer_id=ANA.id,
-        viewer_zone=PARIS,
-        first_day=NOV_11,
-        duration_minutes=30,
-        now=LONG_AGO,
-    )
+    week = _ana_week(answer)
     maya = next(p for p in week.people if not p.is_viewer)
     assert (maya.known, maya.calendar_status) == (False, "not_connected")
     states = {c.state for r in week.rows for c in r.cells}
@@ -235,9 +225,7 @@ def test_long_meetings_that_do_not_fit_and_past_cells() -> None:
     maya_busy = [(_utc("2024-11-12T15:00"), _utc("2024-11-12T16:00"))]  # 16:00-17:00 Paris
     now = _utc("2024-11-12T13:10")  # Tue 14:10 in Paris
     answer = _answer([(ANA, []), (MAYA, maya_busy)], Rules(), NOV_11, PARIS, duration=60, now=now)
-    week = build_week(
-        answer, viewer_id=ANA.id, viewer_zone=PARIS, first_day=NOV_11, duration_minutes=60, now=now
-    )
+    week = _ana_week(answer, duration=60, now=now)
     assert _cell(week, 0, "15:00")[0] == CellState.PAST
     assert _cell(week, 1, "14:00")[0] == CellState.PAST  # started ten minutes ago
     assert _cell(week, 1, "14:30")[0] == CellState.FREE_SLOT
@@ -254,9 +242,7 @@ def test_minimum_notice_marks_cells_too_soon() -> None:
     now = _utc("2024-11-12T08:00")  # Tue 09:00 in Paris
     rules = Rules(minimum_notice_minutes=24 * 60)
     answer = _answer([(ANA, []), (MAYA, [])], rules, NOV_11, PARIS, now=now)
-    week = build_week(
-        answer, viewer_id=ANA.id, viewer_zone=PARIS, first_day=NOV_11, duration_minutes=30, now=now
-    )
+    week = _ana_week(answer, now=now)
     assert _cell(week, 1, "16:00")[:2] == (CellState.PAST, "more notice is needed")
     assert _cell(week, 2, "15:00")[0] == CellState.FREE_SLOT
 
@@ -267,14 +253,7 @@ def test_spring_forward_week_keeps_wall_clock_rows() -> None:
     assert (start, end) == (_utc("2024-03-24T23:00"), _utc("2024-03-31T22:00"))
     rules = Rules(allow_weekends=True, earliest_hour=0, latest_hour=24)
     answer = _answer([(ANA, []), (_user("Lou", PARIS), [])], rules, monday, PARIS)
-    week = build_week(
-        answer,
-        viewer_id=ANA.id,
-        viewer_zone=PARIS,
-        first_day=monday,
-        duration_minutes=30,
-        now=LONG_AGO,
-    )
+    week = _ana_week(answer, first_day=monday)
     assert len(week.rows) == 48
     assert _cell(week, 6, "02:00")[0] == CellState.SKIPPED
     assert _cell(week, 6, "02:30")[0] == CellState.SKIPPED
@@ -293,14 +272,7 @@ def test_fall_back_week_cell_covers_both_occurrences_of_the_repeated_hour() -> N
     # Busy during the second 02:00-02:30 only (01:00-01:30 UTC, after the change).
     ana_busy = [(_utc("2024-10-27T01:00"), _utc("2024-10-27T01:30"))]
     answer = _answer([(ANA, ana_busy), (_user("Lou", PARIS), [])], rules, monday, PARIS)
-    week = build_week(
-        answer,
-        viewer_id=ANA.id,
-        viewer_zone=PARIS,
-        first_day=monday,
-        duration_minutes=30,
-        now=LONG_AGO,
-    )
+    week = _ana_week(answer, first_day=monday)
     assert _cell(week, 6, "02:00")[:2] == (CellState.UNAVAILABLE, "you are busy")
     assert _cell(week, 6, "02:30")[0] == CellState.FREE_SLOT
     assert _cell(week, 5, "02:00")[0] == CellState.FREE_SLOT
@@ -310,14 +282,7 @@ def test_view_starts_on_any_day_with_no_past_days() -> None:
     wednesday = date(2024, 11, 13)
     now = _utc("2024-11-13T14:10")  # 15:10 in Paris
     answer = _answer([(ANA, []), (MAYA, [])], Rules(), wednesday, PARIS, now=now)
-    week = build_week(
-        answer,
-        viewer_id=ANA.id,
-        viewer_zone=PARIS,
-        first_day=wednesday,
-        duration_minutes=30,
-        now=now,
-    )
+    week = _ana_week(answer, first_day=wednesday, now=now)
     assert [d.heading for d in week.days][0::6] == ["Wed 13 Nov", "Tue 19 Nov"]
     assert week.days[0].is_today
     assert week.heading == "7 days from Wednesday 13 November 2024"
@@ -330,14 +295,7 @@ def test_busy_cells_say_who_is_busy_me_partner_or_both() -> None:
     ana_busy = [(_utc("2024-11-12T15:00"), _utc("2024-11-12T16:00"))]  # 16:00-17:00 Paris
     maya_busy = [(_utc("2024-11-12T15:30"), _utc("2024-11-12T17:00"))]  # 16:30-18:00 Paris
     answer = _answer([(ANA, ana_busy), (MAYA, maya_busy)], Rules(), NOV_11, PARIS)
-    week = build_week(
-        answer,
-        viewer_id=ANA.id,
-        viewer_zone=PARIS,
-        first_day=NOV_11,
-        duration_minutes=30,
-        now=LONG_AGO,
-    )
+    week = _ana_week(answer)
     cells = {
         t: next(r for r in week.rows if r.time == t).cells[1] for t in ("16:00", "16:30", "17:00")
     }
@@ -361,14 +319,7 @@ def test_busy_cells_say_who_is_busy_me_partner_or_both() -> None:
 
 def test_partner_clock_beside_mine_and_closed_rows_fold_into_one_band() -> None:
     answer = _answer([(ANA, []), (MAYA, [])], Rules(allow_weekends=False), NOV_11, PARIS)
-    week = build_week(
-        answer,
-        viewer_id=ANA.id,
-        viewer_zone=PARIS,
-        first_day=NOV_11,
-        duration_minutes=30,
-        now=LONG_AGO,
-    )
+    week = _ana_week(answer)
     assert week.partner is not None and week.partner.name == "Maya"
     assert next(r for r in week.rows if r.time == "15:00").partner_time == "09:00"
     # 08:00-13:59 Paris is before 08:00 in New York every day: one band, not twelve rows.
@@ -384,14 +335,7 @@ def test_partner_clock_beside_mine_and_closed_rows_fold_into_one_band() -> None:
 def test_no_partner_clock_when_everyone_shares_my_zone() -> None:
     lea = _user("Lea", PARIS)
     answer = _answer([(ANA, []), (lea, [])], Rules(), NOV_11, PARIS)
-    week = build_week(
-        answer,
-        viewer_id=ANA.id,
-        viewer_zone=PARIS,
-        first_day=NOV_11,
-        duration_minutes=30,
-        now=LONG_AGO,
-    )
+    week = _ana_week(answer)
     assert week.partner is None and {r.partner_time for r in week.rows} == {""}
     assert not any(isinstance(b, Band) for b in week.blocks)
 
