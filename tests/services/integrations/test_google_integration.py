@@ -22,7 +22,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from emulators.google import EMULATOR_CLIENT_ID, RunningGoogle, seed_workspace
 from emulators.google_workspace import ServiceAccount
 from server.models import (
-    AuditEvent,
     BusyBlock,
     CalendarConnection,
     OrganizationIntegration,
@@ -44,7 +43,7 @@ from tests.calendar_fixtures import provider_overrides
 from tests.conftest import create_user, make_settings, use_mailer
 from tests.meetings_support import make_world, viewer_of, weekday_slot
 from tests.services.calendars.test_sync import connect_google
-from tests.services.integrations.support import book_for_covered_owner
+from tests.services.integrations.support import book_for_covered_owner, disable_and_check_gone
 
 COVERED = 120  # mentor + program admin + 118 participants, all in the domain
 FREE_BUSY = "/calendar/v3/freeBusy"
@@ -284,19 +283,14 @@ async def test_integrate_cover_sync_book_disable(org: Org) -> None:
     ]
 
     async with services.db.session() as db:
-        assert await setup.disable(
-            db, services.calendar, await _viewer(org, org.admin), IntegrationKind.GOOGLE_WORKSPACE
+        actions = await disable_and_check_gone(
+            db,
+            services,
+            await _viewer(org, org.admin),
+            IntegrationKind.GOOGLE_WORKSPACE,
+            integration.id,
+            org.people[1],
         )
-        assert await db.get(OrganizationIntegration, integration.id) is None
-        assert (
-            await db.exec(
-                select(CalendarConnection).where(CalendarConnection.user_id == org.people[1])
-            )
-        ).first() is None
-        assert (
-            await db.exec(select(BusyBlock).where(BusyBlock.user_id == org.people[1]))
-        ).first() is None
-        actions = [a.action for a in (await db.exec(select(AuditEvent))).all()]
         assert "integration.enabled" in actions and "integration.disabled" in actions
         assert "PRIVATE KEY" not in await _dump(db)
 

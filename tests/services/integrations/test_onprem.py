@@ -24,7 +24,6 @@ from sqlmodel import col, select
 from emulators.ews import MailboxEvent, RunningEws, start_ews_emulator
 from server.app import create_app
 from server.models import (
-    AuditEvent,
     BusyBlock,
     CalendarConnection,
     Meeting,
@@ -45,7 +44,7 @@ from server.wiring import AppServices, build_services, close_services
 from tests.conftest import create_user, csrf_from, gql, login, make_settings, new_client
 from tests.meetings_support import make_world, viewer_of, weekday_slot
 from tests.schema.test_graphql_programs import token_for
-from tests.services.integrations.support import book_for_covered_owner
+from tests.services.integrations.support import book_for_covered_owner, disable_and_check_gone
 
 DOMAIN = "contoso.example"
 SERVICE = "tandem@contoso.example"
@@ -254,20 +253,15 @@ async def test_configure_cover_sync_book_disable(world: World) -> None:
         assert cancelled is not None and cancelled.status == MeetingStatus.CANCELLED
 
     async with services.db.session() as db:
-        assert await setup.disable(
-            db, services.calendar, await _as(world, world.operator), IntegrationKind.EXCHANGE_ONPREM
+        actions = await disable_and_check_gone(
+            db,
+            services,
+            await _as(world, world.operator),
+            IntegrationKind.EXCHANGE_ONPREM,
+            integration.id,
+            person.id,
         )
-        assert await db.get(OrganizationIntegration, integration.id) is None
-        assert (
-            await db.exec(select(CalendarConnection).where(CalendarConnection.user_id == person.id))
-        ).first() is None
-        assert (
-            await db.exec(select(BusyBlock).where(BusyBlock.user_id == person.id))
-        ).first() is None
-        actions = [a.action for a in (await db.exec(select(AuditEvent))).all()]
-        assert {"integration.configured", "integration.enabled", "integration.disabled"} <= set(
-            actions
-        )
+        assert {"integration.configured", "integration.enabled", "integration.disabled"} <= actions
 
 
 async def test_refusals_change_nothing_and_never_show_the_password(

@@ -39,7 +39,7 @@ from server.wiring import AppServices, build_services, close_services
 from tests.calendar_fixtures import provider_overrides
 from tests.conftest import create_user, make_settings
 from tests.meetings_support import make_world, viewer_of, weekday_slot
-from tests.services.integrations.support import book_for_covered_owner
+from tests.services.integrations.support import book_for_covered_owner, disable_and_check_gone
 
 SENTINEL = "CANARY-org-subject-91ab"
 REDIRECT = "http://testserver/admin/integrations/microsoft/callback"
@@ -306,19 +306,14 @@ async def test_integrate_cover_sync_book_disable(org: Org, browser: httpx.AsyncC
 
     # Disabling: connections, blocks and configuration go, audited; people not connected.
     async with services.db.session() as db:
-        assert await setup.disable(
-            db, services.calendar, await _viewer(org, org.admin), IntegrationKind.EXCHANGE_ONLINE
+        actions = await disable_and_check_gone(
+            db,
+            services,
+            await _viewer(org, org.admin),
+            IntegrationKind.EXCHANGE_ONLINE,
+            integration.id,
+            org.people[1],
         )
-        assert await db.get(OrganizationIntegration, integration.id) is None
-        assert (
-            await db.exec(
-                select(CalendarConnection).where(CalendarConnection.user_id == org.people[1])
-            )
-        ).first() is None
-        assert (
-            await db.exec(select(BusyBlock).where(BusyBlock.user_id == org.people[1]))
-        ).first() is None
-        actions = {a.action for a in (await db.exec(select(AuditEvent))).all()}
         assert {"integration.enabled", "integration.disabled"} <= actions
 
 
