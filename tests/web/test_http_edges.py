@@ -54,7 +54,12 @@ async def test_too_many_form_fields_with_csrf_header(
 
 async def test_ordinary_forms_still_work(client: httpx.AsyncClient, services: AppServices) -> None:
     await create_user(services, "ok-form@example.org")
-    await login(client, "ok-form@example.org")  # a form post through the guard
+    csrf = await login(client, "ok-form@example.org")  # a form post through the guard
+    fields = {"csrf_token": csrf, "name": "Within Limits", "time_zone": "Europe/Paris"}
+    response = await client.post("/profile/edit", content=urlencode(fields), headers=FORM)
+    assert response.status_code == 303
+    assert "notice=profile_saved" in response.headers["location"]
+    assert "Within Limits" in (await client.get("/profile/edit?tab=profile")).text
 
 
 @pytest.mark.parametrize(
