@@ -87,7 +87,8 @@ async def test_failures_are_retried_with_backoff_then_given_up() -> None:
                 break
             await asyncio.sleep(0.01)
         assert len(attempts) == 3
-        assert attempts[2] - attempts[1] >= 0.02 > 0  # the second wait is the longer one
+        assert attempts[1] - attempts[0] >= 0.01  # the first wait
+        assert attempts[2] - attempts[1] >= 0.02  # the second wait is the longer one
         attempts.clear()
         queue.defer("broken", "b")
         await asyncio.sleep(0.3)
