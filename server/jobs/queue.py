@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from server.web.quiet_log import exception_summary
+
 log = logging.getLogger("tandem.queue")
 
 SYNC_CALENDAR = "sync_calendar"
@@ -119,16 +121,22 @@ class EmbeddedQueue:
             try:
                 await handlers[item.name](**item.kwargs)
                 self.ran += 1
-            except Exception:
-                self._failed(item, retry_later)
+            except Exception as exc:
+                self._failed(item, retry_later, exc)
         if not lock.locked() and item.lock not in self._pending:
             self._locks.pop(item.lock, None)
 
-    def _failed(self, item: _Item, retry_later: bool) -> None:
+    def _failed(self, item: _Item, retry_later: bool, exc: Exception) -> None:
+        # The summary, not the message: a provider's error may quote a token or a title.
         if item.attempt >= len(self.retry_waits):
-            log.exception("task %s gave up after %d attempts", item.name, item.attempt + 1)
+            log.error(
+                "task %s gave up after %d attempts: %s",
+                item.name,
+                item.attempt + 1,
+                exception_summary(exc),
+            )
             return
-        log.warning("task %s failed; retrying", item.name, exc_info=True)
+        log.warning("task %s failed; retrying: %s", item.name, exception_summary(exc))
         again = _Item(item.name, item.lock, item.kwargs, item.attempt + 1)
         if not retry_later:
             self._requeue(again)

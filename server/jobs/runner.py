@@ -22,6 +22,7 @@ from server.services.invites.queue import QueueingMailer, retry_queued_mail
 from server.services.meetings.calendar_sync import sync_meeting_changes
 from server.services.meetings.delivery import retry_pending_calendar_writes
 from server.services.meetings.mailbox_sync import sync_mailbox_changes
+from server.web.quiet_log import exception_summary
 from server.wiring import AppServices
 
 log = logging.getLogger("tandem.jobs")
@@ -179,5 +180,6 @@ async def _every(services: AppServices, job: Job) -> None:
 async def _run_job(services: AppServices, job: Job) -> None:
     try:
         await job(services)
-    except Exception:  # one job's bug must not stop the others
-        log.exception("job %s failed", getattr(job, "__name__", job))
+    except Exception as exc:  # one job's bug must not stop the others
+        # The summary, not the message: a provider's error may quote a token or a title.
+        log.error("job %s failed: %s", getattr(job, "__name__", job), exception_summary(exc))

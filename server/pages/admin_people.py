@@ -160,10 +160,7 @@ async def add_role(request: Request) -> Response:
     async with services(request).db.session() as db:
         try:
             role = provisioning.parse_role(str(form.get("role", "")))
-            people = await provisioning.people_of(db, current.actor, program_id)
-            if user_id not in {row.user.id for row in people}:
-                raise ValidationFailed("This person is not in the program.", field="userId")
-            await programs.add_member(db, current, program_id, user_id, role)
+            await provisioning.add_role(db, current, program_id, user_id, role)
             await db.commit()
         except DomainError as exc:
             if isinstance(exc, NotFound) and exc.field is None:

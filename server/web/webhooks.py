@@ -15,6 +15,7 @@ from starlette.responses import PlainTextResponse, Response
 from server.models.enums import ProviderName
 from server.services.calendars import push
 from server.web.bounded_json import JSONRefused, loads_bounded, nesting_exceeds
+from server.web.quiet_log import exception_summary
 from server.wiring import AppServices
 
 log = logging.getLogger("tandem.webhooks")
@@ -34,8 +35,10 @@ async def _queue_syncs(svc: AppServices, outcome: push.PushOutcome) -> None:
     for user_id in outcome.to_sync:
         try:
             await svc.tasks.sync_calendar(user_id)
-        except Exception:
-            log.exception("could not queue a sync after a push notification")
+        except Exception as exc:
+            log.error(
+                "could not queue a sync after a push notification: %s", exception_summary(exc)
+            )
 
 
 async def google(request: Request) -> Response:

@@ -5,6 +5,7 @@ retries with backoff that end."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 
 import pytest
@@ -110,3 +111,28 @@ def test_schedules_become_procrastinate_crons() -> None:
     assert cron(60) == "* * * * *"
     ticks = croniter(cron(30), datetime(2026, 1, 1, 0, 0, 5))
     assert [ticks.get_next(datetime).second for _ in range(3)] == [30, 0, 30]
+
+
+async def test_failure_logs_name_the_error_but_not_its_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    queue = EmbeddedQueue(retry_waits=(0.01,))
+
+    async def leaky() -> None:
+        raise RuntimeError("refresh_token=secret-in-the-message")
+
+    consumer = asyncio.create_task(queue.run({"leaky": leaky}))
+    try:
+        with caplog.at_level(logging.WARNING, logger="tandem.queue"):
+            queue.defer("leaky", "l")
+            for _ in range(100):
+                if "gave up" in caplog.text:
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        consumer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await consumer
+    assert "retrying: RuntimeError" in caplog.text
+    assert "gave up after 2 attempts: RuntimeError" in caplog.text
+    assert "secret-in-the-message" not in caplog.text

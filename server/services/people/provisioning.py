@@ -26,6 +26,7 @@ from server.services.people.sessions import Viewer, admin_as_self
 
 __all__ = [
     "PersonRow",
+    "add_role",
     "create_person",
     "deactivate",
     "parse_role",
@@ -115,6 +116,22 @@ async def create_person(
     )
     await programs.add_member(session, actor, program_id, user.id, role)
     return user
+
+
+async def add_role(
+    session: AsyncSession,
+    who: User | Viewer,
+    program_id: uuid.UUID,
+    user_id: uuid.UUID,
+    role: ProgramRole,
+) -> None:
+    """One more role for someone already in the program (people join through
+    ``create_person`` or ``addProgramMember``); the rules are ``programs.add_member``'s."""
+    actor = who.actor if isinstance(who, Viewer) else who
+    await programs.get_administered_program(session, actor, program_id)
+    if program_id not in await access.member_program_ids(session, user_id):
+        raise ValidationFailed("This person is not in the program.", field="userId")
+    await programs.add_member(session, who, program_id, user_id, role)
 
 
 async def remove_role(
