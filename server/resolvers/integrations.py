@@ -35,11 +35,6 @@ def _viewer(info: strawberry.Info[Context, None]) -> Viewer:
     return info.context.viewer
 
 
-def _may_see(viewer: Viewer) -> bool:
-    actor = viewer.actor
-    return (actor.is_global_admin or actor.is_operator) and not viewer.acting_on_behalf
-
-
 async def _integration(
     info: strawberry.Info[Context, None], row: OrganizationIntegration
 ) -> Integration:
@@ -72,7 +67,7 @@ async def _integration(
 async def _organization(info: strawberry.Info[Context, None]) -> Organization:
     db = info.context.db
     org = await programs.organization(db)
-    rows = await setup.integrations(db) if _may_see(_viewer(info)) else []
+    rows = await setup.integrations(db) if setup.may_manage(_viewer(info)) else []
     return Organization(
         id=strawberry.ID(str(org.id)),
         name=org.name,

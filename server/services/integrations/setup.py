@@ -98,6 +98,13 @@ def parse_kind(raw: str) -> IntegrationKind:
 
 
 # -- rules ----------------------------------------------------------------------------------
+def may_manage(viewer: Viewer) -> bool:
+    """Who sees the integrations at all: a global administrator or an operator, working
+    as themselves."""
+    actor = viewer.actor
+    return (actor.is_global_admin or actor.is_operator) and not viewer.acting_on_behalf
+
+
 async def switch_is_on(db: AsyncSession) -> bool:
     return (await programs.organization(db)).org_calendars_enabled
 
