@@ -256,7 +256,7 @@ async def start_microsoft(
         )
     )
     pending = {"service_account": address, "domains": domains}
-    config = read_config(deps, integration) if integration.encrypted_config else {}
+    config = read_config(deps, integration)
     write_config(deps, integration, config | {"pending": pending})
     _audit(db, "integration.started", actor, integration)
     await db.commit()
