@@ -54,7 +54,7 @@ def _callback_uri(request: Request) -> str:
 async def _page(request: Request, **extra: Any) -> Response:
     current = viewer(request)
     actor = current.actor
-    if not (actor.is_global_admin or actor.is_operator) or current.acting_on_behalf:
+    if not setup.may_manage(current):
         return render(
             request,
             "pages/error.html",

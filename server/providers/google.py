@@ -56,6 +56,7 @@ from server.providers.google_shapes import api_reason as _api_reason
 from server.providers.google_shapes import event_body as _event_body
 from server.providers.google_shapes import is_rate_limited as _is_rate_limited
 from server.providers.google_shapes import json_object as _json
+from server.providers.google_shapes import listed_event_id as _listed_uid
 from server.providers.google_shapes import merge_intervals as _merge
 from server.providers.google_shapes import parse_period as _period
 from server.providers.google_shapes import require_aware as _require_aware
@@ -294,13 +295,7 @@ class GoogleProvider:
         response = await self._api(credentials, "GET", "calendars/primary/events", params=params)
         if response.status_code != 200:
             _raise_for(response)
-        for item in _json(response).get("items") or []:
-            if not isinstance(item, dict):
-                continue
-            private = (item.get("extendedProperties") or {}).get("private") or {}
-            if private.get("tandem_uid") == uid and item.get("id"):
-                return str(item["id"])
-        return None
+        return _listed_uid(_json(response), uid)
 
     async def update_event(
         self,

@@ -78,6 +78,18 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     return data
 
 
+def listed_event_id(listing: dict[str, Any], uid: str) -> str | None:
+    """The id of the listed event Tandem wrote with iCalendar UID ``uid`` (marked by its
+    private ``tandem_uid`` property), so an event someone else gave that UID is ignored."""
+    for item in listing.get("items") or []:
+        if not isinstance(item, dict):
+            continue
+        private = (item.get("extendedProperties") or {}).get("private") or {}
+        if private.get("tandem_uid") == uid and item.get("id"):
+            return str(item["id"])
+    return None
+
+
 def safe_code(text: str | None) -> str:
     """A provider-supplied code fit for a message (letters and underscores only)."""
     return text if text and re.fullmatch(r"[A-Za-z_]{1,64}", text) else "unknown"

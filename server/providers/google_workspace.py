@@ -42,6 +42,7 @@ from server.providers.google_shapes import (
     event_body,
     is_rate_limited,
     json_object,
+    listed_event_id,
     merge_intervals,
     parse_period,
     require_aware,
@@ -228,13 +229,7 @@ class GoogleWorkspaceDirectory:
         response = await self._api("GET", "calendars/primary/events", params=params)
         if response.status_code != 200:
             _raise_for(response)
-        for item in json_object(response).get("items") or []:
-            if not isinstance(item, dict):
-                continue
-            private = (item.get("extendedProperties") or {}).get("private") or {}
-            if private.get("tandem_uid") == uid and item.get("id"):
-                return str(item["id"])
-        return None
+        return listed_event_id(json_object(response), uid)
 
     async def _api(
         self,

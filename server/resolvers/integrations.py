@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 import strawberry
 
 from server.models import OrganizationIntegration
-from server.schema.common import to_user_error
+from server.schema.common import run_mutation
 from server.schema.context import Context
 from server.schema.integrations import (
     DisableIntegrationPayload,
@@ -24,7 +24,6 @@ from server.schema.integrations import (
     UncoveredReason,
 )
 from server.schema.users import IntegrationKind, User
-from server.services.errors import DomainError
 from server.services.integrations import cover, onprem, setup
 from server.services.integrations.directory import REASON_TEXT
 from server.services.people import programs
@@ -34,11 +33,6 @@ from server.services.people.sessions import Viewer
 def _viewer(info: strawberry.Info[Context, None]) -> Viewer:
     assert info.context.viewer is not None
     return info.context.viewer
-
-
-def _may_see(viewer: Viewer) -> bool:
-    actor = viewer.actor
-    return (actor.is_global_admin or actor.is_operator) and not viewer.acting_on_behalf
 
 
 async def _integration(
@@ -73,7 +67,7 @@ async def _integration(
 async def _organization(info: strawberry.Info[Context, None]) -> Organization:
     db = info.context.db
     org = await programs.organization(db)
-    rows = await setup.integrations(db) if _may_see(_viewer(info)) else []
+    rows = await setup.integrations(db) if setup.may_manage(_viewer(info)) else []
     return Organization(
         id=strawberry.ID(str(org.id)),
         name=org.name,
@@ -91,12 +85,13 @@ async def set_organization_calendar_authorization(
 ) -> OrganizationPayload:
     """Operators only."""
     ctx = info.context
-    try:
+
+    async def action() -> Organization:
         await setup.set_switch(ctx.db, ctx.services.calendar, _viewer(info), enabled)
-    except DomainError as exc:
-        await ctx.db.rollback()
-        return OrganizationPayload(organization=None, errors=[to_user_error(exc)])
-    return OrganizationPayload(organization=await _organization(info), errors=[])
+        return await _organization(info)
+
+    result, errors = await run_mutation(info, action)
+    return OrganizationPayload(organization=result, errors=errors)
 
 
 async def start_microsoft_integration(
@@ -108,8 +103,9 @@ async def start_microsoft_integration(
     """The admin-consent URL; Microsoft redirects back to Tandem's callback page, or the
     integrator passes the redirect's query string to ``finishMicrosoftIntegration``."""
     ctx = info.context
-    try:
-        url = await setup.start_microsoft(
+
+    async def action() -> str:
+        return await setup.start_microsoft(
             ctx.db,
             ctx.services.calendar,
             _viewer(info),
@@ -119,12 +115,9 @@ async def start_microsoft_integration(
             redirect_uri=f"{ctx.services.settings.base_url.rstrip('/')}"
             "/admin/integrations/microsoft/callback",
         )
-    except DomainError as exc:
-        await ctx.db.rollback()
-        return StartIntegrationPayload(
-            authorization_url=None, google_delegation=None, errors=[to_user_error(exc)]
-        )
-    return StartIntegrationPayload(authorization_url=url, google_delegation=None, errors=[])
+
+    url, errors = await run_mutation(info, action)
+    return StartIntegrationPayload(authorization_url=url, google_delegation=None, errors=errors)
 
 
 async def finish_microsoft_integration(
@@ -133,12 +126,13 @@ async def finish_microsoft_integration(
     """``redirect_query``: the query string Microsoft's redirect carried."""
     ctx = info.context
     params = dict(parse_qsl(redirect_query[:4000].lstrip("?")))
-    try:
+
+    async def action() -> Integration:
         row = await setup.finish_microsoft(ctx.db, ctx.services.calendar, _viewer(info), params)
-    except DomainError as exc:
-        await ctx.db.rollback()
-        return IntegrationPayload(integration=None, errors=[to_user_error(exc)])
-    return IntegrationPayload(integration=await _integration(info, row), errors=[])
+        return await _integration(info, row)
+
+    result, errors = await run_mutation(info, action)
+    return IntegrationPayload(integration=result, errors=errors)
 
 
 async def start_google_integration(
@@ -149,7 +143,8 @@ async def start_google_integration(
     domains: str | None = None,
 ) -> StartIntegrationPayload:
     ctx = info.context
-    try:
+
+    async def action() -> GoogleDelegation:
         delegation = await setup.start_google(
             ctx.db,
             ctx.services.calendar,
@@ -159,29 +154,22 @@ async def start_google_integration(
             act_as=act_as[:320],
             extra_domains=(domains or "")[:2000],
         )
-    except DomainError as exc:
-        await ctx.db.rollback()
-        return StartIntegrationPayload(
-            authorization_url=None, google_delegation=None, errors=[to_user_error(exc)]
-        )
-    return StartIntegrationPayload(
-        authorization_url=None,
-        google_delegation=GoogleDelegation(
-            client_id=delegation.client_id, scopes=delegation.scopes
-        ),
-        errors=[],
-    )
+        return GoogleDelegation(client_id=delegation.client_id, scopes=delegation.scopes)
+
+    result, errors = await run_mutation(info, action)
+    return StartIntegrationPayload(authorization_url=None, google_delegation=result, errors=errors)
 
 
 async def finish_google_integration(info: strawberry.Info[Context, None]) -> IntegrationPayload:
     """Verifies the delegation with a real call before the integration is on."""
     ctx = info.context
-    try:
+
+    async def action() -> Integration:
         row = await setup.verify_google(ctx.db, ctx.services.calendar, _viewer(info))
-    except DomainError as exc:
-        await ctx.db.rollback()
-        return IntegrationPayload(integration=None, errors=[to_user_error(exc)])
-    return IntegrationPayload(integration=await _integration(info, row), errors=[])
+        return await _integration(info, row)
+
+    result, errors = await run_mutation(info, action)
+    return IntegrationPayload(integration=result, errors=errors)
 
 
 async def configure_exchange_on_premises(
@@ -196,7 +184,8 @@ async def configure_exchange_on_premises(
     """Operators only; verified with a real call before it is on. ``password`` left out
     keeps the stored one."""
     ctx = info.context
-    try:
+
+    async def action() -> Integration:
         row = await onprem.configure(
             ctx.db,
             ctx.services.calendar,
@@ -208,21 +197,21 @@ async def configure_exchange_on_premises(
             service_account_email=service_account_email[:321],
             domains=(domains or "")[:2000],
         )
-    except DomainError as exc:
-        await ctx.db.rollback()
-        return IntegrationPayload(integration=None, errors=[to_user_error(exc)])
-    return IntegrationPayload(integration=await _integration(info, row), errors=[])
+        return await _integration(info, row)
+
+    result, errors = await run_mutation(info, action)
+    return IntegrationPayload(integration=result, errors=errors)
 
 
 async def disable_integration(
     info: strawberry.Info[Context, None], kind: IntegrationKind
 ) -> DisableIntegrationPayload:
     ctx = info.context
-    try:
-        done = await setup.disable(
+
+    async def action() -> bool:
+        return await setup.disable(
             ctx.db, ctx.services.calendar, _viewer(info), setup.parse_kind(kind.value)
         )
-    except DomainError as exc:
-        await ctx.db.rollback()
-        return DisableIntegrationPayload(disabled=False, errors=[to_user_error(exc)])
-    return DisableIntegrationPayload(disabled=done, errors=[])
+
+    done, errors = await run_mutation(info, action)
+    return DisableIntegrationPayload(disabled=bool(done), errors=errors)

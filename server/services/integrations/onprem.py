@@ -34,7 +34,6 @@ from server.providers.base import (
     RateLimited,
 )
 from server.providers.org_base import OrgDirectory
-from server.services import audit
 from server.services.calendars.deps import CalendarDeps
 from server.services.errors import DomainError, PermissionDenied, ValidationFailed
 from server.services.integrations import setup
@@ -238,15 +237,7 @@ async def configure(
     integration.service_user_id = service_user.id
     write_config(deps, integration, config)
     db.add(integration)
-    audit.record(
-        db,
-        "integration.configured",
-        actor_id=actor.id,
-        target_type="integration",
-        target_id=integration.id,
-        kind=KIND.value,
-        password_replaced=bool(password),
-    )
+    setup._audit(db, "integration.configured", actor, integration, password_replaced=bool(password))
     return await setup._enable(db, deps, integration, actor)
 
 

@@ -98,6 +98,13 @@ def parse_kind(raw: str) -> IntegrationKind:
 
 
 # -- rules ----------------------------------------------------------------------------------
+def may_manage(viewer: Viewer) -> bool:
+    """Who sees the integrations at all: a global administrator or an operator, working
+    as themselves."""
+    actor = viewer.actor
+    return (actor.is_global_admin or actor.is_operator) and not viewer.acting_on_behalf
+
+
 async def switch_is_on(db: AsyncSession) -> bool:
     return (await programs.organization(db)).org_calendars_enabled
 
@@ -249,16 +256,9 @@ async def start_microsoft(
         )
     )
     pending = {"service_account": address, "domains": domains}
-    config = read_config(deps, integration) if integration.encrypted_config else {}
+    config = read_config(deps, integration)
     write_config(deps, integration, config | {"pending": pending})
-    audit.record(
-        db,
-        "integration.started",
-        actor_id=actor.id,
-        target_type="integration",
-        target_id=integration.id,
-        kind=integration.kind.value,
-    )
+    _audit(db, "integration.started", actor, integration)
     await db.commit()
     return url
 
@@ -370,14 +370,7 @@ async def start_google(
         },
     )
     db.add(integration)
-    audit.record(
-        db,
-        "integration.started",
-        actor_id=actor.id,
-        target_type="integration",
-        target_id=integration.id,
-        kind=integration.kind.value,
-    )
+    _audit(db, "integration.started", actor, integration)
     await db.commit()
     return GoogleDelegation(
         client_id=str(key["client_id"]), scopes=",".join(GOOGLE_DELEGATION_SCOPES)
@@ -456,15 +449,7 @@ async def _enable(
     if integration.kind in (IntegrationKind.EXCHANGE_ONLINE, IntegrationKind.EXCHANGE_ONPREM):
         integration.exchange_slot = EXCHANGE_SLOT
     db.add(integration)
-    audit.record(
-        db,
-        "integration.enabled",
-        actor_id=actor.id,
-        target_type="integration",
-        target_id=integration.id,
-        kind=integration.kind.value,
-        domains=integration.domains,
-    )
+    _audit(db, "integration.enabled", actor, integration, domains=integration.domains)
     await db.commit()
     await cover.reconcile(db, deps, integration)
     await db.refresh(integration)
@@ -513,16 +498,7 @@ async def _remove(
     await db.exec(
         delete(IntegrationConsent).where(col(IntegrationConsent.integration_id) == integration.id)
     )
-    audit.record(
-        db,
-        "integration.disabled",
-        actor_id=actor.id,
-        target_type="integration",
-        target_id=integration.id,
-        kind=integration.kind.value,
-        people=len(user_ids),
-        reason=reason,
-    )
+    _audit(db, "integration.disabled", actor, integration, people=len(user_ids), reason=reason)
     await db.delete(integration)
     await db.flush()
 
@@ -542,3 +518,22 @@ __all__ = [
     "switch_is_on",
     "verify_google",
 ]
+
+
+def _audit(
+    db: AsyncSession,
+    action: str,
+    actor: User,
+    integration: OrganizationIntegration,
+    **details: Any,
+) -> None:
+    """Record an admin's step on an integration; every such event names its kind."""
+    audit.record(
+        db,
+        action,
+        actor_id=actor.id,
+        target_type="integration",
+        target_id=integration.id,
+        kind=integration.kind.value,
+        **details,
+    )
