@@ -21,6 +21,7 @@ from server.resolvers import meetings as meeting_resolvers
 from server.resolvers import polls as poll_resolvers
 from server.schema.availability import Availability
 from server.schema.calendar import CalendarConnectionPayload, StartCalendarConnectionPayload
+from server.schema.fast_lists import FastListsExecutionContext
 from server.schema.integrations import (
     DisableIntegrationPayload,
     IntegrationPayload,
@@ -257,4 +258,5 @@ schema = TandemSchema(
     mutation=Mutation,
     config=StrawberryConfig(disable_field_suggestions=True),
     extensions=EXTENSIONS,
+    execution_context_class=FastListsExecutionContext,
 )
