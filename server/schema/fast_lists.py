@@ -77,7 +77,7 @@ class FastListsExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self,
         return_type: GraphQLList[GraphQLOutputType],
         field_details_list: FieldDetailsList,
-        info: GraphQLResolveInfo[Any, Any],
+        info: GraphQLResolveInfo[Any],
         path: Path,
         result: Any,
         position_context: Any,
