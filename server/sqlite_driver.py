@@ -24,6 +24,11 @@ import aiosqlite
 # transaction (it begins one implicitly before INSERT, UPDATE, DELETE and REPLACE only).
 _READ_PREFIX = "SELECT"
 
+LONG_READ = "/* long read */"
+"""Written right after SELECT (``select(...).prefix_with(LONG_READ)``) by a read that may
+take milliseconds, such as every block of a hundred people: it runs on aiosqlite's thread,
+where SQLite works without the GIL while the loop serves other requests."""
+
 
 class _InlineReads(aiosqlite.Connection):
     """An aiosqlite connection whose read calls run where they are awaited."""
@@ -34,7 +39,10 @@ class _InlineReads(aiosqlite.Connection):
             return True
         if name == "execute":
             sql = args[0] if args else ""
-            return isinstance(sql, str) and sql.lstrip()[:6].upper() == _READ_PREFIX
+            if not isinstance(sql, str):
+                return False
+            head = sql.lstrip()[:40]
+            return head[:6].upper() == _READ_PREFIX and LONG_READ not in head
         if name in ("commit", "rollback"):
             # Without an open transaction both are no-ops in the sqlite3 module.
             return not self._conn.in_transaction

@@ -99,7 +99,7 @@ class BusyBlock(SQLModel, table=True):
     __tablename__ = "busy_block"
     __table_args__ = (
         CheckConstraint("end_at > start_at", name="order"),
-        Index("ix_busy_block_user_start", "user_id", "start_at"),
+        Index("ix_busy_block_user_start_end_kind", "user_id", "start_at", "end_at", "kind"),
     )
 
     id: uuid.UUID = id_field()

@@ -34,6 +34,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.models import BusyBlock
 from server.models.base import UTCDateTime, epoch_micros
 from server.services.availability.packed import KIND_CODES
+from server.sqlite_driver import LONG_READ
 
 __all__ = ["KIND_ORDER", "read_block_table"]
 
@@ -104,6 +105,7 @@ def _joined_statement() -> Any:
     record = utc_text(BusyBlock.start_at) + utc_text(BusyBlock.end_at) + kind_digit
     return (
         select(BusyBlock.user_id, func.count(), joined_text(record))
+        .prefix_with(LONG_READ)
         .where(*_overlapping())
         .group_by(col(BusyBlock.user_id))
     )
@@ -118,12 +120,16 @@ def _rows_statement(people: int) -> Any:
         {bindparam(f"u{i}", type_=user_column.type): i for i in range(people)},
         value=BusyBlock.user_id,
     )
-    return select(
-        index,
-        epoch_micros(BusyBlock.start_at),
-        epoch_micros(BusyBlock.end_at),
-        case({kind: code for code, kind in enumerate(KIND_CODES)}, value=BusyBlock.kind),
-    ).where(*_overlapping())
+    return (
+        select(
+            index,
+            epoch_micros(BusyBlock.start_at),
+            epoch_micros(BusyBlock.end_at),
+            case({kind: code for code, kind in enumerate(KIND_CODES)}, value=BusyBlock.kind),
+        )
+        .prefix_with(LONG_READ)
+        .where(*_overlapping())
+    )
 
 
 async def read_block_table(
