@@ -14,6 +14,7 @@ COMMIT of a real transaction) still goes through aiosqlite's thread, where waiti
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -33,20 +34,31 @@ where SQLite works without the GIL while the loop serves other requests."""
 class _InlineReads(aiosqlite.Connection):
     """An aiosqlite connection whose read calls run where they are awaited."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Cursors of a LONG_READ: SQLite does most of an aggregate's work while the rows
+        # are fetched, so their fetches go to the thread too.
+        self._long_reads: weakref.WeakSet[sqlite3.Cursor] = weakref.WeakSet()
+
     def _inline(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
         name = getattr(fn, "__name__", "")
-        if name in ("cursor", "fetchone", "fetchmany", "fetchall"):
+        owner = getattr(fn, "__self__", None)
+        if name == "cursor":
             return True
+        if name in ("fetchone", "fetchmany", "fetchall"):
+            return owner not in self._long_reads
         if name == "execute":
             sql = args[0] if args else ""
             if not isinstance(sql, str):
                 return False
             head = sql.lstrip()[:40]
+            if LONG_READ in head and isinstance(owner, sqlite3.Cursor):
+                self._long_reads.add(owner)
             return head[:6].upper() == _READ_PREFIX and LONG_READ not in head
         if name in ("commit", "rollback"):
             # Without an open transaction both are no-ops in the sqlite3 module.
             return not self._conn.in_transaction
-        return name == "close" and isinstance(getattr(fn, "__self__", None), sqlite3.Cursor)
+        return name == "close" and isinstance(owner, sqlite3.Cursor)
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self._connection is not None and self._running and self._inline(fn, args):

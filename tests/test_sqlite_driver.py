@@ -46,11 +46,14 @@ async def test_reads_inline_writes_and_long_reads_on_the_thread(
         assert (await conn.execute(text("SELECT tid()"))).scalar_one() == 1
         await conn.execute(text("INSERT INTO t (n) VALUES (tid())"))
         await conn.commit()
-        await conn.execute(text(f"SELECT {LONG_READ} tid()"))
-    read, write, long_read = threads
-    assert read == loop_thread
+        long_read = f"SELECT {LONG_READ} tid() FROM t UNION ALL SELECT tid()"  # noqa: S608
+        await conn.execute(text(long_read))
+        assert (await conn.execute(text("SELECT tid()"))).scalar_one() == 1
+    read, write, *long_reads, read_again = threads
+    assert read == read_again == loop_thread
     assert write != loop_thread
-    assert long_read != loop_thread
+    # The first row is computed by execute, the rest while fetching: both on the thread.
+    assert len(long_reads) == 2 and loop_thread not in long_reads
 
 
 async def test_a_writer_waiting_for_the_lock_does_not_park_the_loop(
