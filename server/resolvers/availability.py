@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC
 
 import strawberry
@@ -78,9 +77,16 @@ async def availability(
 
     def slots() -> list[AvailabilitySlot]:
         ids: dict[object, strawberry.ID] = {}
+        # Slots in the same standing share one tuple of people (the engine reuses it),
+        # so each tuple is named once; the slots keep the tuples alive meanwhile.
+        lists: dict[int, list[strawberry.ID]] = {}
 
-        def named(values: Iterable[object]) -> list[strawberry.ID]:
-            return [ids.get(v) or ids.setdefault(v, strawberry.ID(str(v))) for v in values]
+        def named(values: tuple[object, ...]) -> list[strawberry.ID]:
+            found = lists.get(id(values))
+            if found is None:
+                found = [ids.get(v) or ids.setdefault(v, strawberry.ID(str(v))) for v in values]
+                lists[id(values)] = found
+            return found
 
         return [
             AvailabilitySlot(

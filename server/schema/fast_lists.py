@@ -25,12 +25,14 @@ from typing import Any
 from graphql import (
     GraphQLEnumType,
     GraphQLField,
+    GraphQLID,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
     GraphQLScalarType,
+    GraphQLString,
     Undefined,
 )
 from graphql.execution.collect_fields import FieldDetailsList
@@ -120,7 +122,12 @@ class FastListsExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return _leaf(named, non_null)
         if isinstance(named, GraphQLList):
             inner = self._completer(named.of_type, field_details_list, depth + 1)
-            return None if inner is None else _list(inner, non_null)
+            if inner is None:
+                return None
+            item = named.of_type
+            item_named = item.of_type if isinstance(item, GraphQLNonNull) else item
+            text_items = item_named in (GraphQLID, GraphQLString)
+            return _list(inner, non_null, text_items=text_items)
         if isinstance(named, GraphQLObjectType) and depth < 4:
             inner = self._object(named, field_details_list, depth + 1)
             return None if inner is None else _nullable(inner, non_null)
@@ -175,7 +182,10 @@ def _nullable(inner: Completer, non_null: bool) -> Completer:
     return complete
 
 
-def _list(inner: Completer, non_null: bool) -> Completer:
+def _list(inner: Completer, non_null: bool, *, text_items: bool = False) -> Completer:
+    """``text_items``: the items are IDs or Strings, which coerce a ``str`` to itself, so
+    a list of nothing but ``str`` is its own completion (an id list of 100 people)."""
+
     def complete(value: Any) -> Any:
         if value is None:
             if non_null:
@@ -183,6 +193,8 @@ def _list(inner: Completer, non_null: bool) -> Completer:
             return None
         if not isinstance(value, list | tuple):
             raise _Fallback
+        if text_items and all(type(item) is str for item in value):
+            return list(value)
         return [inner(item) for item in value]
 
     return complete
