@@ -81,10 +81,21 @@ async def availability(
         # so each tuple is named once; the slots keep the tuples alive meanwhile.
         lists: dict[int, list[strawberry.ID]] = {}
 
+        # By object first: the engine hands out the same few UUID objects throughout,
+        # and an id() lookup skips hashing a UUID (a Python-level __hash__).
+        by_object: dict[int, strawberry.ID] = {}
+
+        def text_of(value: object) -> strawberry.ID:
+            found = ids.get(value)
+            if found is None:
+                found = ids[value] = strawberry.ID(str(value))
+            by_object[id(value)] = found
+            return found
+
         def named(values: tuple[object, ...]) -> list[strawberry.ID]:
             found = lists.get(id(values))
             if found is None:
-                found = [ids.get(v) or ids.setdefault(v, strawberry.ID(str(v))) for v in values]
+                found = [by_object.get(id(v)) or text_of(v) for v in values]
                 lists[id(values)] = found
             return found
 

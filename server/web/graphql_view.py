@@ -7,9 +7,11 @@ values). Each refusal is a 400/413 with a sentence saying what to send instead.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
+import orjson
 from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -54,6 +56,16 @@ class TandemGraphQL(GraphQL[Context, None]):
         async with self.services.db.session() as db:
             scope.setdefault("state", {})["db"] = db
             await super().__call__(scope, receive, send)
+
+    def encode_json(self, data: object) -> str | bytes:
+        """orjson writes a large answer several times faster than ``json.dumps``; the JSON
+        is the same but for whitespace and non-ASCII text, which orjson writes as UTF-8
+        instead of ``\\u`` escapes. A value orjson refuses (an integer beyond 64 bits in
+        a JSON scalar) goes through ``json.dumps``."""
+        try:
+            return orjson.dumps(data)
+        except (orjson.JSONEncodeError, TypeError):
+            return json.dumps(data, separators=(",", ":"))
 
     def decode_json(self, data: str | bytes) -> object:
         """One JSON object per request, bounded in size and nesting."""
