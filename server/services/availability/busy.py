@@ -16,9 +16,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
-from sqlmodel import col, select
+from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import CalendarConnection, Meeting, User
@@ -91,20 +94,14 @@ async def read_busy(
     wide = [(lo - margin, hi + margin) for lo, hi in windows if hi > lo]
     notes: list[str] = []
     started = time.monotonic()
-    if fetch:
-        if deps is None:
-            raise ValueError("fetching busy times needs the calendar dependencies")
-        notes.extend(await _refresh_defaults(db, deps, ids, now, budget_seconds))
+    if fetch and deps is None:
+        raise ValueError("fetching busy times needs the calendar dependencies")
+    users, connections, states = await _people(db, ids)
+    if fetch and deps is not None:
+        notes.extend(
+            await _refresh_defaults(db, deps, users, connections, states, now, budget_seconds)
+        )
     remaining = max(budget_seconds - (time.monotonic() - started), 0.0)
-    users = {u.id: u for u in (await db.exec(select(User).where(col(User.id).in_(ids)))).all()}
-    connections = {
-        c.user_id: c
-        for c in (
-            await db.exec(
-                select(CalendarConnection).where(col(CalendarConnection.user_id).in_(ids))
-            )
-        ).all()
-    }
     readable = [
         (c, users[c.user_id].time_zone)
         for c in connections.values()
@@ -225,26 +222,63 @@ def _day(moment: datetime) -> str:
     return f"{moment.day} {moment:%b %Y} {moment:%H:%M} UTC"
 
 
+_PEOPLE: Any = (
+    sa_select(
+        User,
+        CalendarConnection,
+        # The columns ``sync.is_stale`` decides on, as stored (not as this session may
+        # hold them in memory), as ``stale_user_ids`` read them.
+        col(CalendarConnection.integration_id).label("integration_id"),
+        col(CalendarConnection.status).label("status"),
+        col(CalendarConnection.last_synced_at).label("last_synced_at"),
+        col(CalendarConnection.sync_requested).label("sync_requested"),
+        col(CalendarConnection.retry_after).label("retry_after"),
+    )
+    .outerjoin(CalendarConnection, col(CalendarConnection.user_id) == col(User.id))
+    .where(col(User.id).in_(bindparam("ids", expanding=True)))
+)
+"""Built once: the people asked about with their calendar connections, in one query."""
+
+
+async def _people(
+    db: AsyncSession, ids: list[uuid.UUID]
+) -> tuple[
+    dict[uuid.UUID, User], dict[uuid.UUID, CalendarConnection], dict[uuid.UUID, sync.SyncState]
+]:
+    """The users, their connections and each connection's stored sync state."""
+    users: dict[uuid.UUID, User] = {}
+    connections: dict[uuid.UUID, CalendarConnection] = {}
+    states: dict[uuid.UUID, sync.SyncState] = {}
+    if not ids:
+        return users, connections, states
+    for row in (await db.exec(_PEOPLE, params={"ids": ids})).all():
+        user, connection = row[0], row[1]
+        users[user.id] = user
+        if connection is not None:
+            connections[user.id] = connection
+            states[user.id] = row
+    return users, connections, states
+
+
 async def _refresh_defaults(
-    db: AsyncSession, deps: CalendarDeps, ids: list[uuid.UUID], now: datetime, budget: float
+    db: AsyncSession,
+    deps: CalendarDeps,
+    users: dict[uuid.UUID, User],
+    connections: dict[uuid.UUID, CalendarConnection],
+    states: dict[uuid.UUID, sync.SyncState],
+    now: datetime,
+    budget: float,
 ) -> list[str]:
     """Refresh stale default horizons within ``budget`` seconds; name what could not be
-    refreshed and how old its busy times are."""
-    stale = await sync.stale_user_ids(db, ids, timedelta(seconds=deps.max_age_seconds))
+    refreshed and how old its busy times are. ``connections`` are this session's
+    objects, which the sync updates in place."""
+    checked_at, max_age = utcnow(), timedelta(seconds=deps.max_age_seconds)
+    stale = [
+        user_id for user_id, state in states.items() if sync.is_stale(state, checked_at, max_age)
+    ]
     if not stale:
         return []
     outcomes = await sync.sync_users(db, deps, stale, budget_seconds=budget)
-    names = {
-        u.id: u.name for u in (await db.exec(select(User).where(col(User.id).in_(stale)))).all()
-    }
-    connections = {
-        c.user_id: c
-        for c in (
-            await db.exec(
-                select(CalendarConnection).where(col(CalendarConnection.user_id).in_(stale))
-            )
-        ).all()
-    }
     notes = []
     for user_id, outcome in outcomes.items():
         connection = connections.get(user_id)
@@ -253,8 +287,9 @@ async def _refresh_defaults(
         if connection.last_synced_at is None:
             continue
         age = max(int((now - connection.last_synced_at).total_seconds() // 60), 0)
+        user = users.get(user_id)
         notes.append(
-            f"{names.get(user_id, 'Someone')}'s calendar could not be refreshed just now; "
+            f"{user.name if user else 'Someone'}'s calendar could not be refreshed just now; "
             f"showing busy times from {age} minute{'s' if age != 1 else ''} ago."
         )
     return notes

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from sqlalchemy import and_, delete, exists, or_, update
+from sqlalchemy import and_, bindparam, delete, exists, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -140,15 +140,19 @@ def _whole_days(span: Span) -> Span:
     return floor, ceil
 
 
+_EXTRA_RANGES = select(BusyCoverage).where(
+    col(BusyCoverage.connection_id).in_(bindparam("ids", expanding=True))
+)
+"""Built once: every busy read asks."""
+
+
 async def _extra_ranges(
     db: AsyncSession, connection_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[BusyCoverage]]:
     found: dict[uuid.UUID, list[BusyCoverage]] = defaultdict(list)
     if not connection_ids:
         return found
-    rows = await db.exec(
-        select(BusyCoverage).where(col(BusyCoverage.connection_id).in_(list(connection_ids)))
-    )
+    rows = await db.exec(_EXTRA_RANGES, params={"ids": list(connection_ids)})
     for row in rows.all():
         found[row.connection_id].append(row)
     return found
