@@ -24,7 +24,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.models import CalendarConnection, Meeting, User
+from server.models import BusyCoverage, CalendarConnection, Meeting, User
 from server.models.base import utcnow
 from server.models.enums import CalendarStatus
 from server.providers.base import BusyInterval
@@ -96,11 +96,13 @@ async def read_busy(
     started = time.monotonic()
     if fetch and deps is None:
         raise ValueError("fetching busy times needs the calendar dependencies")
-    users, connections, states = await _people(db, ids)
+    asked = await _people(db, ids)
+    users, connections = asked.users, asked.connections
+    stale: list[uuid.UUID] = []
     if fetch and deps is not None:
-        notes.extend(
-            await _refresh_defaults(db, deps, users, connections, states, now, budget_seconds)
-        )
+        stale = _stale(asked, timedelta(seconds=deps.max_age_seconds))
+        if stale:
+            notes.extend(await _refresh_defaults(db, deps, asked, stale, now, budget_seconds))
     remaining = max(budget_seconds - (time.monotonic() - started), 0.0)
     readable = [
         (c, users[c.user_id].time_zone)
@@ -118,6 +120,8 @@ async def read_busy(
         budget_seconds=remaining,
         fetch=fetch,
         connections=readable,
+        # A refresh may have dropped the ranges of a calendar it found unreadable.
+        extras=None if stale else asked.extras,
     )
     by_user: dict[uuid.UUID, PackedBusy] = {}
     if wide:
@@ -226,6 +230,7 @@ _PEOPLE: Any = (
     sa_select(
         User,
         CalendarConnection,
+        BusyCoverage,
         # The columns ``sync.is_stale`` decides on, as stored (not as this session may
         # hold them in memory), as ``stale_user_ids`` read them.
         col(CalendarConnection.integration_id).label("integration_id"),
@@ -235,59 +240,69 @@ _PEOPLE: Any = (
         col(CalendarConnection.retry_after).label("retry_after"),
     )
     .outerjoin(CalendarConnection, col(CalendarConnection.user_id) == col(User.id))
+    .outerjoin(BusyCoverage, col(BusyCoverage.connection_id) == col(CalendarConnection.id))
     .where(col(User.id).in_(bindparam("ids", expanding=True)))
 )
-"""Built once: the people asked about with their calendar connections, in one query."""
+"""Built once: the people asked about with their calendar connections and the extra
+ranges those cover, in one query (one row per range)."""
 
 
-async def _people(
-    db: AsyncSession, ids: list[uuid.UUID]
-) -> tuple[
-    dict[uuid.UUID, User], dict[uuid.UUID, CalendarConnection], dict[uuid.UUID, sync.SyncState]
-]:
-    """The users, their connections and each connection's stored sync state."""
-    users: dict[uuid.UUID, User] = {}
-    connections: dict[uuid.UUID, CalendarConnection] = {}
-    states: dict[uuid.UUID, sync.SyncState] = {}
+@dataclass(slots=True)
+class _People:
+    users: dict[uuid.UUID, User] = field(default_factory=dict)
+    connections: dict[uuid.UUID, CalendarConnection] = field(default_factory=dict)
+    states: dict[uuid.UUID, sync.SyncState] = field(default_factory=dict)
+    """Each connection's stored sync state."""
+    extras: dict[uuid.UUID, list[BusyCoverage]] = field(default_factory=dict)
+    """The extra covered ranges by connection id."""
+
+
+async def _people(db: AsyncSession, ids: list[uuid.UUID]) -> _People:
+    found = _People()
     if not ids:
-        return users, connections, states
+        return found
     for row in (await db.exec(_PEOPLE, params={"ids": ids})).all():
-        user, connection = row[0], row[1]
-        users[user.id] = user
+        user, connection, extra = row[0], row[1], row[2]
+        found.users[user.id] = user
         if connection is not None:
-            connections[user.id] = connection
-            states[user.id] = row
-    return users, connections, states
+            found.connections[user.id] = connection
+            found.states[user.id] = row
+            ranges = found.extras.setdefault(connection.id, [])
+            if extra is not None:
+                ranges.append(extra)
+    return found
+
+
+def _stale(people: _People, max_age: timedelta) -> list[uuid.UUID]:
+    checked_at = utcnow()
+    return [
+        user_id
+        for user_id, state in people.states.items()
+        if sync.is_stale(state, checked_at, max_age)
+    ]
 
 
 async def _refresh_defaults(
     db: AsyncSession,
     deps: CalendarDeps,
-    users: dict[uuid.UUID, User],
-    connections: dict[uuid.UUID, CalendarConnection],
-    states: dict[uuid.UUID, sync.SyncState],
+    people: _People,
+    stale: list[uuid.UUID],
     now: datetime,
     budget: float,
 ) -> list[str]:
-    """Refresh stale default horizons within ``budget`` seconds; name what could not be
-    refreshed and how old its busy times are. ``connections`` are this session's
-    objects, which the sync updates in place."""
-    checked_at, max_age = utcnow(), timedelta(seconds=deps.max_age_seconds)
-    stale = [
-        user_id for user_id, state in states.items() if sync.is_stale(state, checked_at, max_age)
-    ]
-    if not stale:
-        return []
+    """Refresh the ``stale`` default horizons within ``budget`` seconds; name what could
+    not be refreshed and how old its busy times are. ``people``'s connections are this
+    session's objects, which the sync updates in place."""
     outcomes = await sync.sync_users(db, deps, stale, budget_seconds=budget)
     notes = []
     for user_id, outcome in outcomes.items():
-        connection = connections.get(user_id)
+        connection = people.connections.get(user_id)
         if outcome.ok or connection is None or connection.status != CalendarStatus.CONNECTED:
             continue
         if connection.last_synced_at is None:
             continue
         age = max(int((now - connection.last_synced_at).total_seconds() // 60), 0)
-        user = users.get(user_id)
+        user = people.users.get(user_id)
         notes.append(
             f"{user.name if user else 'Someone'}'s calendar could not be refreshed just now; "
             f"showing busy times from {age} minute{'s' if age != 1 else ''} ago."
