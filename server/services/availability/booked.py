@@ -10,13 +10,30 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import Meeting, MeetingAttendee
+from server.models.base import UTCDateTime
 from server.models.enums import AttendeeResponse, BusyKind, MeetingStatus
 from server.providers.base import BusyInterval
+
+_BOOKED = (
+    select(MeetingAttendee.user_id, Meeting.start_at, Meeting.end_at)
+    .join(Meeting, col(Meeting.id) == col(MeetingAttendee.meeting_id))
+    .where(
+        col(MeetingAttendee.user_id).in_(bindparam("ids", expanding=True)),
+        MeetingAttendee.response != AttendeeResponse.DECLINED,
+        Meeting.status == MeetingStatus.SCHEDULED,
+        col(Meeting.start_at) < bindparam("end", type_=UTCDateTime()),
+        col(Meeting.end_at) > bindparam("start", type_=UTCDateTime()),
+    )
+)
+_BOOKED_BUT_ONE = _BOOKED.where(col(Meeting.id) != bindparam("ignore"))
+"""Built once: every availability question asks."""
 
 
 async def meeting_busy(
@@ -34,21 +51,12 @@ async def meeting_busy(
     """
     if not user_ids:
         return {}
-    query = (
-        select(MeetingAttendee.user_id, Meeting.start_at, Meeting.end_at)
-        .join(Meeting, col(Meeting.id) == col(MeetingAttendee.meeting_id))
-        .where(
-            col(MeetingAttendee.user_id).in_(list(user_ids)),
-            MeetingAttendee.response != AttendeeResponse.DECLINED,
-            Meeting.status == MeetingStatus.SCHEDULED,
-            col(Meeting.start_at) < end,
-            col(Meeting.end_at) > start,
-        )
-    )
+    params: dict[str, Any] = {"ids": list(user_ids), "start": start, "end": end}
+    query = _BOOKED
     if ignore_meeting_id is not None:
-        query = query.where(Meeting.id != ignore_meeting_id)
+        query, params["ignore"] = _BOOKED_BUT_ONE, ignore_meeting_id
     found: dict[uuid.UUID, list[BusyInterval]] = defaultdict(list)
-    for user_id, meeting_start, meeting_end in (await db.exec(query)).all():
+    for user_id, meeting_start, meeting_end in (await db.exec(query, params=params)).all():
         if user_id is not None:
             found[user_id].append(BusyInterval(meeting_start, meeting_end, BusyKind.BUSY))
     return dict(found)

@@ -16,12 +16,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
-from sqlmodel import col, select
+from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.models import CalendarConnection, Meeting, User
+from server.models import BusyCoverage, CalendarConnection, Meeting, User
 from server.models.base import utcnow
 from server.models.enums import CalendarStatus
 from server.providers.base import BusyInterval
@@ -91,20 +94,16 @@ async def read_busy(
     wide = [(lo - margin, hi + margin) for lo, hi in windows if hi > lo]
     notes: list[str] = []
     started = time.monotonic()
-    if fetch:
-        if deps is None:
-            raise ValueError("fetching busy times needs the calendar dependencies")
-        notes.extend(await _refresh_defaults(db, deps, ids, now, budget_seconds))
+    if fetch and deps is None:
+        raise ValueError("fetching busy times needs the calendar dependencies")
+    asked = await _people(db, ids)
+    users, connections = asked.users, asked.connections
+    stale: list[uuid.UUID] = []
+    if fetch and deps is not None:
+        stale = _stale(asked, timedelta(seconds=deps.max_age_seconds))
+        if stale:
+            notes.extend(await _refresh_defaults(db, deps, asked, stale, now, budget_seconds))
     remaining = max(budget_seconds - (time.monotonic() - started), 0.0)
-    users = {u.id: u for u in (await db.exec(select(User).where(col(User.id).in_(ids)))).all()}
-    connections = {
-        c.user_id: c
-        for c in (
-            await db.exec(
-                select(CalendarConnection).where(col(CalendarConnection.user_id).in_(ids))
-            )
-        ).all()
-    }
     readable = [
         (c, users[c.user_id].time_zone)
         for c in connections.values()
@@ -121,6 +120,8 @@ async def read_busy(
         budget_seconds=remaining,
         fetch=fetch,
         connections=readable,
+        # A refresh may have dropped the ranges of a calendar it found unreadable.
+        extras=None if stale else asked.extras,
     )
     by_user: dict[uuid.UUID, PackedBusy] = {}
     if wide:
@@ -225,36 +226,85 @@ def _day(moment: datetime) -> str:
     return f"{moment.day} {moment:%b %Y} {moment:%H:%M} UTC"
 
 
+_PEOPLE: Any = (
+    sa_select(
+        User,
+        CalendarConnection,
+        BusyCoverage,
+        # The columns ``sync.is_stale`` decides on, as stored (not as this session may
+        # hold them in memory), as ``stale_user_ids`` read them.
+        col(CalendarConnection.integration_id).label("integration_id"),
+        col(CalendarConnection.status).label("status"),
+        col(CalendarConnection.last_synced_at).label("last_synced_at"),
+        col(CalendarConnection.sync_requested).label("sync_requested"),
+        col(CalendarConnection.retry_after).label("retry_after"),
+    )
+    .outerjoin(CalendarConnection, col(CalendarConnection.user_id) == col(User.id))
+    .outerjoin(BusyCoverage, col(BusyCoverage.connection_id) == col(CalendarConnection.id))
+    .where(col(User.id).in_(bindparam("ids", expanding=True)))
+)
+"""Built once: the people asked about with their calendar connections and the extra
+ranges those cover, in one query (one row per range)."""
+
+
+@dataclass(slots=True)
+class _People:
+    users: dict[uuid.UUID, User] = field(default_factory=dict)
+    connections: dict[uuid.UUID, CalendarConnection] = field(default_factory=dict)
+    states: dict[uuid.UUID, sync.SyncState] = field(default_factory=dict)
+    """Each connection's stored sync state."""
+    extras: dict[uuid.UUID, list[BusyCoverage]] = field(default_factory=dict)
+    """The extra covered ranges by connection id."""
+
+
+async def _people(db: AsyncSession, ids: list[uuid.UUID]) -> _People:
+    found = _People()
+    if not ids:
+        return found
+    for row in (await db.exec(_PEOPLE, params={"ids": ids})).all():
+        user, connection, extra = row[0], row[1], row[2]
+        found.users[user.id] = user
+        if connection is not None:
+            found.connections[user.id] = connection
+            found.states[user.id] = row
+            ranges = found.extras.setdefault(connection.id, [])
+            if extra is not None:
+                ranges.append(extra)
+    return found
+
+
+def _stale(people: _People, max_age: timedelta) -> list[uuid.UUID]:
+    checked_at = utcnow()
+    return [
+        user_id
+        for user_id, state in people.states.items()
+        if sync.is_stale(state, checked_at, max_age)
+    ]
+
+
 async def _refresh_defaults(
-    db: AsyncSession, deps: CalendarDeps, ids: list[uuid.UUID], now: datetime, budget: float
+    db: AsyncSession,
+    deps: CalendarDeps,
+    people: _People,
+    stale: list[uuid.UUID],
+    now: datetime,
+    budget: float,
 ) -> list[str]:
-    """Refresh stale default horizons within ``budget`` seconds; name what could not be
-    refreshed and how old its busy times are."""
-    stale = await sync.stale_user_ids(db, ids, timedelta(seconds=deps.max_age_seconds))
-    if not stale:
-        return []
+    """Refresh the ``stale`` default horizons within ``budget`` seconds; name what could
+    not be refreshed and how old its busy times are. ``people``'s connections are this
+    session's objects, which the sync updates in place."""
     outcomes = await sync.sync_users(db, deps, stale, budget_seconds=budget)
-    names = {
-        u.id: u.name for u in (await db.exec(select(User).where(col(User.id).in_(stale)))).all()
-    }
-    connections = {
-        c.user_id: c
-        for c in (
-            await db.exec(
-                select(CalendarConnection).where(col(CalendarConnection.user_id).in_(stale))
-            )
-        ).all()
-    }
     notes = []
     for user_id, outcome in outcomes.items():
-        connection = connections.get(user_id)
+        connection = people.connections.get(user_id)
         if outcome.ok or connection is None or connection.status != CalendarStatus.CONNECTED:
             continue
         if connection.last_synced_at is None:
             continue
         age = max(int((now - connection.last_synced_at).total_seconds() // 60), 0)
+        user = people.users.get(user_id)
         notes.append(
-            f"{names.get(user_id, 'Someone')}'s calendar could not be refreshed just now; "
+            f"{user.name if user else 'Someone'}'s calendar could not be refreshed just now; "
             f"showing busy times from {age} minute{'s' if age != 1 else ''} ago."
         )
     return notes

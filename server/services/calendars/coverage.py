@@ -23,12 +23,12 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from sqlalchemy import and_, delete, exists, or_, update
+from sqlalchemy import and_, bindparam, delete, exists, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -140,15 +140,19 @@ def _whole_days(span: Span) -> Span:
     return floor, ceil
 
 
+_EXTRA_RANGES = select(BusyCoverage).where(
+    col(BusyCoverage.connection_id).in_(bindparam("ids", expanding=True))
+)
+"""Built once: every busy read asks."""
+
+
 async def _extra_ranges(
     db: AsyncSession, connection_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[BusyCoverage]]:
     found: dict[uuid.UUID, list[BusyCoverage]] = defaultdict(list)
     if not connection_ids:
         return found
-    rows = await db.exec(
-        select(BusyCoverage).where(col(BusyCoverage.connection_id).in_(list(connection_ids)))
-    )
+    rows = await db.exec(_EXTRA_RANGES, params={"ids": list(connection_ids)})
     for row in rows.all():
         found[row.connection_id].append(row)
     return found
@@ -164,6 +168,7 @@ async def ensure_covered(
     budget_seconds: float | None = 3.0,
     fetch: bool = True,
     connections: Sequence[tuple[CalendarConnection, str]] | None = None,
+    extras: Mapping[uuid.UUID, Sequence[BusyCoverage]] | None = None,
 ) -> dict[uuid.UUID, list[Gap]]:
     """For each of ``user_ids`` with a readable connected calendar, the parts of
     ``windows`` still uncovered after fetching what could be fetched in time.
@@ -174,7 +179,8 @@ async def ensure_covered(
     re-checks inside a locked transaction): every uncovered part comes back as a gap,
     and ``deps`` may be ``None``. Commits when it fetched. ``connections`` are the
     readable (connected, synced) connections of ``user_ids`` with each owner's time zone,
-    when the caller has already read them.
+    when the caller has already read them; ``extras``, the extra covered ranges of (at
+    least) those connections by connection id, likewise.
     """
     now = now or utcnow()
     if fetch and deps is None:
@@ -197,10 +203,13 @@ async def ensure_covered(
             )
         ).all()
     by_id = {connection.id: (connection, zone) for connection, zone in connections}
-    extras = await _extra_ranges(db, list(by_id))
+    if extras is None:
+        ranges = await _extra_ranges(db, list(by_id))
+    else:
+        ranges = defaultdict(list, {i: list(extras[i]) for i in by_id if i in extras})
     gaps: dict[uuid.UUID, list[Span]] = {}
     for connection_id, (connection, _zone) in by_id.items():
-        covered = [(r.start_at, r.end_at) for r in extras[connection_id]]
+        covered = [(r.start_at, r.end_at) for r in ranges[connection_id]]
         default = default_range(connection, horizon_days)
         if default is not None:
             covered.append(default)
@@ -208,7 +217,7 @@ async def ensure_covered(
         if pieces:
             gaps[connection_id] = pieces
     if fetch:
-        await _touch(db, extras, wanted, now)
+        await _touch(db, ranges, wanted, now)
     result: dict[uuid.UUID, list[Gap]] = {}
     if not gaps:
         if fetch:

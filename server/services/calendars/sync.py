@@ -18,13 +18,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any, Protocol
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
+from sqlalchemy import select as sa_select
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import BusyBlock, BusyCoverage, CalendarConnection, User
-from server.models.base import utcnow
+from server.models.base import UTCDateTime, utcnow
 from server.models.enums import CalendarStatus
 from server.providers.base import (
     AccessDenied,
@@ -81,29 +83,85 @@ def backoff_delay(failures: int, retry_after: float | None = None) -> float:
     return jittered
 
 
+class SyncState(Protocol):
+    """What decides whether a connection is due for a refresh (a ``CalendarConnection``,
+    or a row of its columns)."""
+
+    @property
+    def integration_id(self) -> uuid.UUID | None: ...
+    @property
+    def status(self) -> CalendarStatus: ...
+    @property
+    def last_synced_at(self) -> datetime | None: ...
+    @property
+    def sync_requested(self) -> bool: ...
+    @property
+    def retry_after(self) -> datetime | None: ...
+
+
+def is_stale(connection: SyncState, now: datetime, max_age: timedelta) -> bool:
+    """The one rule for "due for a refresh": a personal connection (covered people are
+    refreshed in batches by ``services.integrations.sync``) the user need not reconnect,
+    never read, older than ``max_age`` or asked for by a push, and not backing off.
+
+    ``stale_user_ids`` narrows with the same rule in SQL (``_STALE_WHERE``) and then
+    decides with this; ``availability.busy`` decides with this on the connections it
+    has already read."""
+    return (
+        connection.integration_id is None
+        and connection.status not in _NOT_REFRESHED
+        and (
+            connection.last_synced_at is None
+            or connection.last_synced_at < now - max_age
+            or connection.sync_requested is True
+        )
+        and (connection.retry_after is None or connection.retry_after <= now)
+    )
+
+
+_NOT_REFRESHED = (CalendarStatus.NEEDS_REAUTH, CalendarStatus.DISCONNECTED)
+_STALE_WHERE = (
+    col(CalendarConnection.integration_id).is_(None),
+    CalendarConnection.status != CalendarStatus.NEEDS_REAUTH,
+    CalendarConnection.status != CalendarStatus.DISCONNECTED,
+    or_(
+        col(CalendarConnection.last_synced_at).is_(None),
+        col(CalendarConnection.last_synced_at) < bindparam("cutoff", type_=UTCDateTime()),
+        col(CalendarConnection.sync_requested).is_(True),
+    ),
+    or_(
+        col(CalendarConnection.retry_after).is_(None),
+        col(CalendarConnection.retry_after) <= bindparam("now", type_=UTCDateTime()),
+    ),
+)
+_STALE_COLUMNS: Any = sa_select(
+    col(CalendarConnection.user_id),
+    col(CalendarConnection.integration_id),
+    col(CalendarConnection.status),
+    col(CalendarConnection.last_synced_at),
+    col(CalendarConnection.sync_requested),
+    col(CalendarConnection.retry_after),
+)
+# Built once: the request path no longer asks, but the job loop does every minute.
+_STALE = _STALE_COLUMNS.where(*_STALE_WHERE)
+_STALE_AMONG = _STALE.where(col(CalendarConnection.user_id).in_(bindparam("ids", expanding=True)))
+
+
 async def stale_user_ids(
     db: AsyncSession, user_ids: Sequence[uuid.UUID] | None, max_age: timedelta
 ) -> list[uuid.UUID]:
-    """Connected users whose cache is older than ``max_age`` and who are not backing off."""
+    """Connected users whose cache is older than ``max_age`` and who are not backing off
+    (``is_stale``)."""
     now = utcnow()
-    query = select(CalendarConnection.user_id).where(
-        # Covered people are refreshed in batches by ``services.integrations.sync``.
-        col(CalendarConnection.integration_id).is_(None),
-        CalendarConnection.status != CalendarStatus.NEEDS_REAUTH,
-        CalendarConnection.status != CalendarStatus.DISCONNECTED,
-        or_(
-            col(CalendarConnection.last_synced_at).is_(None),
-            col(CalendarConnection.last_synced_at) < now - max_age,
-            col(CalendarConnection.sync_requested).is_(True),
-        ),
-        or_(
-            col(CalendarConnection.retry_after).is_(None),
-            col(CalendarConnection.retry_after) <= now,
-        ),
-    )
-    if user_ids is not None:
-        query = query.where(col(CalendarConnection.user_id).in_(list(user_ids)))
-    return list((await db.exec(query)).all())
+    params: dict[str, Any] = {"cutoff": now - max_age, "now": now}
+    if user_ids is None:
+        rows = (await db.exec(_STALE, params=params)).all()
+    else:
+        if not user_ids:
+            return []
+        params["ids"] = list(user_ids)
+        rows = (await db.exec(_STALE_AMONG, params=params)).all()
+    return [row.user_id for row in rows if is_stale(row, now, max_age)]
 
 
 async def sync_users(

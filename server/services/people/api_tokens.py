@@ -8,6 +8,7 @@ import secrets
 import uuid
 from datetime import timedelta
 
+from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -54,16 +55,20 @@ async def create_token(
     return raw, token
 
 
+_TOKEN_AND_OWNER = (
+    select(ApiToken, User)
+    .join(User, col(User.id) == col(ApiToken.user_id))
+    .where(col(ApiToken.token_hash) == bindparam("digest"), col(ApiToken.revoked_at).is_(None))
+)
+"""Built once: every API call asks."""
+
+
 async def user_for_token(session: AsyncSession, raw: str) -> User | None:
     """The active user owning this token, or None. The hash is compared in constant time."""
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
     digest = _digest(raw)
-    result = await session.exec(
-        select(ApiToken, User)
-        .join(User, col(User.id) == col(ApiToken.user_id))
-        .where(ApiToken.token_hash == digest, col(ApiToken.revoked_at).is_(None))
-    )
+    result = await session.exec(_TOKEN_AND_OWNER, params={"digest": digest})
     found = result.first()  # one query for the token and its owner: every API call asks
     if found is None:
         return None
