@@ -354,21 +354,41 @@ def test_no_partner_clock_when_everyone_shares_my_zone() -> None:
 def test_each_wall_time_maps_to_the_instants_that_show_it(
     zone_name: str, day: date, skipped: int, repeated: int
 ) -> None:
-    """The shortcut for ordinary wall times (one interval) agrees with the rule: every
-    returned instant shows that wall time, repeated times give two, skipped ones none."""
+    """The grid's clock (offset stretches, in epoch microseconds) agrees with zoneinfo:
+    every instant it gives shows that wall time, repeated times give two (earlier
+    first), skipped ones none, and no instant that shows it is missed."""
     from zoneinfo import ZoneInfo
 
-    from server.services.availability.week import _occurrences
+    import numpy as np
+
+    from server.services.availability.grid import from_us, to_us
+    from server.services.availability.week import _clock_of
 
     zone = ZoneInfo(zone_name)
+    midnight = datetime.combine(day, datetime.min.time())
+    walls = [midnight + timedelta(minutes=minute) for minute in range(0, 24 * 60, 15)]
+    first, last, count = _clock_of(zone_name, day, day).instants(
+        np.array([to_us(wall.replace(tzinfo=UTC)) for wall in walls], dtype=np.int64)
+    )
     counts = {0: 0, 1: 0, 2: 0}
-    for minute in range(0, 24 * 60, 15):
-        wall = datetime.combine(day, datetime.min.time()) + timedelta(minutes=minute)
-        found = _occurrences(day, minute, 15, zone)
-        counts[len(found)] += 1
-        assert found == sorted(found)
-        for start, end in found:
-            assert start.tzinfo is UTC and end - start == timedelta(minutes=15)
-            assert start.astimezone(zone).replace(tzinfo=None) == wall
+    for wall, early, late, found in zip(
+        walls, first.tolist(), last.tolist(), count.tolist(), strict=True
+    ):
+        counts[found] += 1
+        expected = sorted(
+            {
+                instant
+                for fold in (0, 1)
+                if (instant := wall.replace(tzinfo=zone, fold=fold).astimezone(UTC))
+                .astimezone(zone)
+                .replace(tzinfo=None)
+                == wall
+            }
+        )
+        got = [from_us(early), from_us(late)][:found]
+        assert got == expected
+        assert found != 1 or early == late
+        for instant in got:
+            assert instant.astimezone(zone).replace(tzinfo=None) == wall
     assert (counts[0], counts[2]) == (skipped, repeated)
     assert counts[1] == 96 - skipped - repeated
