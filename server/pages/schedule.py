@@ -82,14 +82,15 @@ async def schedule(request: Request) -> Response:
     duration = _duration(request.query_params.get("duration"))
     async with svc.db.session() as db:
         try:
-            connection = await mentoring.get_visible_connection(db, user, connection_id)
+            connection, members = await mentoring.visible_connection_with_members(
+                db, user, connection_id
+            )
         except DomainError:
             raise HTTPException(404) from None
         if connection.kind == ConnectionKind.GROUP:
             page = render(request, "pages/schedule.html", {"connection": connection, "group": True})
             page.headers["Vary"] = VARY
             return page
-        members = (await mentoring.members_by_connection(db, [connection.id]))[connection.id]
         start, end = availability_week.week_window(first_day, zone)
         step = availability_week.step_for(duration)
         try:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2.filters import do_urlencode
+from jinja2.utils import url_quote
 from starlette.templating import Jinja2Templates
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "templates"
@@ -24,14 +28,29 @@ def local_time(value: datetime | None, zone: str, fmt: str = "%a %d %b %Y, %H:%M
         return value.strftime(fmt) + " UTC"
 
 
+_quoted = lru_cache(maxsize=4096)(url_quote)
+
+
+def urlencode(value: Any) -> str:
+    """Jinja's ``urlencode``, remembering strings: the week page quotes the same few
+    hundred booking times (twice each) request after request."""
+    if type(value) is str:
+        return _quoted(value)
+    return do_urlencode(value)
+
+
 def build_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        # Templates change only with a deploy, which restarts the process: no stat of
+        # every template file on every render.
+        auto_reload=False,
     )
     env.filters["local_time"] = local_time
+    env.filters["urlencode"] = urlencode
     return env
 
 

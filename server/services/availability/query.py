@@ -17,6 +17,7 @@ from typing import overload
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import numpy.typing as npt
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import User
@@ -107,6 +108,24 @@ class BusyInWindow(Sequence[UserBusy]):
                 )
             self._items = items
         return self._items
+
+    def micros_by_user(
+        self,
+    ) -> dict[uuid.UUID, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
+        """Each person's blocks clipped to the window as (starts, ends) epoch-microsecond
+        arrays, in the order ``UserBusy`` items would come: for callers that only compare
+        times (the week grid) and need no datetimes."""
+        lo, hi = to_us(self._start), to_us(self._end)
+        found: dict[uuid.UUID, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
+        for user_id, busy in self._parts:
+            inside = (busy.ends_us > lo) & (busy.starts_us < hi)
+            starts = np.maximum(busy.starts_us[inside], lo)
+            ends = np.minimum(busy.ends_us[inside], hi)
+            if user_id in found:
+                starts = np.concatenate((found[user_id][0], starts))
+                ends = np.concatenate((found[user_id][1], ends))
+            found[user_id] = (starts, ends)
+        return found
 
     def __len__(self) -> int:
         return len(self._built())

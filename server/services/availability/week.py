@@ -28,19 +28,23 @@ covers seven days from there.
 from __future__ import annotations
 
 import uuid
-from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from server.services.availability import Rules, Slot
+import numpy as np
+import numpy.typing as npt
+
+from server.services.availability import Slot
 from server.services.availability.grid import to_us
-from server.services.availability.query import AvailabilityAnswer
+from server.services.availability.query import AvailabilityAnswer, BusyInWindow
 from server.services.availability.reasons import names as join_names
-from server.services.availability.zones import allowed_spans
+from server.services.availability.zones import allowed_spans, offset_regimes
 
 __all__ = [
     "DURATIONS",
@@ -48,6 +52,7 @@ __all__ = [
     "Cell",
     "CellState",
     "Day",
+    "FreeStart",
     "Person",
     "Row",
     "WeekView",
@@ -87,12 +92,12 @@ class Person:
         return "you" if self.is_viewer else self.name
 
 
-@dataclass(frozen=True, slots=True)
-class Cell:
+class Cell(NamedTuple):
     """``text`` is what the cell shows and ``detail`` what a screen reader hears after it
     (the table headers already name the day and time); ``label`` is the whole sentence,
     the accessible name of a free slot's link. ``book_start`` (ISO 8601 UTC, ``Z``) is
-    set only on free slots."""
+    set only on free slots. A named tuple rather than a frozen dataclass: a week has up
+    to 672 cells, and a tuple is built in a fifth of the time."""
 
     state: CellState
     text: str
@@ -101,6 +106,14 @@ class Cell:
     book_start: str | None = None
     busy: str | None = None  # "me", "partner" or "both" on unavailable cells
     who: tuple[str, ...] = ()  # whom ``detail`` is about (outside the hours, busy)
+
+
+class FreeStart(NamedTuple):
+    """A free slot in the list of one day's free start times (``WeekView.free_by_day``)."""
+
+    time: str  # the row's time on the viewer's clock
+    partner_time: str  # the row's ``partner_time``
+    cell: Cell
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +165,7 @@ class WeekView:
     slot_count: int
     blocks: tuple[Row | Band, ...] = ()
     partner: Person | None = None  # whose clock ``Row.partner_time`` shows
+    free_by_day: tuple[tuple[FreeStart, ...], ...] = ()  # per day, in row order
 
     @property
     def previous_start(self) -> date:
@@ -210,54 +224,124 @@ def build_week(
     the viewer's own meeting hours on every day are left off the top and the bottom (for
     an administrator outside the pair: rows in which nobody may meet); inside, runs of
     rows in which nobody may meet on any day become one band.
+
+    Every cell's state is decided for the whole week at once, in epoch microseconds
+    (numpy masks over a rows x days array); only the cells of the rows shown are then
+    built, their words made once per kind of cell (state and who) rather than per cell.
     """
     step = step_minutes or step_for(duration_minutes)
     zone = ZoneInfo(viewer_zone)
     people = people_from(answer, viewer_id)
+    if len(people) > _MAX_PEOPLE:
+        raise ValueError(f"the week grid shows at most {_MAX_PEOPLE} people")
     days = tuple(first_day + timedelta(days=i) for i in range(7))
     today = now.astimezone(zone).date()
     partner = _partner(people, viewer_zone)
-    checker = _RulesChecker(answer.rules, people, first_day)
-    busy = _busy_by_user(answer, people)
-    unread = _unread_by_user(answer)
-    slots = _slots_by_wall_time(answer.result.slots, zone)
-    notice = now + timedelta(minutes=answer.rules.minimum_notice_minutes)
+    last_day = days[-1]
+    clock = _clock_of(viewer_zone, first_day, last_day)
+    minutes = range(0, 24 * 60, step)
+    step_us = step * _MINUTE
 
-    rows: list[Row] = []
-    closed_rows: list[bool] = []  # nobody may meet at this time on any day
-    headings = [_day_heading(day) for day in days]  # once per day, not once per cell
-    for minute in range(0, 24 * 60, step):
-        cells: list[Cell] = []
-        starts: list[datetime] = []
-        closed = True
-        clock = _clock(minute)
-        for day, heading in zip(days, headings, strict=True):
-            occurrences = _occurrences(day, minute, step, zone)
-            when = f"{heading} {clock}"
-            outside = checker.outside(occurrences)
-            if occurrences and not _closed(outside, people):
-                closed = False
-            starts.extend(o[0] for o in occurrences[:1])
-            cells.append(
-                _cell(
-                    when,
-                    occurrences,
-                    outside,
-                    busy,
-                    unread,
-                    slots.get((day, minute)),
-                    now=now,
-                    notice=notice,
-                    people=people,
-                    duration=duration_minutes,
-                    zone=zone,
+    # Wall times (microseconds since the epoch of the naive wall clock), rows x days.
+    base_day = first_day.toordinal() - _EPOCH_ORDINAL
+    walls = (base_day + np.arange(7, dtype=np.int64))[np.newaxis, :] * _DAY + (
+        np.arange(len(minutes), dtype=np.int64) * step_us
+    )[:, np.newaxis]
+    first, second, count = clock.instants(walls)
+
+    everyone = _bits(people, lambda p: True)
+    outside = np.zeros(walls.shape, dtype=np.int64)
+    busy = np.zeros(walls.shape, dtype=np.int64)
+    unread = np.zeros(walls.shape, dtype=np.int64)
+    rules = answer.rules
+    busy_us = _busy_micros(answer)
+    unread_us = _unread_micros(answer)
+    for index, person in enumerate(people):
+        bit = np.int64(1 << index)
+        los, his = _span_arrays(
+            person.time_zone,
+            rules.earliest_hour,
+            rules.latest_hour,
+            rules.allow_weekends,
+            first_day - timedelta(days=2),
+            first_day + timedelta(days=9),
+        )
+        within = _within(los, his, first, step_us) & _within(los, his, second, step_us)
+        outside |= np.where(within, 0, bit)
+        if not person.known:
+            continue
+        for found, intervals in ((busy, busy_us), (unread, unread_us)):
+            sorted_intervals = intervals.get(person.user_id)
+            if sorted_intervals is not None:
+                hit = _overlapping(sorted_intervals, first, step_us) | _overlapping(
+                    sorted_intervals, second, step_us
                 )
-            )
-        rows.append(Row(clock, tuple(cells), _partner_clock(partner, starts)))
-        closed_rows.append(closed)
-    open_at = [i for i, closed in enumerate(closed_rows) if not closed]
-    if open_at:
-        rows = rows[open_at[0] : open_at[-1] + 1]
+                found |= np.where(hit, bit, 0)
+
+    slot_at, book_starts, end_clocks = _slots_at(
+        answer.result.slots, clock, base_day, step, walls.shape
+    )
+    state = np.full(walls.shape, _NO_FIT, dtype=np.int64)
+    state[slot_at >= 0] = _FREE
+    state[unread != 0] = _UNREAD
+    state[busy != 0] = _BUSY
+    state[outside != 0] = _OUTSIDE
+    notice = now + timedelta(minutes=rules.minimum_notice_minutes)
+    state[first < to_us(notice)] = _SOON
+    state[first < to_us(now)] = _PAST
+    state[count == 0] = _SKIPPED
+    mask = np.where(
+        state == _OUTSIDE,
+        outside,
+        np.where(state == _BUSY, busy, np.where(state == _UNREAD, unread, 0)),
+    )
+    keys = mask * _STATES + state
+
+    # Rows show the viewer's own meeting hours (shading the partner's limits inside
+    # them); an administrator who is not in the pair sees every hour anyone may meet.
+    viewer_bits = _bits(people, lambda p: p.is_viewer)
+    closed = (outside & viewer_bits) != 0 if viewer_bits else outside == everyone
+    open_at = np.flatnonzero(((count > 0) & ~closed).any(axis=1))
+    top, bottom = (int(open_at[0]), int(open_at[-1]) + 1) if len(open_at) else (0, len(minutes))
+
+    partner_minutes: list[list[int]] | None = None
+    if partner is not None:
+        partner_clock = _clock_of(partner.time_zone, first_day, last_day)
+        partner_walls = partner_clock.wall(first[top:bottom])
+        partner_minutes = ((partner_walls % _DAY) // _MINUTE).tolist()
+    counts = count[top:bottom].tolist()
+    slots_shown = slot_at[top:bottom].tolist()
+    kinds = _Kinds(people, duration_minutes)
+    headings = [_day_heading(day) for day in days]  # once per day, not once per cell
+    made = kinds.made
+    free_by_day: list[list[FreeStart]] = [[] for _ in days]
+    rows: list[Row] = []
+    for offset, row_keys in enumerate(keys[top:bottom].tolist()):
+        at = _CLOCKS[(top + offset) * step]
+        partner_time = ""
+        if partner_minutes is not None:
+            partner_time = _partner_clock(partner_minutes[offset], counts[offset])
+        cells: list[Cell] = []
+        for index, key in enumerate(row_keys):
+            when = f"{headings[index]} {at}"
+            if key == _FREE:
+                slot = slots_shown[offset][index]
+                label = f"Book {when}-{end_clocks[slot]}"
+                cell = Cell(CellState.FREE_SLOT, "Book", label, label, book_starts[slot])
+                free_by_day[index].append(FreeStart(at, partner_time, cell))
+            else:
+                kind = made.get(key) or kinds.of(key)
+                cell = Cell(
+                    kind.state,
+                    kind.text,
+                    kind.detail,
+                    when + kind.suffix,
+                    None,
+                    kind.busy,
+                    kind.who,
+                )
+            cells.append(cell)
+        rows.append(Row(at, tuple(cells), partner_time))
     heading = (
         f"Week of Monday {first_day.day} {first_day:%B %Y}"
         if first_day.weekday() == 0
@@ -267,7 +351,7 @@ def build_week(
         zone=viewer_zone,
         first_day=first_day,
         heading=heading,
-        days=tuple(Day(d, _day_heading(d), d == today) for d in days),
+        days=tuple(Day(d, heading, d == today) for d, heading in zip(days, headings, strict=True)),
         rows=tuple(rows),
         people=people,
         duration_minutes=duration_minutes,
@@ -275,7 +359,201 @@ def build_week(
         slot_count=len(answer.result.slots),
         blocks=_fold(rows, step),
         partner=partner,
+        free_by_day=tuple(tuple(found) for found in free_by_day),
     )
+
+
+_MINUTE = 60_000_000  # microseconds
+_DAY = 24 * 60 * _MINUTE
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_MAX_PEOPLE = 60  # one bit each in an int64 key, beside the state
+# A cell's state code, in the order the rules are applied (the first that holds wins).
+_SKIPPED, _PAST, _SOON, _OUTSIDE, _BUSY, _UNREAD, _FREE, _NO_FIT = range(8)
+_STATES = 8  # key = who (one bit per person) * _STATES + state
+_Micros = npt.NDArray[np.int64]
+
+
+class _Clock:
+    """A zone's wall clock around the view, in epoch microseconds (``offset_regimes``)."""
+
+    __slots__ = ("_offsets", "_regimes", "_since")
+
+    def __init__(self, regimes: tuple[tuple[int, int, int], ...]) -> None:
+        self._regimes = regimes
+        self._since = np.array([since for since, _, _ in regimes], dtype=np.int64)
+        self._offsets = np.array([offset for _, _, offset in regimes], dtype=np.int64)
+
+    def instants(self, walls: _Micros) -> tuple[_Micros, _Micros, npt.NDArray[np.int8]]:
+        """The first and last instant at which the clock shows each wall time, and how
+        many there are: 0 in a gap (then both are 0), 2 in a repeated hour, else 1."""
+        first = np.zeros_like(walls)
+        last = np.zeros_like(walls)
+        count = np.zeros(walls.shape, dtype=np.int8)
+        for since, until, offset in self._regimes:
+            instants = walls - offset
+            hit = (instants >= since) & (instants < until)
+            if not hit.any():
+                continue
+            first = np.where(hit & (count == 0), instants, first)
+            last = np.where(hit, instants, last)
+            count += hit
+        return first, last, count
+
+    def wall(self, instants: _Micros) -> _Micros:
+        """The wall time the clock shows at each instant."""
+        regime = np.searchsorted(self._since, instants, side="right") - 1
+        return instants + self._offsets[regime]
+
+
+@lru_cache(maxsize=256)
+def _clock_of(zone: str, first_day: date, last_day: date) -> _Clock:
+    return _Clock(offset_regimes(zone, first_day, last_day))
+
+
+@lru_cache(maxsize=512)
+def _span_arrays(
+    zone: str, earliest: int, latest: int, allow_weekends: bool, first: date, last: date
+) -> tuple[_Micros, _Micros]:
+    spans = allowed_spans(zone, earliest, latest, allow_weekends, first, last)
+    los = np.array([lo for lo, _ in spans], dtype=np.int64)
+    his = np.array([hi for _, hi in spans], dtype=np.int64)
+    return los, his
+
+
+def _within(los: _Micros, his: _Micros, starts: _Micros, length: int) -> npt.NDArray[np.bool_]:
+    """Whether each ``[start, start + length)`` lies inside one allowed span."""
+    if not len(los):
+        return np.zeros(starts.shape, dtype=np.bool_)
+    index = np.searchsorted(los, starts, side="right") - 1
+    return (index >= 0) & (starts + length <= his[np.maximum(index, 0)])
+
+
+_Sorted = tuple[_Micros, _Micros]  # starts ascending, and the running maximum of the ends
+
+
+def _sorted(starts: _Micros, ends: _Micros) -> _Sorted:
+    order = np.argsort(starts, kind="stable")
+    return starts[order], np.maximum.accumulate(ends[order])
+
+
+def _overlapping(intervals: _Sorted, starts: _Micros, length: int) -> npt.NDArray[np.bool_]:
+    """Whether each ``[start, start + length)`` overlaps one of the intervals: some
+    interval starts before it ends and, of those, the latest end is after its start."""
+    lows, reach = intervals
+    if not len(lows):
+        return np.zeros(starts.shape, dtype=np.bool_)
+    before = np.searchsorted(lows, starts + length, side="left")
+    return (before > 0) & (reach[np.maximum(before - 1, 0)] > starts)
+
+
+def _busy_micros(answer: AvailabilityAnswer) -> dict[uuid.UUID, _Sorted]:
+    """Each person's non-empty busy blocks, sorted for ``_overlapping``."""
+    if isinstance(answer.busy, BusyInWindow):
+        by_user = answer.busy.micros_by_user()
+    else:
+        grouped: dict[uuid.UUID, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
+        for block in answer.busy:
+            grouped[block.user_id][0].append(to_us(block.start))
+            grouped[block.user_id][1].append(to_us(block.end))
+        by_user = {
+            user_id: (np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64))
+            for user_id, (starts, ends) in grouped.items()
+        }
+    found: dict[uuid.UUID, _Sorted] = {}
+    for user_id, (starts, ends) in by_user.items():
+        real = ends > starts
+        found[user_id] = _sorted(starts[real], ends[real])
+    return found
+
+
+def _unread_micros(answer: AvailabilityAnswer) -> dict[uuid.UUID, _Sorted]:
+    grouped: dict[uuid.UUID, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
+    for gap in answer.unknown:
+        grouped[gap.user_id][0].append(to_us(gap.start))
+        grouped[gap.user_id][1].append(to_us(gap.end))
+    return {
+        user_id: _sorted(np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64))
+        for user_id, (starts, ends) in grouped.items()
+    }
+
+
+def _slots_at(
+    slots: Sequence[Slot], clock: _Clock, base_day: int, step: int, shape: tuple[int, ...]
+) -> tuple[npt.NDArray[np.int64], list[str], list[str]]:
+    """Which slot starts at each cell's wall time (the first one when a repeated hour
+    has two, -1 for none); each slot's start as ISO 8601 UTC and its end on the clock."""
+    at = np.full(shape, -1, dtype=np.int64)
+    if not slots:
+        return at, [], []
+    starts = np.array([to_us(slot.start) for slot in slots], dtype=np.int64)
+    ends = np.array([to_us(slot.end) for slot in slots], dtype=np.int64)
+    walls = clock.wall(starts)
+    day = walls // _DAY - base_day
+    minute = (walls % _DAY) // _MINUTE
+    shown = np.flatnonzero((day >= 0) & (day < shape[1]) & (minute % step == 0))
+    cells = (minute[shown] // step) * shape[1] + day[shown]
+    cells, first = np.unique(cells, return_index=True)
+    at.flat[cells] = shown[first]
+    book = [f"{text}Z" for text in np.datetime_as_string(starts.astype("datetime64[us]"), "s")]
+    end_minutes = ((clock.wall(ends) % _DAY) // _MINUTE).tolist()
+    return at, book, [_CLOCKS[m] for m in end_minutes]
+
+
+def _bits(people: Sequence[Person], chosen: Callable[[Person], bool]) -> int:
+    return sum(1 << index for index, person in enumerate(people) if chosen(person))
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    """What every cell of one state and one set of people says, but for its time."""
+
+    state: CellState
+    text: str
+    detail: str
+    suffix: str  # the label is the cell's time followed by this
+    busy: str | None = None
+    who: tuple[str, ...] = ()
+
+
+class _Kinds:
+    """The words of each kind of cell, made the first time a cell of that kind is seen."""
+
+    def __init__(self, people: Sequence[Person], duration: int) -> None:
+        self._people = people
+        self._duration = duration
+        self.made: dict[int, _Kind] = {}  # read directly in the grid's inner loop
+
+    def of(self, key: int) -> _Kind:
+        kind = self.made.get(key)
+        if kind is None:
+            kind = self.made[key] = self._make(key % _STATES, key // _STATES)
+        return kind
+
+    def _make(self, state: int, mask: int) -> _Kind:
+        who = [p for index, p in enumerate(self._people) if mask >> index & 1]
+        if state == _SKIPPED:
+            return _plain(CellState.SKIPPED, "Clock change", "skipped by the clock change")
+        if state == _PAST:
+            return _plain(CellState.PAST, "Past", "in the past")
+        if state == _SOON:
+            return _plain(CellState.PAST, "Too soon", "more notice is needed")
+        if state == _OUTSIDE:
+            kind = _plain(CellState.OUTSIDE_RULES, "Outside meeting hours", f"for {_who(who)}")
+            return replace(kind, who=_called(who))
+        if state == _BUSY:
+            verb = "is" if len(who) == 1 and not who[0].is_viewer else "are"
+            busy, text = _busy_kind(who, self._people)
+            detail = f"{_who(who)} {verb} busy"
+            return _Kind(CellState.UNAVAILABLE, text, detail, f": {detail}", busy, _called(who))
+        if state == _UNREAD:
+            return _plain(CellState.UNKNOWN, "Unknown", f"calendar not read for {_who(who)}")
+        return _plain(
+            CellState.NO_FIT, "No room", f"a {self._duration}-minute meeting does not fit here"
+        )
+
+
+def _plain(state: CellState, text: str, detail: str) -> _Kind:
+    return _Kind(state, text, detail, f": {text.lower()}, {detail}")
 
 
 _FOLDABLE = {CellState.OUTSIDE_RULES, CellState.PAST, CellState.SKIPPED}
@@ -336,90 +614,13 @@ def _partner(people: Sequence[Person], viewer_zone: str) -> Person | None:
     return zones[0] if zones else None
 
 
-def _partner_clock(partner: Person | None, starts: Sequence[datetime]) -> str:
-    if partner is None or not starts:
-        return ""
-    zone = ZoneInfo(partner.time_zone)
-    seen: list[str] = []
-    for start in starts:
-        local = start.astimezone(zone)
-        clock = f"{local.hour:02d}:{local.minute:02d}"  # as %H:%M, without strftime's cost
-        if clock not in seen:
-            seen.append(clock)
-    return "/".join(seen)
-
-
-def _cell(
-    when: str,
-    occurrences: list[_Interval],
-    outside: list[Person],
-    busy: dict[uuid.UUID, list[_Interval]],
-    unread: dict[uuid.UUID, list[_Interval]],
-    slot: Slot | None,
-    *,
-    now: datetime,
-    notice: datetime,
-    people: Sequence[Person],
-    duration: int,
-    zone: ZoneInfo,
-) -> Cell:
-    if not occurrences:
-        return _plain(CellState.SKIPPED, when, "Clock change", "skipped by the clock change")
-    start = occurrences[0][0]
-    if start < now:
-        return _plain(CellState.PAST, when, "Past", "in the past")
-    if start < notice:
-        return _plain(CellState.PAST, when, "Too soon", "more notice is needed")
-    if outside:
-        cell = _plain(
-            CellState.OUTSIDE_RULES, when, "Outside meeting hours", f"for {_who(outside)}"
-        )
-        return replace(cell, who=_called(outside))
-    busy_people = [p for p in people if p.known and _overlaps(busy.get(p.user_id, []), occurrences)]
-    if busy_people:
-        verb = "is" if len(busy_people) == 1 and not busy_people[0].is_viewer else "are"
-        kind, text = _busy_kind(busy_people, people)
-        detail = f"{_who(busy_people)} {verb} busy"
-        return Cell(
-            CellState.UNAVAILABLE,
-            text,
-            detail,
-            f"{when}: {detail}",
-            busy=kind,
-            who=_called(busy_people),
-        )
-    unread_people = [
-        p for p in people if p.known and _overlaps(unread.get(p.user_id, []), occurrences)
-    ]
-    if unread_people:
-        return _plain(
-            CellState.UNKNOWN, when, "Unknown", f"calendar not read for {_who(unread_people)}"
-        )
-    if slot is not None:
-        end = slot.end.astimezone(zone)
-        label = f"Book {when}-{end:%H:%M}"
-        return Cell(
-            CellState.FREE_SLOT,
-            "Book",
-            label,
-            label,
-            book_start=slot.start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        )
-    return _plain(
-        CellState.NO_FIT, when, "No room", f"a {duration}-minute meeting does not fit here"
-    )
-
-
-def _plain(state: CellState, when: str, text: str, detail: str) -> Cell:
-    return Cell(state, text, detail, f"{when}: {text.lower()}, {detail}")
-
-
-def _closed(outside: Sequence[Person], people: Sequence[Person]) -> bool:
-    """Rows show the viewer's own meeting hours (shading the partner's limits inside
-    them); an administrator who is not in the pair sees every hour anyone may meet."""
-    if any(p.is_viewer for p in people):
-        return any(p.is_viewer for p in outside)
-    return len(outside) == len(people)
+def _partner_clock(minutes: Sequence[int], counts: Sequence[int]) -> str:
+    """The partner's clock at each day's start of a row, each time once, in day order."""
+    seen: list[int] = []
+    for minute, count in zip(minutes, counts, strict=True):
+        if count and minute not in seen:
+            seen.append(minute)
+    return "/".join(_CLOCKS[minute] for minute in seen)
 
 
 def _busy_kind(busy: Sequence[Person], people: Sequence[Person]) -> tuple[str, str]:
@@ -443,91 +644,13 @@ def _who(people: Sequence[Person]) -> str:
     return join_names(p.called for p in ordered)
 
 
-def _occurrences(day: date, minute: int, step: int, zone: ZoneInfo) -> list[_Interval]:
-    """The UTC intervals during which ``zone``'s clock shows ``[minute, minute + step)``
-    of ``day``: none in a DST gap, two in a repeated hour, else one."""
-    wall = datetime.combine(day, time()) + timedelta(minutes=minute)
-    first = wall.replace(tzinfo=zone)
-    if first.utcoffset() == first.replace(fold=1).utcoffset():
-        # Neither repeated nor skipped (PEP 495: fold matters only then): one interval.
-        instant = first.astimezone(UTC)
-        return [(instant, instant + timedelta(minutes=step))]
-    found: list[_Interval] = []
-    for fold in (0, 1):
-        instant = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
-        if instant.astimezone(zone).replace(tzinfo=None) != wall:
-            continue  # this wall time does not exist that day
-        interval = (instant, instant + timedelta(minutes=step))
-        if interval not in found:
-            found.append(interval)
-    found.sort()
-    return found
-
-
-def _overlaps(intervals: Sequence[_Interval], occurrences: Sequence[_Interval]) -> bool:
-    return any(s < oe and e > os for s, e in intervals for os, oe in occurrences)
-
-
-def _busy_by_user(
-    answer: AvailabilityAnswer, people: Iterable[Person]
-) -> dict[uuid.UUID, list[_Interval]]:
-    known = {p.user_id for p in people if p.known}
-    grouped: dict[uuid.UUID, list[_Interval]] = defaultdict(list)
-    for block in answer.busy:
-        if block.user_id in known and block.end > block.start:
-            grouped[block.user_id].append((block.start, block.end))
-    return grouped
-
-
-def _unread_by_user(answer: AvailabilityAnswer) -> dict[uuid.UUID, list[_Interval]]:
-    grouped: dict[uuid.UUID, list[_Interval]] = defaultdict(list)
-    for gap in answer.unknown:
-        grouped[gap.user_id].append((gap.start, gap.end))
-    return grouped
-
-
-def _slots_by_wall_time(slots: Iterable[Slot], zone: ZoneInfo) -> dict[tuple[date, int], Slot]:
-    found: dict[tuple[date, int], Slot] = {}
-    for slot in slots:
-        local = slot.start.astimezone(zone)
-        found.setdefault((local.date(), local.hour * 60 + local.minute), slot)
-    return found
-
-
-class _RulesChecker:
-    """Who, at a given time, is outside the program's hours on their own clock."""
-
-    def __init__(self, rules: Rules, people: Sequence[Person], first_day: date) -> None:
-        self._people = people
-        first, last = first_day - timedelta(days=2), first_day + timedelta(days=9)
-        self._spans: dict[str, tuple[tuple[int, int], ...]] = {}
-        self._starts: dict[str, list[int]] = {}
-        for zone in {p.time_zone for p in people}:
-            spans = allowed_spans(
-                zone, rules.earliest_hour, rules.latest_hour, rules.allow_weekends, first, last
-            )
-            self._spans[zone] = spans
-            self._starts[zone] = [lo for lo, _ in spans]
-
-    def outside(self, occurrences: Sequence[_Interval]) -> list[Person]:
-        return [
-            p
-            for p in self._people
-            if any(not self._within(p.time_zone, s, e) for s, e in occurrences)
-        ]
-
-    def _within(self, zone: str, start: datetime, end: datetime) -> bool:
-        lo, hi = to_us(start), to_us(end)
-        index = bisect_right(self._starts[zone], lo) - 1
-        if index < 0:
-            return False
-        span_lo, span_hi = self._spans[zone][index]
-        return span_lo <= lo and hi <= span_hi
-
-
+@lru_cache(maxsize=64)
 def _day_heading(day: date) -> str:
-    return f"{day:%a} {day.day} {day:%b}"
+    return f"{day:%a} {day.day} {day:%b}"  # strftime is slow: cached, the same days return
 
 
 def _clock(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+_CLOCKS = tuple(_clock(minute) for minute in range(24 * 60))

@@ -90,6 +90,23 @@ def allowed_spans(
     return tuple(spans)
 
 
+@lru_cache(maxsize=256)
+def offset_regimes(
+    zone_name: str, first_day: date, last_day: date
+) -> tuple[tuple[int, int, int], ...]:
+    """``(since, until, offset)`` stretches of constant UTC offset (epoch microseconds)
+    covering the local days ``first_day`` to ``last_day`` with two days to spare on each
+    side, so every instant whose wall clock shows one of those days is inside one.
+
+    The instants at which the clock shows wall time ``w`` (microseconds since the epoch
+    of the naive wall time) are then ``w - offset`` for each stretch that contains it:
+    none in a gap, two in a repeated hour. Cached like ``allowed_spans``.
+    """
+    day_lo = (first_day.toordinal() - _EPOCH_ORDINAL - 2) * _DAY
+    day_hi = (last_day.toordinal() - _EPOCH_ORDINAL + 3) * _DAY
+    return tuple(_offset_regimes(ZoneInfo(zone_name), day_lo, day_hi))
+
+
 def _offset_regimes(zone: ZoneInfo, lo: int, hi: int) -> list[tuple[int, int, int]]:
     """Maximal ``(since, until, offset)`` stretches of constant UTC offset covering
     ``[lo, hi)``; all values in microseconds, ``lo`` and ``hi`` whole seconds."""

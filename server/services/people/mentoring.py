@@ -6,7 +6,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -207,6 +207,34 @@ async def get_visible_connection(
     if connection is None or not await access.can_see_connection(session, viewer, connection):
         raise NotFound("connection")
     return connection
+
+
+async def visible_connection_with_members(
+    session: AsyncSession, viewer: User, connection_id: uuid.UUID
+) -> tuple[MentoringConnection, list[tuple[User, str]]]:
+    """``get_visible_connection`` and its ``members_by_connection`` entry in one query
+    (pages that show a pair ask for both). A member sees it by being in the list; anyone
+    else is asked ``access.can_see_connection`` (program administrators)."""
+    result = await session.exec(_CONNECTION_WITH_MEMBERS, params={"connection_id": connection_id})
+    rows = result.all()
+    if not rows:
+        raise NotFound("connection")
+    connection = rows[0][0]
+    members = [(user, role) for _, user, role in rows if user is not None]
+    member = any(user.id == viewer.id for user, _ in members)
+    if not member and not await access.can_see_connection(session, viewer, connection):
+        raise NotFound("connection")
+    return connection, members
+
+
+_CONNECTION_WITH_MEMBERS = (
+    select(MentoringConnection, User, ConnectionMember.role)
+    .outerjoin(ConnectionMember, col(ConnectionMember.connection_id) == col(MentoringConnection.id))
+    .outerjoin(User, col(User.id) == col(ConnectionMember.user_id))
+    .where(col(MentoringConnection.id) == bindparam("connection_id"))
+    .order_by(col(User.name))
+)
+"""Built once: the schedule page asks it on every request."""
 
 
 async def connections_for(session: AsyncSession, user: User) -> list[MentoringConnection]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -12,7 +13,12 @@ from server.models import User
 from server.models.enums import BusyKind
 from server.providers.base import BusyInterval
 from server.services.availability import Participant, Rules, find_slots
-from server.services.availability.query import AvailabilityAnswer, ParticipantState, UserBusy
+from server.services.availability.query import (
+    AvailabilityAnswer,
+    ParticipantState,
+    UserBusy,
+    UserUnknown,
+)
 from server.services.availability.week import (
     Band,
     CellState,
@@ -354,21 +360,282 @@ def test_no_partner_clock_when_everyone_shares_my_zone() -> None:
 def test_each_wall_time_maps_to_the_instants_that_show_it(
     zone_name: str, day: date, skipped: int, repeated: int
 ) -> None:
-    """The shortcut for ordinary wall times (one interval) agrees with the rule: every
-    returned instant shows that wall time, repeated times give two, skipped ones none."""
+    """The grid's clock (offset stretches, in epoch microseconds) agrees with zoneinfo:
+    every instant it gives shows that wall time, repeated times give two (earlier
+    first), skipped ones none, and no instant that shows it is missed."""
     from zoneinfo import ZoneInfo
 
-    from server.services.availability.week import _occurrences
+    import numpy as np
+
+    from server.services.availability.grid import from_us, to_us
+    from server.services.availability.week import _clock_of
 
     zone = ZoneInfo(zone_name)
+    midnight = datetime.combine(day, datetime.min.time())
+    walls = [midnight + timedelta(minutes=minute) for minute in range(0, 24 * 60, 15)]
+    first, last, count = _clock_of(zone_name, day, day).instants(
+        np.array([to_us(wall.replace(tzinfo=UTC)) for wall in walls], dtype=np.int64)
+    )
     counts = {0: 0, 1: 0, 2: 0}
-    for minute in range(0, 24 * 60, 15):
-        wall = datetime.combine(day, datetime.min.time()) + timedelta(minutes=minute)
-        found = _occurrences(day, minute, 15, zone)
-        counts[len(found)] += 1
-        assert found == sorted(found)
-        for start, end in found:
-            assert start.tzinfo is UTC and end - start == timedelta(minutes=15)
-            assert start.astimezone(zone).replace(tzinfo=None) == wall
+    for wall, early, late, found in zip(
+        walls, first.tolist(), last.tolist(), count.tolist(), strict=True
+    ):
+        counts[found] += 1
+        expected = sorted(
+            {
+                instant
+                for fold in (0, 1)
+                if (instant := wall.replace(tzinfo=zone, fold=fold).astimezone(UTC))
+                .astimezone(zone)
+                .replace(tzinfo=None)
+                == wall
+            }
+        )
+        got = [from_us(early), from_us(late)][:found]
+        assert got == expected
+        assert found != 1 or early == late
+        for instant in got:
+            assert instant.astimezone(zone).replace(tzinfo=None) == wall
     assert (counts[0], counts[2]) == (skipped, repeated)
     assert counts[1] == 96 - skipped - repeated
+
+
+def _reference_instants(day: date, minute: int, zone_name: str) -> list[datetime]:
+    """The instants at which ``zone_name``'s clock shows ``minute`` of ``day`` (zoneinfo)."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(zone_name)
+    wall = datetime.combine(day, datetime.min.time()) + timedelta(minutes=minute)
+    return sorted(
+        {
+            instant
+            for fold in (0, 1)
+            if (instant := wall.replace(tzinfo=zone, fold=fold).astimezone(UTC))
+            .astimezone(zone)
+            .replace(tzinfo=None)
+            == wall
+        }
+    )
+
+
+def _reference_cell(
+    answer: AvailabilityAnswer, week: WeekView, day: date, minute: int, now: datetime
+) -> tuple[object, ...]:
+    """One cell by the grid's rules, straight from their definition: zoneinfo for the
+    instants, a scan of every busy block and gap, the words built in place."""
+    from bisect import bisect_right
+    from zoneinfo import ZoneInfo
+
+    from server.services.availability.grid import to_us
+    from server.services.availability.reasons import names
+    from server.services.availability.zones import allowed_spans
+
+    zone, step = ZoneInfo(week.zone), timedelta(minutes=week.step_minutes)
+    instants = _reference_instants(day, minute, week.zone)
+    when = f"{day:%a} {day.day} {day:%b} {minute // 60:02d}:{minute % 60:02d}"
+
+    def plain(state: CellState, text: str, detail: str, who: tuple[str, ...] = ()) -> tuple:
+        return (state, text, detail, f"{when}: {text.lower()}, {detail}", None, None, who)
+
+    def ordered(people: list) -> list:
+        return sorted(people, key=lambda p: not p.is_viewer)
+
+    def who(people: list) -> str:
+        return names(p.called for p in ordered(people))
+
+    if not instants:
+        return plain(CellState.SKIPPED, "Clock change", "skipped by the clock change")
+    if instants[0] < now:
+        return plain(CellState.PAST, "Past", "in the past")
+    if instants[0] < now + timedelta(minutes=answer.rules.minimum_notice_minutes):
+        return plain(CellState.PAST, "Too soon", "more notice is needed")
+    rules, first = answer.rules, week.first_day
+
+    def inside(person_zone: str, start: datetime) -> bool:
+        spans = allowed_spans(
+            person_zone,
+            rules.earliest_hour,
+            rules.latest_hour,
+            rules.allow_weekends,
+            first - timedelta(days=2),
+            first + timedelta(days=9),
+        )
+        index = bisect_right([lo for lo, _ in spans], to_us(start)) - 1
+        return index >= 0 and to_us(start + step) <= spans[index][1]
+
+    outside = [p for p in week.people if not all(inside(p.time_zone, s) for s in instants)]
+    if outside:
+        called = tuple(p.called for p in ordered(outside))
+        return plain(
+            CellState.OUTSIDE_RULES, "Outside meeting hours", f"for {who(outside)}", called
+        )
+
+    def overlapping(intervals: list[tuple[datetime, datetime]]) -> bool:
+        return any(s < i + step and e > i for s, e in intervals for i in instants)
+
+    busy = [
+        p
+        for p in week.people
+        if p.known
+        and overlapping(
+            [(b.start, b.end) for b in answer.busy if b.user_id == p.user_id and b.end > b.start]
+        )
+    ]
+    if busy:
+        theirs = [p for p in busy if not p.is_viewer]
+        viewer_busy = len(theirs) < len(busy)
+        if (viewer_busy and theirs) or (
+            not any(p.is_viewer for p in week.people) and len(theirs) > 1
+        ):
+            kind, text = "both", "Both busy"
+        elif viewer_busy:
+            kind, text = "me", "You're busy"
+        else:
+            kind, text = "partner", f"{theirs[0].name} busy"
+        verb = "is" if len(busy) == 1 and not busy[0].is_viewer else "are"
+        detail = f"{who(busy)} {verb} busy"
+        called = tuple(p.called for p in ordered(busy))
+        return (CellState.UNAVAILABLE, text, detail, f"{when}: {detail}", None, kind, called)
+    unread = [
+        p
+        for p in week.people
+        if p.known
+        and overlapping([(g.start, g.end) for g in answer.unknown if g.user_id == p.user_id])
+    ]
+    if unread:
+        return plain(CellState.UNKNOWN, "Unknown", f"calendar not read for {who(unread)}")
+    for slot in answer.result.slots:
+        local = slot.start.astimezone(zone)
+        if (local.date(), local.hour * 60 + local.minute) == (day, minute):
+            label = f"Book {when}-{slot.end.astimezone(zone):%H:%M}"
+            book = slot.start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return (CellState.FREE_SLOT, "Book", label, label, book, None, ())
+    detail = f"a {week.duration_minutes}-minute meeting does not fit here"
+    return plain(CellState.NO_FIT, "No room", detail)
+
+
+LOU = _user("Lou", "Australia/Lord_Howe")  # half-hour DST changes, a day ahead of Paris
+ROOT = _user("Root", "UTC")  # an administrator outside the pair
+
+
+@pytest.mark.parametrize(
+    ("viewer", "others", "zone", "first_day", "now", "rules", "duration", "shown"),
+    [
+        (ANA, [MAYA], PARIS, date(2024, 3, 28), LONG_AGO, Rules(True, 0, 24), 30, "skipped"),
+        (ANA, [MAYA], PARIS, date(2024, 10, 24), LONG_AGO, Rules(True, 0, 24), 15, "both"),
+        (
+            MAYA,
+            [ANA],
+            NEW_YORK,
+            date(2024, 10, 30),
+            LONG_AGO,
+            Rules(True, 0, 24, 0, 15),
+            60,
+            "no-fit",
+        ),
+        (
+            ANA,
+            [MAYA],
+            PARIS,
+            NOV_11,
+            _utc("2024-11-12T13:10:07"),
+            Rules(False, 8, 20, 90),
+            45,
+            "past",
+        ),
+        (
+            LOU,
+            [ANA],
+            LOU.time_zone,
+            date(2026, 4, 2),
+            LONG_AGO,
+            Rules(True, 1, 23),
+            30,
+            "outside-rules",
+        ),
+        (
+            LOU,
+            [MAYA],
+            LOU.time_zone,
+            date(2026, 10, 1),
+            LONG_AGO,
+            Rules(True, 0, 24),
+            15,
+            "skipped",
+        ),
+        (
+            ROOT,
+            [ANA, MAYA, LOU],
+            "UTC",
+            date(2024, 10, 24),
+            LONG_AGO,
+            Rules(True, 0, 24),
+            90,
+            "both",
+        ),
+    ],
+)
+def test_every_cell_matches_the_rules_read_one_cell_at_a_time(
+    viewer: User,
+    others: list[User],
+    zone: str,
+    first_day: date,
+    now: datetime,
+    rules: Rules,
+    duration: int,
+    shown: str,
+) -> None:
+    """The whole-week masks against a cell-by-cell reading of the same rules, on clock
+    change weeks (Paris, New York, Lord Howe's half hour), a partner in another zone,
+    busy and unread times of each person, notice, an administrator outside the pair."""
+    people = [viewer, *others] if viewer is not ROOT else others
+    start, _ = week_window(first_day, zone)
+
+    def at(hours: float, minutes: int) -> tuple[datetime, datetime]:
+        begin = start + timedelta(hours=hours)
+        return begin, begin + timedelta(minutes=minutes)
+
+    busy = {
+        ANA.id: [at(h, m) for h, m in ((9, 60), (33.5, 90), (57, 25), (80, 0), (120.25, 200))],
+        MAYA.id: [at(h, m) for h, m in ((9.5, 30), (34, 120), (58, 45), (101, 600), (150, 7))],
+        LOU.id: [at(h, m) for h, m in ((2, 240), (33, 90), (75.5, 30), (122, 360))],
+    }
+    answer = _answer(
+        [(user, sorted(busy[user.id])) for user in people],
+        rules,
+        first_day,
+        zone,
+        duration=duration,
+        now=now,
+    )
+    gaps = [UserUnknown(MAYA.id, *at(130, 180), "x"), UserUnknown(LOU.id, *at(60, 0), "x")]
+    answer = AvailabilityAnswer(answer.participants, answer.busy, answer.result, rules, [], gaps)
+    week = build_week(
+        answer,
+        viewer_id=viewer.id,
+        viewer_zone=zone,
+        first_day=first_day,
+        duration_minutes=duration,
+        now=now,
+    )
+    seen: set[object] = set()
+    for row in week.rows:
+        minute = int(row.time[:2]) * 60 + int(row.time[3:])
+        for day, cell in zip(week.days, row.cells, strict=True):
+            expected = _reference_cell(answer, week, day.date, minute, now)
+            assert tuple(cell) == expected, (day.date, row.time)
+            seen.add(cell.busy or cell.state)
+    assert {"free-slot", shown} <= seen
+    if len(people) > 1 and rules.latest_hour == 24:
+        assert {"me" if viewer is not ROOT else "partner", "partner", "both", "unknown"} <= seen
+    assert week.partner is not None
+    partner_zone = ZoneInfo(week.partner.time_zone)
+    for row in week.rows:
+        minute = int(row.time[:2]) * 60 + int(row.time[3:])
+        clocks: list[str] = []
+        for day in week.days:
+            found = _reference_instants(day.date, minute, zone)
+            clock = f"{found[0].astimezone(partner_zone):%H:%M}" if found else None
+            if clock is not None and clock not in clocks:
+                clocks.append(clock)
+        assert row.partner_time == "/".join(clocks)

@@ -28,6 +28,7 @@ from server.models.enums import CalendarStatus, ConnectionKind, IntegrationKind,
 from server.services.availability import busy
 from server.services.availability.query import AvailabilityRequest, find_availability
 from server.services.calendars import sync
+from server.services.errors import NotFound
 from server.services.people import access, accounts, mentoring, programs, sessions
 from server.wiring import AppServices
 from tests.conftest import create_user
@@ -285,3 +286,44 @@ async def test_who_is_stale_is_one_rule_for_the_job_and_the_request(
         assert by_job == by_request == expected, case
         seen.add(expected)
     assert seen == {True, False}
+
+
+async def test_a_visible_connection_and_its_members_in_one_query(services: AppServices) -> None:
+    """The same connection, members (in name order) and 404s as ``get_visible_connection``
+    with ``members_by_connection``; one query for a member, the access check beside it
+    for anyone else."""
+    w = await _world(services)
+    async with services.db.session() as db:
+        expected = (await mentoring.members_by_connection(db, [w["pair"]]))[w["pair"]]
+        assert [u.name for u, _ in expected] == ["Mentee", "Mentor"]
+        outcome: dict[str, tuple[bool, int]] = {}
+        with counted(services) as statements:
+            for name in ("mentor", "mentee", "admin", "other_admin", "stranger", "root"):
+                user = await accounts.get_user(db, w[name])
+                before = len(statements)
+                try:
+                    connection, members = await mentoring.visible_connection_with_members(
+                        db, user, w["pair"]
+                    )
+                except NotFound:
+                    outcome[name] = (False, len(statements) - before)
+                    continue
+                assert connection.id == w["pair"]
+                assert [(u.id, role) for u, role in members] == [
+                    (u.id, role) for u, role in expected
+                ]
+                outcome[name] = (True, len(statements) - before)
+            before = len(statements)
+            try:
+                await mentoring.visible_connection_with_members(db, user, uuid.uuid4())
+                raise AssertionError("a missing connection must not be found")
+            except NotFound:
+                assert len(statements) == before + 1
+    assert outcome == {
+        "mentor": (True, 1),
+        "mentee": (True, 1),
+        "admin": (True, 2),
+        "other_admin": (False, 2),
+        "stranger": (False, 2),
+        "root": (True, 1),
+    }
