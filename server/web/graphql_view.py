@@ -64,7 +64,7 @@ class TandemGraphQL(GraphQL[Context, None]):
         a JSON scalar) goes through ``json.dumps``."""
         try:
             return orjson.dumps(data)
-        except (orjson.JSONEncodeError, TypeError):
+        except orjson.JSONEncodeError:
             return json.dumps(data, separators=(",", ":"))
 
     def decode_json(self, data: str | bytes) -> object:

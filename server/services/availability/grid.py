@@ -12,6 +12,13 @@ from datetime import UTC, datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
+SECOND_US = 1_000_000
+MINUTE_US = 60 * SECOND_US
+HOUR_US = 60 * MINUTE_US
+DAY_US = 24 * HOUR_US
+EPOCH_ORDINAL = EPOCH.date().toordinal()
+"""``date.toordinal()`` of the epoch's day: day ``d`` starts at ``(d.toordinal() -
+EPOCH_ORDINAL) * DAY_US``."""
 
 
 def to_us(moment: datetime) -> int:

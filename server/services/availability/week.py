@@ -41,7 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from server.services.availability import Slot
-from server.services.availability.grid import to_us
+from server.services.availability.grid import DAY_US, EPOCH_ORDINAL, MINUTE_US, to_us
 from server.services.availability.query import AvailabilityAnswer, BusyInWindow
 from server.services.availability.reasons import names as join_names
 from server.services.availability.zones import allowed_spans, offset_regimes
@@ -240,11 +240,11 @@ def build_week(
     last_day = days[-1]
     clock = _clock_of(viewer_zone, first_day, last_day)
     minutes = range(0, 24 * 60, step)
-    step_us = step * _MINUTE
+    step_us = step * MINUTE_US
 
     # Wall times (microseconds since the epoch of the naive wall clock), rows x days.
-    base_day = first_day.toordinal() - _EPOCH_ORDINAL
-    walls = (base_day + np.arange(7, dtype=np.int64))[np.newaxis, :] * _DAY + (
+    base_day = first_day.toordinal() - EPOCH_ORDINAL
+    walls = (base_day + np.arange(7, dtype=np.int64))[np.newaxis, :] * DAY_US + (
         np.arange(len(minutes), dtype=np.int64) * step_us
     )[:, np.newaxis]
     first, second, count = clock.instants(walls)
@@ -308,7 +308,7 @@ def build_week(
     if partner is not None:
         partner_clock = _clock_of(partner.time_zone, first_day, last_day)
         partner_walls = partner_clock.wall(first[top:bottom])
-        partner_minutes = ((partner_walls % _DAY) // _MINUTE).tolist()
+        partner_minutes = ((partner_walls % DAY_US) // MINUTE_US).tolist()
     counts = count[top:bottom].tolist()
     slots_shown = slot_at[top:bottom].tolist()
     kinds = _Kinds(people, duration_minutes)
@@ -363,9 +363,6 @@ def build_week(
     )
 
 
-_MINUTE = 60_000_000  # microseconds
-_DAY = 24 * 60 * _MINUTE
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _MAX_PEOPLE = 60  # one bit each in an int64 key, beside the state
 # A cell's state code, in the order the rules are applied (the first that holds wins).
 _SKIPPED, _PAST, _SOON, _OUTSIDE, _BUSY, _UNREAD, _FREE, _NO_FIT = range(8)
@@ -488,14 +485,14 @@ def _slots_at(
     starts = np.array([to_us(slot.start) for slot in slots], dtype=np.int64)
     ends = np.array([to_us(slot.end) for slot in slots], dtype=np.int64)
     walls = clock.wall(starts)
-    day = walls // _DAY - base_day
-    minute = (walls % _DAY) // _MINUTE
+    day = walls // DAY_US - base_day
+    minute = (walls % DAY_US) // MINUTE_US
     shown = np.flatnonzero((day >= 0) & (day < shape[1]) & (minute % step == 0))
     cells = (minute[shown] // step) * shape[1] + day[shown]
     cells, first = np.unique(cells, return_index=True)
     at.flat[cells] = shown[first]
     book = [f"{text}Z" for text in np.datetime_as_string(starts.astype("datetime64[us]"), "s")]
-    end_minutes = ((clock.wall(ends) % _DAY) // _MINUTE).tolist()
+    end_minutes = ((clock.wall(ends) % DAY_US) // MINUTE_US).tolist()
     return at, book, [_CLOCKS[m] for m in end_minutes]
 
 

@@ -17,15 +17,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import numpy.typing as npt
 
-from server.services.availability.grid import EPOCH, MICROSECOND, Grid, from_us
+from server.services.availability.grid import (
+    DAY_US,
+    EPOCH_ORDINAL,
+    HOUR_US,
+    MICROSECOND,
+    SECOND_US,
+    Grid,
+    from_us,
+)
 
-_SECOND = 1_000_000
-_HOUR = 3600 * _SECOND
-_DAY = 24 * _HOUR
 # Offsets change at most a few times a year (never twice within hours), so sampling
 # every 6 hours finds every change; a bisection then places it to the second.
-_SAMPLE = 6 * _HOUR
-_EPOCH_ORDINAL = EPOCH.date().toordinal()
+_SAMPLE = 6 * HOUR_US
 
 
 def zone_named(name: str, whose: str) -> ZoneInfo:
@@ -68,15 +72,15 @@ def allowed_spans(
     arguments, and the same zones and days come back request after request.
     """
     zone = ZoneInfo(zone_name)
-    day_lo = (first_day.toordinal() - _EPOCH_ORDINAL) * _DAY
-    day_hi = (last_day.toordinal() - _EPOCH_ORDINAL + 1) * _DAY
-    regimes = _offset_regimes(zone, day_lo - _DAY, day_hi + _DAY)
+    day_lo = (first_day.toordinal() - EPOCH_ORDINAL) * DAY_US
+    day_hi = (last_day.toordinal() - EPOCH_ORDINAL + 1) * DAY_US
+    regimes = _offset_regimes(zone, day_lo - DAY_US, day_hi + DAY_US)
     spans: list[tuple[int, int]] = []
     for ordinal in range(first_day.toordinal(), last_day.toordinal() + 1):
         if not allow_weekends and date.fromordinal(ordinal).weekday() >= 5:
             continue
-        midnight = (ordinal - _EPOCH_ORDINAL) * _DAY
-        wall_lo, wall_hi = midnight + earliest * _HOUR, midnight + latest * _HOUR
+        midnight = (ordinal - EPOCH_ORDINAL) * DAY_US
+        wall_lo, wall_hi = midnight + earliest * HOUR_US, midnight + latest * HOUR_US
         day_spans: list[tuple[int, int]] = []
         for since, until, offset in regimes:
             lo, hi = max(since, wall_lo - offset), min(until, wall_hi - offset)
@@ -102,8 +106,8 @@ def offset_regimes(
     of the naive wall time) are then ``w - offset`` for each stretch that contains it:
     none in a gap, two in a repeated hour. Cached like ``allowed_spans``.
     """
-    day_lo = (first_day.toordinal() - _EPOCH_ORDINAL - 2) * _DAY
-    day_hi = (last_day.toordinal() - _EPOCH_ORDINAL + 3) * _DAY
+    day_lo = (first_day.toordinal() - EPOCH_ORDINAL - 2) * DAY_US
+    day_hi = (last_day.toordinal() - EPOCH_ORDINAL + 3) * DAY_US
     return tuple(_offset_regimes(ZoneInfo(zone_name), day_lo, day_hi))
 
 
@@ -121,8 +125,8 @@ def _offset_regimes(zone: ZoneInfo, lo: int, hi: int) -> list[tuple[int, int, in
         # Invariant: offset at `before` is `offset`, at `after` it is not. Transitions
         # fall on whole seconds, so stop when they are one second apart.
         before, after = probe, ahead
-        while after - before > _SECOND:
-            middle = before + (after - before) // 2 // _SECOND * _SECOND
+        while after - before > SECOND_US:
+            middle = before + (after - before) // 2 // SECOND_US * SECOND_US
             if _offset_at(zone, middle) == offset:
                 before = middle
             else:

@@ -122,8 +122,7 @@ def is_stale(connection: SyncState, now: datetime, max_age: timedelta) -> bool:
 _NOT_REFRESHED = (CalendarStatus.NEEDS_REAUTH, CalendarStatus.DISCONNECTED)
 _STALE_WHERE = (
     col(CalendarConnection.integration_id).is_(None),
-    CalendarConnection.status != CalendarStatus.NEEDS_REAUTH,
-    CalendarConnection.status != CalendarStatus.DISCONNECTED,
+    col(CalendarConnection.status).not_in(_NOT_REFRESHED),
     or_(
         col(CalendarConnection.last_synced_at).is_(None),
         col(CalendarConnection.last_synced_at) < bindparam("cutoff", type_=UTCDateTime()),
