@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
+from argon2.profiles import CHEAPEST
 from cryptography.fernet import Fernet
 from sqlalchemy import make_url, text
 
@@ -29,6 +31,12 @@ pytest_plugins = ["tests.calendar_fixtures"]
 
 POSTGRES_URL = os.environ.get("TANDEM_TEST_POSTGRES_URL")
 TEST_PASSWORD = "correct horse battery"
+
+# argon2's default cost (64 MiB, three passes) is the point in production and about
+# 150 ms of CPU per hash here; tests create and sign in thousands of people, so they
+# hash with the cheapest parameters. Processes the tests start keep the real cost.
+accounts._hasher = PasswordHasher.from_parameters(CHEAPEST)
+accounts._DUMMY_HASH = accounts._hasher.hash("tandem-dummy-password")
 
 
 def run_in_thread(make: Any) -> None:
