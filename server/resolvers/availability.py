@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC
+from typing import cast
 
 import strawberry
 from graphql import GraphQLError
@@ -19,14 +20,20 @@ from server.schema.availability import (
 )
 from server.schema.common import parse_id
 from server.schema.context import Context
+from server.schema.fast_lists import Columns
 from server.schema.users import CalendarStatus, User
 from server.services.availability import query as availability_query
+from server.services.availability.grid import iso_utc
+from server.services.availability.packed import KIND_CODES
+from server.services.availability.query import BusyInWindow
 from server.services.errors import DomainError
 
 MAX_IDS = availability_query.MAX_PARTICIPANTS
 
 
 BUSY_KINDS = {kind.value: kind for kind in BusyKind}
+KIND_NAMES = [BUSY_KINDS[kind.value].name for kind in KIND_CODES]
+"""The GraphQL name of each kind code (``packed.KIND_CODES``)."""
 
 
 async def availability(
@@ -64,7 +71,7 @@ async def availability(
     except DomainError as exc:
         raise GraphQLError(exc.message, extensions={"code": exc.code, "field": exc.field}) from exc
 
-    def busy() -> list[BusyBlock]:
+    def busy_blocks() -> list[BusyBlock]:
         return [
             BusyBlock(
                 user_id=strawberry.ID(str(b.user_id)),
@@ -74,6 +81,19 @@ async def availability(
             )
             for b in answer.busy
         ]
+
+    def busy() -> list[BusyBlock]:
+        if not isinstance(answer.busy, BusyInWindow):
+            return busy_blocks()
+        blocks = answer.busy.arrays()
+        columns = {
+            "userId": blocks.per_block([str(user_id) for user_id in blocks.people]),
+            "start": iso_utc(blocks.starts_us),
+            "end": iso_utc(blocks.ends_us),
+            "kind": [KIND_NAMES[code] for code in blocks.kind_codes.tolist()],
+        }
+        # A Columns is a Sequence[BusyBlock]; the field's type stays list[BusyBlock].
+        return cast(list[BusyBlock], Columns(sum(blocks.counts), columns, busy_blocks))
 
     def slots() -> list[AvailabilitySlot]:
         ids: dict[object, strawberry.ID] = {}

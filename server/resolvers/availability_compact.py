@@ -11,7 +11,11 @@ import strawberry
 from strawberry.scalars import JSON
 
 from server.schema.availability import CompactAvailability
-from server.services.availability.query import AvailabilityAnswer
+from server.services.availability.grid import iso_utc
+from server.services.availability.packed import KIND_CODES
+from server.services.availability.query import AvailabilityAnswer, BusyInWindow
+
+KIND_NAMES = [kind.name for kind in KIND_CODES]
 
 
 def _iso(moment: datetime) -> str:
@@ -38,7 +42,22 @@ def compact(answer: AvailabilityAnswer) -> CompactAvailability:
         return JSON(rows)
 
     def busy() -> JSON:
-        rows = [[position[b.user_id], _iso(b.start), _iso(b.end), b.kind.name] for b in answer.busy]
+        if not isinstance(answer.busy, BusyInWindow):
+            rows = [
+                [position[b.user_id], _iso(b.start), _iso(b.end), b.kind.name] for b in answer.busy
+            ]
+            return JSON(rows)
+        blocks = answer.busy.arrays()
+        rows = [
+            [at, start, end, KIND_NAMES[code]]
+            for at, start, end, code in zip(
+                blocks.per_block([position[user_id] for user_id in blocks.people]),
+                iso_utc(blocks.starts_us),
+                iso_utc(blocks.ends_us),
+                blocks.kind_codes.tolist(),
+                strict=True,
+            )
+        ]
         return JSON(rows)
 
     def unknown() -> JSON:

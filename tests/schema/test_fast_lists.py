@@ -12,7 +12,7 @@ import strawberry
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from server.schema import fast_lists
-from server.schema.fast_lists import FastListsExecutionContext
+from server.schema.fast_lists import Columns, FastListsExecutionContext
 
 
 @strawberry.enum
@@ -57,6 +57,7 @@ def _item(n: int, **changes: Any) -> Item:
 
 
 ITEMS: list[Item] = [_item(n) for n in range(12)]
+BUILDS: list[int] = []  # 1: a Columns was returned, 2: its items were built
 
 
 @strawberry.type
@@ -78,6 +79,17 @@ class Query:
     @strawberry.field
     def maybe_items(self) -> list[Item | None]:
         return [ITEMS[0], None, ITEMS[1]]
+
+    @strawberry.field
+    def columned(self) -> list[Item]:
+        """ITEMS as columns for id, at and colour (graphql-core reads the items)."""
+        BUILDS.append(1)
+        columns = {
+            "id": [str(i.id) for i in ITEMS],
+            "at": [i.at.isoformat() for i in ITEMS],
+            "colour": [i.colour.name for i in ITEMS],
+        }
+        return Columns(len(ITEMS), columns, lambda: (BUILDS.append(2), list(ITEMS))[1])  # type: ignore[return-value]
 
     @strawberry.field
     async def later(self) -> list[Tag]:
@@ -105,6 +117,10 @@ QUERIES = [
     '{ items(broken: "bad_date") { at } }',
     '{ items(broken: "null_list") { tagIds } }',
     '{ items(broken: "null_in_list") { tagIds } }',
+    "{ columned { id at colour } }",
+    "{ columned { __typename c: colour id } }",
+    "{ columned { id note tagIds } }",  # not every field is a column: the items
+    "{ columned { id shout } }",
 ]
 
 
@@ -144,3 +160,27 @@ def test_plain_lists_take_the_one_pass_path(monkeypatch: pytest.MonkeyPatch) -> 
     done.clear()
     _run("fast", "{ items { id shout } }")
     assert done == []  # a resolver among the fields: never compiled
+
+
+@pytest.mark.parametrize(
+    ("query", "builds"),
+    [
+        ("{ columned { id at colour } }", [1]),
+        ("{ columned { __typename colour } }", [1]),
+        ("{ columned { id note } }", [1, 2]),
+        ("{ columned { shout } }", [1, 2]),
+    ],
+)
+def test_columns_are_zipped_without_building_items(query: str, builds: list[int]) -> None:
+    BUILDS.clear()
+    data, errors = _run("fast", query)
+    assert not errors and data is not None and len(data["columned"]) == 12
+    assert builds == BUILDS
+
+
+def test_columns_must_match_their_length() -> None:
+    with pytest.raises(ValueError, match="one value per item"):
+        Columns(2, {"id": ["a"]}, list)
+    short = Columns(2, {"id": ["a", "b"]}, lambda: [1])
+    with pytest.raises(ValueError, match="disagree"):
+        short.items()

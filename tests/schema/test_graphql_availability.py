@@ -372,3 +372,78 @@ async def test_compact_rows_carry_the_same_answer_as_the_objects(
     ]
     assert compact["slots"] and all(row[4] == [0] for row in compact["slots"])  # Kim: unknown
     assert compact["slots"][0][0] == (day + timedelta(hours=8)).isoformat()
+
+
+BUSY_SHAPES = """
+query A($input: AvailabilityInput!) {
+  availability(input: $input) {
+    busy { userId start end kind }
+    again: busy { __typename kind who: userId end }
+    compact { busy }
+  }
+}"""
+
+
+async def test_busy_written_from_columns_matches_the_objects(
+    client: httpx.AsyncClient, services: AppServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Busy blocks go out as columns of text (``fast_lists.Columns``); the same question
+    answered through BusyBlock objects and graphql-core's own coercion is identical:
+    odd seconds and microseconds, every kind, blocks clipped at both window edges."""
+    from server.schema import fast_lists
+
+    p = await _pair(services, connected=(True, True))
+    day = monday()
+    start, end = day + timedelta(hours=8), day + timedelta(hours=15)
+    blocks = [
+        (p["mentor"], start - timedelta(hours=1), start + timedelta(minutes=7), BusyKind.BUSY),
+        (
+            p["mentor"],
+            day + timedelta(hours=9, seconds=13, microseconds=250_001),
+            day + timedelta(hours=9, minutes=40, microseconds=7),
+            BusyKind.TENTATIVE,
+        ),
+        (p["mentee"], day + timedelta(hours=11), day + timedelta(hours=12), BusyKind.ALL_DAY),
+        (p["mentee"], end - timedelta(minutes=5), end + timedelta(hours=2), BusyKind.OUT_OF_OFFICE),
+    ]
+    async with services.db.session() as db:
+        for user_id, begin, finish, kind in blocks:
+            db.add(BusyBlock(user_id=user_id, start_at=begin, end_at=finish, kind=kind))
+        await db.commit()
+    token = await token_for(services, p["mentor"])
+    variables = {
+        "input": {
+            "participantIds": [str(p["mentor"]), str(p["mentee"])],
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "durationMinutes": 30,
+            "stepMinutes": 15,
+        }
+    }
+    built: list[bool] = []
+    columns_route = fast_lists.FastListsExecutionContext._rows_from_columns
+
+    def spying(self: Any, *args: Any) -> Any:
+        rows = columns_route(self, *args)
+        built.append(rows is not None)
+        return rows
+
+    monkeypatch.setattr(fast_lists.FastListsExecutionContext, "_rows_from_columns", spying)
+    fast = await gql(client, BUSY_SHAPES, variables, token=token)
+    assert built == [True, True]  # both selections were written from the columns
+    monkeypatch.setattr(fast_lists.FastListsExecutionContext, "_rows_from_columns", lambda *_: None)
+    objects = await gql(client, BUSY_SHAPES, variables, token=token)
+    assert "errors" not in fast and fast == objects
+    busy = fast["data"]["availability"]["busy"]
+    assert [b["kind"] for b in busy] == ["BUSY", "TENTATIVE", "ALL_DAY", "OUT_OF_OFFICE"]
+    assert busy[0]["start"] == start.isoformat()  # clipped to the window
+    assert (
+        busy[1]["start"] == (day + timedelta(hours=9, seconds=13, microseconds=250_001)).isoformat()
+    )
+    assert busy[3]["end"] == end.isoformat()
+    assert fast["data"]["availability"]["again"][0] == {
+        "__typename": "BusyBlock",
+        "kind": "BUSY",
+        "who": str(p["mentor"]),
+        "end": (start + timedelta(minutes=7)).isoformat(),
+    }

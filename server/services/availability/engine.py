@@ -53,6 +53,7 @@ from server.services.availability import reasons
 from server.services.availability.grid import Grid, to_us
 from server.services.availability.model import (
     AvailabilityResult,
+    LazySlots,
     Mode,
     Participant,
     Rules,
@@ -147,7 +148,10 @@ def find_slots(
         chosen = chosen[np.argsort(-free_count[chosen], kind="stable")]
     if limit is not None:
         chosen = chosen[:limit]
-    slots = list(_build_slots(participants, known, state, chosen, columns, start, duration, step))
+    slots = LazySlots(
+        int(chosen.size),
+        lambda: _build_slots(participants, known, state, chosen, columns, start, duration, step),
+    )
     return AvailabilityResult(slots=slots, empty_reason=None)
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+import numpy.typing as npt
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 SECOND_US = 1_000_000
@@ -29,6 +32,20 @@ def to_us(moment: datetime) -> int:
 def from_us(us: int) -> datetime:
     """The UTC datetime ``us`` microseconds after the epoch."""
     return EPOCH + timedelta(microseconds=us)
+
+
+def iso_utc(micros: npt.NDArray[np.int64]) -> list[str]:
+    """``from_us(us).isoformat()`` for every value, written by numpy in one pass (several
+    times faster than a datetime each): ``2027-03-28T01:00:00+00:00``, with six fraction
+    digits only when the microseconds are not zero, as ``isoformat`` writes them. The
+    values are datetimes' (years 1 to 9999), the only years both write alike."""
+    values = np.asarray(micros, dtype=np.int64)
+    stamps = values.view("datetime64[us]")
+    whole = values % SECOND_US == 0
+    text = np.datetime_as_string(stamps, unit="s")
+    if not whole.all():
+        text = np.where(whole, text, np.datetime_as_string(stamps, unit="us"))
+    return [t + "+00:00" for t in text.tolist()]
 
 
 @dataclass(frozen=True, slots=True)

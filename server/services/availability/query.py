@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import overload
+from typing import NamedTuple, TypeVar, overload
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -77,6 +77,27 @@ class UserBusy:
     kind: BusyKind
 
 
+_Micros = npt.NDArray[np.int64]
+_Codes = npt.NDArray[np.int8]
+T = TypeVar("T")
+
+
+class ClippedBusy(NamedTuple):
+    """Busy blocks clipped to a window as columns: who (one entry per block), start and
+    end in epoch microseconds, and the kind as an index into ``packed.KIND_CODES``."""
+
+    people: list[uuid.UUID]
+    counts: list[int]  # how many of the blocks, in order, are each person's
+    starts_us: _Micros
+    ends_us: _Micros
+    kind_codes: _Codes
+
+    def per_block(self, values: Sequence[T]) -> list[T]:
+        """One value per person (say, their id as text) repeated for each of their
+        blocks: no UUID is hashed per block."""
+        return [value for value, n in zip(values, self.counts, strict=True) for _ in range(n)]
+
+
 class BusyInWindow(Sequence[UserBusy]):
     """Everyone's busy blocks clipped to the window, as ``UserBusy`` built on first use:
     an answer that never shows its busy blocks (``emptyReason`` only, booking re-checks)
@@ -93,21 +114,39 @@ class BusyInWindow(Sequence[UserBusy]):
         self._parts.append((user_id, busy))
         self._items = None
 
+    def _clipped(self) -> Iterator[tuple[uuid.UUID, _Micros, _Micros, _Codes]]:
+        lo, hi = to_us(self._start), to_us(self._end)
+        for user_id, busy in self._parts:
+            inside = (busy.ends_us > lo) & (busy.starts_us < hi)
+            starts = np.maximum(busy.starts_us[inside], lo)
+            ends = np.minimum(busy.ends_us[inside], hi)
+            yield user_id, starts, ends, busy.kind_codes[inside]
+
     def _built(self) -> list[UserBusy]:
         if self._items is None:
-            lo, hi = to_us(self._start), to_us(self._end)
             items: list[UserBusy] = []
-            for user_id, busy in self._parts:
-                inside = (busy.ends_us > lo) & (busy.starts_us < hi)
-                starts = np.maximum(busy.starts_us[inside], lo).tolist()
-                ends = np.minimum(busy.ends_us[inside], hi).tolist()
-                codes = busy.kind_codes[inside].tolist()
+            for user_id, starts, ends, codes in self._clipped():
                 items.extend(
                     UserBusy(user_id, from_us(s), from_us(e), KIND_CODES[c])
-                    for s, e, c in zip(starts, ends, codes, strict=True)
+                    for s, e, c in zip(starts.tolist(), ends.tolist(), codes.tolist(), strict=True)
                 )
             self._items = items
         return self._items
+
+    def arrays(self) -> ClippedBusy:
+        """The same blocks as parallel columns, in the same order, for answers that write
+        many of them (times stay integers; ``grid.iso_utc`` writes them as text)."""
+        parts = list(self._clipped())
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return ClippedBusy([], [], empty, empty, np.zeros(0, dtype=np.int8))
+        return ClippedBusy(
+            [p[0] for p in parts],
+            [p[1].size for p in parts],
+            np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]),
+            np.concatenate([p[3] for p in parts]),
+        )
 
     def micros_by_user(
         self,
@@ -115,12 +154,8 @@ class BusyInWindow(Sequence[UserBusy]):
         """Each person's blocks clipped to the window as (starts, ends) epoch-microsecond
         arrays, in the order ``UserBusy`` items would come: for callers that only compare
         times (the week grid) and need no datetimes."""
-        lo, hi = to_us(self._start), to_us(self._end)
         found: dict[uuid.UUID, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
-        for user_id, busy in self._parts:
-            inside = (busy.ends_us > lo) & (busy.starts_us < hi)
-            starts = np.maximum(busy.starts_us[inside], lo)
-            ends = np.minimum(busy.ends_us[inside], hi)
+        for user_id, starts, ends, _codes in self._clipped():
             if user_id in found:
                 starts = np.concatenate((found[user_id][0], starts))
                 ends = np.concatenate((found[user_id][1], ends))

@@ -521,3 +521,26 @@ def test_each_slot_lists_every_participant_exactly_once(scenario: dict[str, obje
             assert list(group) == [p for p in people if p in group]
         assert slot.start.utcoffset() == timedelta(0)
         assert slot.reason
+
+
+def test_slots_are_counted_at_once_and_built_on_first_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An answer asking only ``emptyReason`` (or a count) never builds a ``Slot``."""
+    from server.services.availability import engine
+
+    made: list[int] = []
+    build = engine._build_slots
+
+    def counting(*args: object) -> object:
+        made.append(1)
+        return build(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "_build_slots", counting)
+    ana = person("Ana", busy=[(utc(2026, 3, 2, 10), utc(2026, 3, 2, 11))])
+    result = search([ana, person("Ben", busy=[])])
+    assert len(result.slots) == 4 and result.empty_reason is None and made == []
+    hours = [(9, 0), (9, 30), (11, 0), (11, 30)]
+    assert starts(result) == [utc(2026, 3, 2, h, m) for h, m in hours]
+    assert result.slots[1:] == list(result.slots)[1:] and made == [1]  # built once
+    assert result == AvailabilityResult(slots=list(result.slots), empty_reason=None)

@@ -96,3 +96,26 @@ def test_packed_equals_plain_and_packed_intervals() -> None:
     assert packed != PackedBusy.from_intervals(
         [INTERVALS[0], BusyInterval(INTERVALS[1].start, INTERVALS[1].end, BusyKind.ALL_DAY)]
     )
+
+
+def test_iso_text_of_micros_is_what_isoformat_writes() -> None:
+    """``grid.iso_utc`` writes epoch microseconds as ``isoformat`` does: fractions only
+    when there are microseconds, the offset always, from year 1 to 9999."""
+    import random
+
+    import numpy as np
+
+    from server.services.availability.grid import from_us, iso_utc, to_us
+
+    rng = random.Random(5)
+    first = to_us(datetime(1, 1, 1, tzinfo=UTC))
+    last = to_us(datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC))
+    whole = [rng.randrange(0, 4_000_000_000) * 1_000_000 for _ in range(2_000)]
+    odd = [rng.randrange(-(10**16), 10**17) for _ in range(2_000)]
+    for values in (whole, whole + odd, [first, 0, -1, 1, last], [last, first]):
+        micros = np.array(values, dtype=np.int64)
+        assert iso_utc(micros) == [from_us(v).isoformat() for v in values]
+    assert iso_utc(np.zeros(0, dtype=np.int64)) == []
+    assert iso_utc(np.array([1_800_000_000_000_000], dtype=np.int64)) == [
+        "2027-01-15T08:00:00+00:00"
+    ]
