@@ -145,6 +145,18 @@ _EXTRA_RANGES = select(BusyCoverage).where(
 )
 """Built once: every busy read asks."""
 
+_READABLE = (
+    select(CalendarConnection, User.time_zone)
+    .join(User, col(User.id) == col(CalendarConnection.user_id))
+    .where(
+        col(CalendarConnection.user_id).in_(bindparam("ids", expanding=True)),
+        CalendarConnection.status == CalendarStatus.CONNECTED,
+        col(CalendarConnection.last_synced_at).is_not(None),
+    )
+)
+"""Built once: the readable (connected, synced) connections of some people, with each
+owner's time zone, for callers that have not read them yet."""
+
 
 async def _extra_ranges(
     db: AsyncSession, connection_ids: Sequence[uuid.UUID]
@@ -191,17 +203,7 @@ async def ensure_covered(
     if not wanted or not user_ids:
         return {}
     if connections is None:
-        connections = (
-            await db.exec(
-                select(CalendarConnection, User.time_zone)
-                .join(User, col(User.id) == col(CalendarConnection.user_id))
-                .where(
-                    col(CalendarConnection.user_id).in_(list(user_ids)),
-                    CalendarConnection.status == CalendarStatus.CONNECTED,
-                    col(CalendarConnection.last_synced_at).is_not(None),
-                )
-            )
-        ).all()
+        connections = (await db.exec(_READABLE, params={"ids": list(user_ids)})).all()
     by_id = {connection.id: (connection, zone) for connection, zone in connections}
     if extras is None:
         ranges = await _extra_ranges(db, list(by_id))

@@ -237,8 +237,7 @@ async def schedule_meeting(
     check uses cached busy times (no provider call while the attendees are locked).
     """
     owner = viewer.user
-    connection = await mentoring.get_visible_connection(db, owner, connection_id)
-    members = (await mentoring.members_by_connection(db, [connection.id]))[connection.id]
+    connection, members = await mentoring.visible_connection_with_members(db, owner, connection_id)
     member_ids = {user.id for user, _role in members}
     if owner.id not in member_ids:
         raise PermissionDenied("Only members of this connection can book its meetings.")
@@ -440,8 +439,9 @@ async def nearest_free_starts(
     within three days either side (never in the past), in time order: what to offer
     when a booking was refused. Reads the cache only; an empty list when nothing fits."""
     now = now or utcnow()
-    connection = await mentoring.get_visible_connection(db, viewer.user, connection_id)
-    members = (await mentoring.members_by_connection(db, [connection.id]))[connection.id]
+    connection, members = await mentoring.visible_connection_with_members(
+        db, viewer.user, connection_id
+    )
     if not MIN_MINUTES <= duration_minutes <= MAX_MINUTES:
         return []
     step = 15 if duration_minutes < 30 else 30
