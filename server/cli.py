@@ -35,7 +35,9 @@ async def _with_db(settings: Settings, work: Callable[[Any], Awaitable[Any]]) ->
     from server.db import Database, migrate
     from server.jobs.worker import prepare_queue
 
-    database = Database.from_url(settings.resolved_database_url)
+    database = Database.from_url(
+        settings.resolved_database_url, pool_size=settings.database_pool_size
+    )
     try:
         await migrate(database.engine)
         await prepare_queue(settings)

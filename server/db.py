@@ -7,13 +7,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server import sqlite_driver
+from server.config import DEFAULT_POOL_SIZE
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -27,8 +28,13 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     cursor.close()
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An engine with the per-dialect settings Tandem relies on (FKs and WAL on SQLite)."""
+def create_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE, **kwargs: Any) -> AsyncEngine:
+    """An engine with the per-dialect settings Tandem relies on (FKs and WAL on SQLite)
+    and a pool of ``pool_size`` connections kept open (``DATABASE_POOL_SIZE``)."""
+    parsed = make_url(url)
+    in_memory = parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+    if not in_memory:  # an in-memory database lives in one connection, not a pool
+        kwargs.setdefault("pool_size", pool_size)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -50,8 +56,8 @@ class Database:
         self._sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
     @classmethod
-    def from_url(cls, url: str) -> Database:
-        return cls(create_engine(url))
+    def from_url(cls, url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> Database:
+        return cls(create_engine(url, pool_size=pool_size))
 
     @property
     def is_sqlite(self) -> bool:

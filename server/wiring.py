@@ -56,7 +56,9 @@ def build_services(settings: Settings) -> AppServices:
         timeout=settings.provider_timeout_seconds, follow_redirects=False, verify=verify
     )
     registry = ProviderRegistry.build(settings, http)
-    database = Database.from_url(settings.resolved_database_url)
+    database = Database.from_url(
+        settings.resolved_database_url, pool_size=settings.database_pool_size
+    )
     calendar = CalendarDeps(
         registry=registry,
         secrets=secrets,
