@@ -24,8 +24,8 @@ zipping the columns (300 busy blocks: no object, resolver or coercion per leaf).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Generic, TypeVar, overload
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from graphql import (
     GraphQLEnumType,
@@ -44,51 +44,29 @@ from graphql.execution.collect_fields import FieldDetailsList
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from server.lazy_sequence import BuiltOnFirstUse
+
 Completer = Callable[[Any], Any]
 _UNSUPPORTED = object()
 T = TypeVar("T")
 
 
-class Columns(Sequence[T], Generic[T]):
+class Columns(BuiltOnFirstUse[T]):
     """A list result given twice: as items (``build``, called at most once) and as
     ``columns``, GraphQL field name to every item's value of that field exactly as the
     field's type coerces it (an ``ID`` as its ``str``, a ``DateTime`` in ISO 8601, an
     enum by its GraphQL name), never null. The caller guarantees the two agree; the
     tests compare both routes."""
 
-    __slots__ = ("_build", "_items", "columns", "length")
+    __slots__ = ("columns",)
 
     def __init__(
         self, length: int, columns: Mapping[str, Sequence[Any]], build: Callable[[], list[T]]
     ) -> None:
         if any(len(values) != length for values in columns.values()):
             raise ValueError("every column must have one value per item")
-        self.length = length
+        super().__init__(length, build)
         self.columns = columns
-        self._build = build
-        self._items: list[T] | None = None
-
-    def items(self) -> list[T]:
-        if self._items is None:
-            self._items = self._build()
-            if len(self._items) != self.length:
-                raise ValueError("the items and the columns disagree in length")
-        return self._items
-
-    def __len__(self) -> int:
-        return self.length
-
-    @overload
-    def __getitem__(self, index: int) -> T: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[T]: ...
-
-    def __getitem__(self, index: int | slice) -> T | list[T]:
-        return self.items()[index]
-
-    def __iter__(self) -> Iterator[T]:
-        return iter(self.items())
 
 
 class _Fallback(Exception):
@@ -171,7 +149,7 @@ class FastListsExecutionContext(StrawberryGraphQLCoreExecutionContext):
         for response_key, details in grouped.items():
             name = details[0].node.name.value
             if name == "__typename":
-                column: Sequence[Any] = [named.name] * result.length
+                column: Sequence[Any] = [named.name] * len(result)
             else:
                 field_def = named.fields.get(name)
                 leaf = field_def.type if field_def is not None else None

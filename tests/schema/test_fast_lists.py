@@ -182,5 +182,5 @@ def test_columns_must_match_their_length() -> None:
     with pytest.raises(ValueError, match="one value per item"):
         Columns(2, {"id": ["a"]}, list)
     short = Columns(2, {"id": ["a", "b"]}, lambda: [1])
-    with pytest.raises(ValueError, match="disagree"):
+    with pytest.raises(ValueError, match="were counted"):
         short.items()

@@ -8,12 +8,12 @@ reason.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import overload
 
+from server.lazy_sequence import BuiltOnFirstUse
 from server.providers.base import BusyInterval
 
 
@@ -92,48 +92,11 @@ class Slot:
     reason: str
 
 
-class LazySlots(Sequence[Slot]):
+class LazySlots(BuiltOnFirstUse[Slot]):
     """Slots built on first use: their number is known at once, so an answer that asks
     only ``emptyReason`` or a count never builds one ``Slot``."""
 
-    __slots__ = ("_build", "_count", "_items")
-
-    def __init__(self, count: int, build: Callable[[], Iterable[Slot]]) -> None:
-        self._count = count
-        self._build: Callable[[], Iterable[Slot]] | None = build
-        self._items: list[Slot] | None = None
-
-    def _built(self) -> list[Slot]:
-        if self._items is None:
-            assert self._build is not None
-            self._items = list(self._build())
-            self._build = None  # let go of the engine's arrays
-        return self._items
-
-    def __len__(self) -> int:
-        return self._count
-
-    @overload
-    def __getitem__(self, index: int) -> Slot: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[Slot]: ...
-
-    def __getitem__(self, index: int | slice) -> Slot | list[Slot]:
-        return self._built()[index]
-
-    def __iter__(self) -> Iterator[Slot]:
-        return iter(self._built())
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, LazySlots | list | tuple):
-            return list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return repr(self._built())
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
