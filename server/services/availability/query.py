@@ -83,8 +83,9 @@ T = TypeVar("T")
 
 
 class ClippedBusy(NamedTuple):
-    """Busy blocks clipped to a window as columns: who (one entry per block), start and
-    end in epoch microseconds, and the kind as an index into ``packed.KIND_CODES``."""
+    """Busy blocks clipped to a window as columns: whose (each person once, with how many
+    of the blocks that follow are theirs), start and end in epoch microseconds, and the
+    kind as an index into ``packed.KIND_CODES``."""
 
     people: list[uuid.UUID]
     counts: list[int]  # how many of the blocks, in order, are each person's
