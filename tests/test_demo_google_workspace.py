@@ -6,9 +6,6 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-import pytest
-from argon2 import PasswordHasher
-
 from emulators.google import RunningGoogle
 from server.demo_runtime import seed_google_workspace
 from server.models.enums import IntegrationKind
@@ -23,12 +20,8 @@ from tests.conftest import make_settings
 
 
 async def test_the_demo_admin_integrates_fabrikam(
-    tmp_path: Path, sqlite_url: str, google: RunningGoogle, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sqlite_url: str, google: RunningGoogle
 ) -> None:
-    # The demo hashes every person's password; cheap parameters keep this test quick.
-    monkeypatch.setattr(
-        accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    )
     key_path = seed_google_workspace(google.state, tmp_path)
     assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
     services = build_services(make_settings(tmp_path, sqlite_url, **provider_overrides(google)))

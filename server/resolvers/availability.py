@@ -8,7 +8,7 @@ from typing import cast
 import strawberry
 from graphql import GraphQLError
 
-from server.resolvers.availability_compact import compact
+from server.resolvers.availability_compact import KIND_NAMES, compact
 from server.schema.availability import (
     Availability,
     AvailabilityInput,
@@ -24,16 +24,13 @@ from server.schema.fast_lists import Columns
 from server.schema.users import CalendarStatus, User
 from server.services.availability import query as availability_query
 from server.services.availability.grid import iso_utc
-from server.services.availability.packed import KIND_CODES
-from server.services.availability.query import BusyInWindow
+from server.services.availability.query import clipped_busy
 from server.services.errors import DomainError
 
 MAX_IDS = availability_query.MAX_PARTICIPANTS
 
 
 BUSY_KINDS = {kind.value: kind for kind in BusyKind}
-KIND_NAMES = [BUSY_KINDS[kind.value].name for kind in KIND_CODES]
-"""The GraphQL name of each kind code (``packed.KIND_CODES``)."""
 
 
 async def availability(
@@ -83,9 +80,7 @@ async def availability(
         ]
 
     def busy() -> list[BusyBlock]:
-        if not isinstance(answer.busy, BusyInWindow):
-            return busy_blocks()
-        blocks = answer.busy.arrays()
+        blocks = clipped_busy(answer.busy)
         columns = {
             "userId": blocks.per_block([str(user_id) for user_id in blocks.people]),
             "start": iso_utc(blocks.starts_us),

@@ -13,9 +13,10 @@ from strawberry.scalars import JSON
 from server.schema.availability import CompactAvailability
 from server.services.availability.grid import iso_utc
 from server.services.availability.packed import KIND_CODES
-from server.services.availability.query import AvailabilityAnswer, BusyInWindow
+from server.services.availability.query import AvailabilityAnswer, clipped_busy
 
 KIND_NAMES = [kind.name for kind in KIND_CODES]
+"""The name of each kind code (``packed.KIND_CODES``): the GraphQL ``BusyKind`` names."""
 
 
 def _iso(moment: datetime) -> str:
@@ -42,12 +43,7 @@ def compact(answer: AvailabilityAnswer) -> CompactAvailability:
         return JSON(rows)
 
     def busy() -> JSON:
-        if not isinstance(answer.busy, BusyInWindow):
-            rows = [
-                [position[b.user_id], _iso(b.start), _iso(b.end), b.kind.name] for b in answer.busy
-            ]
-            return JSON(rows)
-        blocks = answer.busy.arrays()
+        blocks = clipped_busy(answer.busy)
         rows = [
             [at, start, end, KIND_NAMES[code]]
             for at, start, end, code in zip(

@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import groupby
+from operator import attrgetter
 from typing import NamedTuple, TypeVar, overload
 from zoneinfo import ZoneInfo
 
@@ -33,7 +35,7 @@ from server.services.availability import (
 )
 from server.services.availability.busy import REFRESH_BUDGET_SECONDS, read_busy
 from server.services.availability.grid import from_us, to_us
-from server.services.availability.packed import KIND_CODES
+from server.services.availability.packed import CODE_OF, KIND_CODES
 from server.services.calendars.deps import CalendarDeps
 from server.services.errors import NotFound, ValidationFailed
 from server.services.people import access, programs
@@ -83,9 +85,9 @@ T = TypeVar("T")
 
 
 class ClippedBusy(NamedTuple):
-    """Busy blocks clipped to a window as columns: whose (each person once, with how many
-    of the blocks that follow are theirs), start and end in epoch microseconds, and the
-    kind as an index into ``packed.KIND_CODES``."""
+    """Busy blocks clipped to a window as columns: whose (each person once per run of
+    their blocks, with how many blocks the run has), start and end in epoch
+    microseconds, and the kind as an index into ``packed.KIND_CODES``."""
 
     people: list[uuid.UUID]
     counts: list[int]  # how many of the blocks, in order, are each person's
@@ -97,6 +99,39 @@ class ClippedBusy(NamedTuple):
         """One value per person (say, their id as text) repeated for each of their
         blocks: no UUID is hashed per block."""
         return [value for value, n in zip(values, self.counts, strict=True) for _ in range(n)]
+
+    def by_user(self) -> dict[uuid.UUID, tuple[_Micros, _Micros]]:
+        """Each person's (starts, ends), in block order, for callers that only compare
+        times (the week grid)."""
+        found: dict[uuid.UUID, tuple[_Micros, _Micros]] = {}
+        at = 0
+        for user_id, n in zip(self.people, self.counts, strict=True):
+            starts, ends = self.starts_us[at : at + n], self.ends_us[at : at + n]
+            at += n
+            if user_id in found:
+                starts = np.concatenate((found[user_id][0], starts))
+                ends = np.concatenate((found[user_id][1], ends))
+            found[user_id] = (starts, ends)
+        return found
+
+
+def clipped_busy(busy: Sequence[UserBusy]) -> ClippedBusy:
+    """An answer's busy blocks as columns: a ``BusyInWindow`` without building one
+    datetime, any other sequence of ``UserBusy`` (hand-made answers) item by item."""
+    if isinstance(busy, BusyInWindow):
+        return busy.arrays()
+    people: list[uuid.UUID] = []
+    counts: list[int] = []
+    for user_id, run in groupby(busy, key=attrgetter("user_id")):
+        people.append(user_id)
+        counts.append(sum(1 for _ in run))
+    return ClippedBusy(
+        people,
+        counts,
+        np.array([to_us(b.start) for b in busy], dtype=np.int64),
+        np.array([to_us(b.end) for b in busy], dtype=np.int64),
+        np.array([CODE_OF[b.kind] for b in busy], dtype=np.int8),
+    )
 
 
 class BusyInWindow(Sequence[UserBusy]):
@@ -148,20 +183,6 @@ class BusyInWindow(Sequence[UserBusy]):
             np.concatenate([p[2] for p in parts]),
             np.concatenate([p[3] for p in parts]),
         )
-
-    def micros_by_user(
-        self,
-    ) -> dict[uuid.UUID, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]]:
-        """Each person's blocks clipped to the window as (starts, ends) epoch-microsecond
-        arrays, in the order ``UserBusy`` items would come: for callers that only compare
-        times (the week grid) and need no datetimes."""
-        found: dict[uuid.UUID, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
-        for user_id, starts, ends, _codes in self._clipped():
-            if user_id in found:
-                starts = np.concatenate((found[user_id][0], starts))
-                ends = np.concatenate((found[user_id][1], ends))
-            found[user_id] = (starts, ends)
-        return found
 
     def __len__(self) -> int:
         return len(self._built())

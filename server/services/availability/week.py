@@ -42,7 +42,7 @@ import numpy.typing as npt
 
 from server.services.availability import Slot
 from server.services.availability.grid import DAY_US, EPOCH_ORDINAL, MINUTE_US, to_us
-from server.services.availability.query import AvailabilityAnswer, BusyInWindow
+from server.services.availability.query import AvailabilityAnswer, clipped_busy
 from server.services.availability.reasons import names as join_names
 from server.services.availability.zones import allowed_spans, offset_regimes
 
@@ -445,17 +445,7 @@ def _overlapping(intervals: _Sorted, starts: _Micros, length: int) -> npt.NDArra
 
 def _busy_micros(answer: AvailabilityAnswer) -> dict[uuid.UUID, _Sorted]:
     """Each person's non-empty busy blocks, sorted for ``_overlapping``."""
-    if isinstance(answer.busy, BusyInWindow):
-        by_user = answer.busy.micros_by_user()
-    else:
-        grouped: dict[uuid.UUID, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
-        for block in answer.busy:
-            grouped[block.user_id][0].append(to_us(block.start))
-            grouped[block.user_id][1].append(to_us(block.end))
-        by_user = {
-            user_id: (np.array(starts, dtype=np.int64), np.array(ends, dtype=np.int64))
-            for user_id, (starts, ends) in grouped.items()
-        }
+    by_user = clipped_busy(answer.busy).by_user()
     found: dict[uuid.UUID, _Sorted] = {}
     for user_id, (starts, ends) in by_user.items():
         real = ends > starts

@@ -9,6 +9,7 @@ import pytest
 
 from server.providers.base import BusyInterval, BusyKind
 from server.services.availability import Mode, PackedBusy, Participant, Rules, find_slots
+from server.services.availability.grid import to_us
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -119,3 +120,26 @@ def test_iso_text_of_micros_is_what_isoformat_writes() -> None:
     assert iso_utc(np.array([1_800_000_000_000_000], dtype=np.int64)) == [
         "2027-01-15T08:00:00+00:00"
     ]
+
+
+def test_busy_columns_are_the_same_from_packed_arrays_and_from_items() -> None:
+    """``clipped_busy`` reads a ``BusyInWindow`` without datetimes and a hand-made list
+    of ``UserBusy`` item by item; both give the same columns and per-person arrays."""
+    import numpy as np
+
+    from server.services.availability.query import BusyInWindow, clipped_busy
+
+    ana, ben = uuid.uuid4(), uuid.uuid4()
+    window = BusyInWindow(utc(2026, 3, 2, 9, 30), utc(2026, 3, 2, 12))
+    window.add(ana, PackedBusy.from_intervals(INTERVALS))
+    window.add(ben, PackedBusy.from_intervals(INTERVALS[1:]))
+    window.add(ana, PackedBusy.from_intervals([BusyInterval(utc(2026, 3, 2, 8), utc(2026, 3, 3))]))
+    packed, items = clipped_busy(window), clipped_busy(list(window))
+    assert packed.people == items.people == [ana, ben, ana]
+    assert packed.counts == items.counts == [2, 1, 1]
+    for a, b in zip(packed[2:], items[2:], strict=True):
+        assert np.array_equal(a, b)
+    assert packed.starts_us[0] == to_us(utc(2026, 3, 2, 9, 30))  # clipped to the window
+    by_user = packed.by_user()
+    assert list(by_user) == [ana, ben] and len(by_user[ana][0]) == 3
+    assert np.array_equal(by_user[ana][1], items.by_user()[ana][1])
