@@ -39,8 +39,15 @@ pytestmark = pytest.mark.slow
 SENTINEL = "CANARY" + uuid.uuid4().hex[:12]
 
 
+def _weekend_shift() -> int:
+    """Days to move the whole story so that its event day (two days ahead) is a weekday:
+    the default program rules mark every weekend cell as a weekend, never as busy."""
+    event_day = datetime.now(UTC) + timedelta(days=2)
+    return (7 - event_day.weekday()) % 7 if event_day.weekday() >= 5 else 0
+
+
 def _at(days: int, hour: int) -> datetime:
-    base = (datetime.now(UTC) + timedelta(days=days)).replace(
+    base = (datetime.now(UTC) + timedelta(days=days + _weekend_shift())).replace(
         hour=0, minute=0, second=0, microsecond=0
     )
     return base + timedelta(hours=hour)
