@@ -6,6 +6,7 @@ from server.models.audit import AuditEvent
 from server.models.calendar import (
     BusyBlock,
     BusyCoverage,
+    BusyVersion,
     CalendarConnection,
     OAuthFlow,
     PushSubscription,
@@ -29,6 +30,7 @@ __all__ = [
     "AuditEvent",
     "BusyBlock",
     "BusyCoverage",
+    "BusyVersion",
     "CalendarConnection",
     "ConnectionMember",
     "IntegrationConsent",

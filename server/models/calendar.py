@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Index, LargeBinary, Text
+from sqlalchemy import BigInteger, CheckConstraint, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 from server.models.base import UTCDateTime, created_field, enum_type, id_field
@@ -107,6 +107,20 @@ class BusyBlock(SQLModel, table=True):
     start_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     end_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     kind: BusyKind = Field(sa_type=enum_type(BusyKind, "busy_kind"))
+
+
+class BusyVersion(SQLModel, table=True):
+    """How many times a person's cached busy blocks have changed: every transaction that
+    writes ``busy_block`` rows of a person raises it (``services.calendars.busy_version``).
+
+    A process may keep a person's blocks in memory for as long as this number is what it
+    was when they were read; living in the database, it tells every node.
+    """
+
+    __tablename__ = "busy_version"
+
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", primary_key=True, ondelete="CASCADE")
+    version: int = Field(default=0, sa_type=BigInteger, nullable=False)
 
 
 class BusyCoverage(SQLModel, table=True):

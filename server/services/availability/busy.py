@@ -24,15 +24,16 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.models import BusyCoverage, CalendarConnection, Meeting, User
+from server.models import BusyCoverage, BusyVersion, CalendarConnection, Meeting, User
 from server.models.base import utcnow
 from server.models.enums import CalendarStatus
 from server.providers.base import BusyInterval
+from server.services.availability import busy_cache
 from server.services.availability.blocks import KIND_ORDER, read_block_table
 from server.services.availability.booked import meeting_busy
 from server.services.availability.grid import to_us
 from server.services.availability.packed import CODE_OF, PackedBusy
-from server.services.calendars import coverage, sync
+from server.services.calendars import busy_version, coverage, sync
 from server.services.calendars.coverage import Gap
 from server.services.calendars.deps import CalendarDeps
 
@@ -129,7 +130,7 @@ async def read_busy(
         # A meeting being moved is already in its attendees' calendars (two-way sync,
         # accepted invitations): the block at exactly its old time is that meeting.
         moving = await db.get(Meeting, ignore_meeting_id) if ignore_meeting_id else None
-        by_user = await _read_blocks(db, ids, lo, hi, wide, moving)
+        by_user = await _read_blocks(db, ids, asked.versions, wide, moving)
         # Tandem's own scheduled meetings are busy time too, even before a calendar sync.
         booked = (
             await meeting_busy(db, ids, lo, hi, ignore_meeting_id=ignore_meeting_id)
@@ -171,31 +172,60 @@ _EMPTY = PackedBusy.from_codes(
 async def _read_blocks(
     db: AsyncSession,
     ids: Sequence[uuid.UUID],
-    lo: datetime,
-    hi: datetime,
+    versions: dict[uuid.UUID, int],
     wide: Sequence[Span],
     moving: Meeting | None,
 ) -> dict[uuid.UUID, PackedBusy]:
-    """Each person's blocks overlapping one of ``wide``, in ``BusyInterval`` order, packed."""
-    table = await read_block_table(db, ids, lo, hi)
-    if not len(table):
-        return {}
-    starts, ends = table[:, 1], table[:, 2]
-    keep = np.zeros(len(table), dtype=bool)
+    """Each person's blocks overlapping one of ``wide``, in ``BusyInterval`` order.
+
+    From memory where the busy version read for the person (before this read) still
+    vouches for it; otherwise all of the person's blocks from the database, kept for the
+    next question. Never from memory for people whose blocks this session changed: the
+    version read for them may be older than what it wrote."""
+    cache = busy_cache.shared
+    untrusted = busy_version.changed_in(db)
+    whole: dict[uuid.UUID, PackedBusy] = {}
+    missing: list[uuid.UUID] = []
+    for user_id in ids:
+        held = None if user_id in untrusted else cache.get(user_id, versions.get(user_id, 0))
+        if held is None:
+            missing.append(user_id)
+        else:
+            whole[user_id] = held
+    if missing:
+        table = await read_block_table(db, missing, *_EVER)  # sorted by person
+        bounds = np.searchsorted(table[:, 0], np.arange(len(missing) + 1))
+        for index, user_id in enumerate(missing):
+            mine = table[bounds[index] : bounds[index + 1]]
+            blocks = PackedBusy.from_codes(
+                mine[:, 1].copy(), mine[:, 2].copy(), mine[:, 3].astype(np.int8)
+            )
+            whole[user_id] = blocks
+            if user_id not in untrusted:
+                cache.put(user_id, versions.get(user_id, 0), blocks)
+    found: dict[uuid.UUID, PackedBusy] = {}
+    for user_id, blocks in whole.items():
+        cut = _cut(blocks, wide, moving)
+        if len(cut):
+            found[user_id] = cut
+    return found
+
+
+_EVER = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
+"""Bounds around every block a person could have: a miss reads all of them."""
+
+
+def _cut(blocks: PackedBusy, wide: Sequence[Span], moving: Meeting | None) -> PackedBusy:
+    """The blocks overlapping one of ``wide``, less the one at exactly ``moving``'s time."""
+    starts, ends = blocks.starts_us, blocks.ends_us
+    keep = np.zeros(len(blocks), dtype=bool)
     for w_lo, w_hi in wide:
         keep |= (starts < to_us(w_hi)) & (ends > to_us(w_lo))
     if moving is not None:
         keep &= ~((starts == to_us(moving.start_at)) & (ends == to_us(moving.end_at)))
-    table = table[keep]  # still sorted by person
-    bounds = np.searchsorted(table[:, 0], np.arange(len(ids) + 1))
-    found: dict[uuid.UUID, PackedBusy] = {}
-    for index, user_id in enumerate(ids):
-        mine = table[bounds[index] : bounds[index + 1]]
-        if len(mine):
-            found[user_id] = PackedBusy.from_codes(
-                mine[:, 1].copy(), mine[:, 2].copy(), mine[:, 3].astype(np.int8)
-            )
-    return found
+    if bool(keep.all()):
+        return blocks
+    return PackedBusy.from_codes(starts[keep], ends[keep], blocks.kind_codes[keep])
 
 
 def _merged(blocks: PackedBusy, extra: Sequence[BusyInterval]) -> PackedBusy:
@@ -238,13 +268,15 @@ _PEOPLE: Any = (
         col(CalendarConnection.last_synced_at).label("last_synced_at"),
         col(CalendarConnection.sync_requested).label("sync_requested"),
         col(CalendarConnection.retry_after).label("retry_after"),
+        col(BusyVersion.version).label("busy_version"),
     )
     .outerjoin(CalendarConnection, col(CalendarConnection.user_id) == col(User.id))
+    .outerjoin(BusyVersion, col(BusyVersion.user_id) == col(User.id))
     .outerjoin(BusyCoverage, col(BusyCoverage.connection_id) == col(CalendarConnection.id))
     .where(col(User.id).in_(bindparam("ids", expanding=True)))
 )
-"""Built once: the people asked about with their calendar connections and the extra
-ranges those cover, in one query (one row per range)."""
+"""Built once: the people asked about with their calendar connections, the extra ranges
+those cover (one row per range) and their busy versions, in one query."""
 
 
 @dataclass(slots=True)
@@ -255,6 +287,8 @@ class _People:
     """Each connection's stored sync state."""
     extras: dict[uuid.UUID, list[BusyCoverage]] = field(default_factory=dict)
     """The extra covered ranges by connection id."""
+    versions: dict[uuid.UUID, int] = field(default_factory=dict)
+    """Each person's busy version, read before any of their blocks."""
 
 
 async def _people(db: AsyncSession, ids: list[uuid.UUID]) -> _People:
@@ -264,6 +298,7 @@ async def _people(db: AsyncSession, ids: list[uuid.UUID]) -> _People:
     for row in (await db.exec(_PEOPLE, params={"ids": ids})).all():
         user, connection, extra = row[0], row[1], row[2]
         found.users[user.id] = user
+        found.versions[user.id] = row.busy_version or 0
         if connection is not None:
             found.connections[user.id] = connection
             found.states[user.id] = row

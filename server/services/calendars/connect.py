@@ -39,7 +39,7 @@ from server.providers.base import (
 )
 from server.providers.secrets import SecretError
 from server.services import audit
-from server.services.calendars import oauth_apps, push, sync
+from server.services.calendars import busy_version, oauth_apps, push, sync
 from server.services.calendars import status as calendar_status
 from server.services.calendars.deps import CalendarDeps, load_credentials, secret_binding
 from server.services.errors import DomainError, ValidationFailed
@@ -116,6 +116,7 @@ async def release_personal(
     )
     await _revoke_quietly(deps, connection, user_id)
     await db.exec(delete(BusyBlock).where(col(BusyBlock.user_id) == user_id))
+    busy_version.note_changed(db, [user_id])
     await db.delete(connection)
     await db.flush()
     return connection.provider
@@ -294,6 +295,7 @@ async def _store(
         await db.delete(old)
         await db.flush()
     await db.exec(delete(BusyBlock).where(col(BusyBlock.user_id) == user.id))
+    busy_version.note_changed(db, [user.id])
     connection = CalendarConnection(
         user_id=user.id,
         provider=provider_name,
@@ -338,6 +340,7 @@ async def disconnect(db: AsyncSession, deps: CalendarDeps, viewer: Viewer) -> Pr
         await db.exec(select(CalendarConnection).where(CalendarConnection.user_id == user.id))
     ).first()
     await db.exec(delete(BusyBlock).where(col(BusyBlock.user_id) == user.id))
+    busy_version.note_changed(db, [user.id])
     if connection is None:
         await db.commit()
         return None

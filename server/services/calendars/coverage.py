@@ -37,7 +37,7 @@ from server.models.base import utcnow
 from server.models.enums import BusyKind, CalendarStatus
 from server.providers.base import BusyFetch, BusyInterval, RateLimited
 from server.providers.secrets import SecretError
-from server.services.calendars import org_reads, refresh_lock
+from server.services.calendars import busy_version, org_reads, refresh_lock
 from server.services.calendars.deps import (
     CalendarDeps,
     load_credentials,
@@ -364,6 +364,7 @@ async def replace_blocks(
         )
     ).all()
     await db.exec(delete(BusyBlock).where(*overlapping))
+    busy_version.note_changed(db, [user_id])
     for start_at, end_at, kind in straddling:
         if start_at < lo:
             db.add(BusyBlock(user_id=user_id, start_at=start_at, end_at=lo, kind=BusyKind(kind)))
@@ -443,6 +444,7 @@ async def drop_uncovered_blocks(
             or_(col(BusyBlock.end_at) <= default[0], col(BusyBlock.start_at) >= default[1])
         )
     await db.exec(delete(BusyBlock).where(and_(*condition)))
+    busy_version.note_changed(db, [connection.user_id])
 
 
 async def drop_unused(

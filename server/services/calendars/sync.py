@@ -40,7 +40,7 @@ from server.providers.base import (
     RateLimited,
 )
 from server.providers.secrets import SecretError
-from server.services.calendars import refresh_lock
+from server.services.calendars import busy_version, refresh_lock
 from server.services.calendars.coverage import (
     LOOKBEHIND,
     drop_uncovered_blocks,
@@ -245,6 +245,7 @@ async def _apply(
         if not fetched.readable:
             # Nothing cached can be trusted any more: no blocks, no covered ranges.
             await db.exec(delete(BusyBlock).where(col(BusyBlock.user_id) == connection.user_id))
+            busy_version.note_changed(db, [connection.user_id])
             await db.exec(
                 delete(BusyCoverage).where(col(BusyCoverage.connection_id) == connection.id)
             )

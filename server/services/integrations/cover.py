@@ -30,7 +30,7 @@ from server.models.enums import CalendarStatus, IntegrationKind
 from server.models.integration import INTEGRATION_ACTIVE
 from server.providers.org_base import UncoveredReason
 from server.services import audit
-from server.services.calendars import connect
+from server.services.calendars import busy_version, connect
 from server.services.calendars.deps import CalendarDeps
 from server.services.integrations.directory import CALENDAR_LABELS, PROVIDER_FOR_KIND
 
@@ -107,6 +107,7 @@ async def reconcile(
         added += 1
     if gone:
         await db.exec(delete(BusyBlock).where(col(BusyBlock.user_id).in_(gone)))
+        busy_version.note_changed(db, gone)
         await db.exec(
             delete(CalendarConnection).where(
                 col(CalendarConnection.user_id).in_(gone),

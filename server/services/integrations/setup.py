@@ -53,6 +53,7 @@ from server.providers.base import (
 )
 from server.providers.org_base import GOOGLE_DELEGATION_SCOPES
 from server.services import audit
+from server.services.calendars import busy_version
 from server.services.calendars.deps import CalendarDeps
 from server.services.errors import DomainError, PermissionDenied, ValidationFailed
 from server.services.integrations import cover
@@ -492,6 +493,7 @@ async def _remove(
     user_ids = list((await db.exec(covered)).all())
     if user_ids:
         await db.exec(delete(BusyBlock).where(col(BusyBlock.user_id).in_(user_ids)))
+        busy_version.note_changed(db, user_ids)
     await db.exec(
         delete(CalendarConnection).where(col(CalendarConnection.integration_id) == integration.id)
     )

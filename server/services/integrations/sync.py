@@ -37,6 +37,7 @@ from server.providers.base import (
     RateLimited,
 )
 from server.providers.org_base import OrgDirectory, PersonSchedule, UncoveredReason
+from server.services.calendars import busy_version
 from server.services.calendars.coverage import LOOKBEHIND
 from server.services.calendars.deps import CalendarDeps
 from server.services.integrations import cover
@@ -230,6 +231,7 @@ async def _write_batch(
         )
     ).all()
     await db.exec(delete(BusyBlock).where(*inside))
+    busy_version.note_changed(db, user_ids)
     rows: list[dict[str, object]] = []
     for user_id, block_start, block_end, kind in straddling:
         for lo, hi in ((block_start, start), (end, block_end)):
