@@ -12,28 +12,31 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam
-from sqlmodel import col, select
+from sqlalchemy import bindparam, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import Meeting, MeetingAttendee
 from server.models.base import UTCDateTime
 from server.models.enums import AttendeeResponse, BusyKind, MeetingStatus
 from server.providers.base import BusyInterval
+from server.services import core_reads
 
+_ATTENDEES = MeetingAttendee.__table__  # type: ignore[attr-defined]
+_MEETINGS = Meeting.__table__  # type: ignore[attr-defined]
+_ATTENDEE, _MEETING = _ATTENDEES.c, _MEETINGS.c
 _BOOKED = (
-    select(MeetingAttendee.user_id, Meeting.start_at, Meeting.end_at)
-    .join(Meeting, col(Meeting.id) == col(MeetingAttendee.meeting_id))
+    select(_ATTENDEE.user_id, _MEETING.start_at, _MEETING.end_at)
+    .join_from(_ATTENDEES, _MEETINGS, _MEETING.id == _ATTENDEE.meeting_id)
     .where(
-        col(MeetingAttendee.user_id).in_(bindparam("ids", expanding=True)),
-        MeetingAttendee.response != AttendeeResponse.DECLINED,
-        Meeting.status == MeetingStatus.SCHEDULED,
-        col(Meeting.start_at) < bindparam("end", type_=UTCDateTime()),
-        col(Meeting.end_at) > bindparam("start", type_=UTCDateTime()),
+        _ATTENDEE.user_id.in_(bindparam("ids", expanding=True)),
+        _ATTENDEE.response != AttendeeResponse.DECLINED,
+        _MEETING.status == MeetingStatus.SCHEDULED,
+        _MEETING.start_at < bindparam("end", type_=UTCDateTime()),
+        _MEETING.end_at > bindparam("start", type_=UTCDateTime()),
     )
 )
-_BOOKED_BUT_ONE = _BOOKED.where(col(Meeting.id) != bindparam("ignore"))
-"""Built once: every availability question asks."""
+_BOOKED_BUT_ONE = _BOOKED.where(_MEETING.id != bindparam("ignore"))
+"""Built once, of table columns (``core_reads``): every availability question asks."""
 
 
 async def meeting_busy(
@@ -56,7 +59,8 @@ async def meeting_busy(
     if ignore_meeting_id is not None:
         query, params["ignore"] = _BOOKED_BUT_ONE, ignore_meeting_id
     found: dict[uuid.UUID, list[BusyInterval]] = defaultdict(list)
-    for user_id, meeting_start, meeting_end in (await db.exec(query, params=params)).all():
+    for row in await core_reads.rows(db, query, params):
+        user_id, meeting_start, meeting_end = row[0], row[1], row[2]
         if user_id is not None:
             found[user_id].append(BusyInterval(meeting_start, meeting_end, BusyKind.BUSY))
     return dict(found)

@@ -10,12 +10,13 @@ import uuid
 from collections.abc import Iterable
 
 from sqlalchemy import bindparam, exists, or_
-from sqlalchemy.orm import aliased
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import ConnectionMember, MentoringConnection, ProgramMembership, User
 from server.models.enums import ProgramRole
+from server.services import core_reads
 
 
 async def admin_program_ids(session: AsyncSession, user: User) -> set[uuid.UUID]:
@@ -46,20 +47,19 @@ async def can_see_program(session: AsyncSession, user: User, program_id: uuid.UU
     return program_id in await member_program_ids(session, user.id)
 
 
-_MINE = aliased(ConnectionMember, name="mine")
-_THEIRS = aliased(ConnectionMember, name="theirs")
+_MINE = ConnectionMember.__table__.alias("mine")  # type: ignore[attr-defined]
+_THEIRS = ConnectionMember.__table__.alias("theirs")  # type: ignore[attr-defined]
 _PARTNERS = (
-    select(_THEIRS.user_id)
-    .join(_MINE, col(_MINE.connection_id) == col(_THEIRS.connection_id))
-    .where(_MINE.user_id == bindparam("user_id"), _THEIRS.user_id != bindparam("user_id"))
+    sa_select(_THEIRS.c.user_id)
+    .join(_MINE, _MINE.c.connection_id == _THEIRS.c.connection_id)
+    .where(_MINE.c.user_id == bindparam("user_id"), _THEIRS.c.user_id != bindparam("user_id"))
 )
-"""Built once: the aliased self-join is asked on every availability question."""
+"""Built once, of table columns (``core_reads``): every availability question asks."""
 
 
 async def partner_ids(session: AsyncSession, user_id: uuid.UUID) -> set[uuid.UUID]:
     """Everyone who shares a mentoring connection (pair or group) with the user."""
-    result = await session.exec(_PARTNERS, params={"user_id": user_id})
-    return set(result.all())
+    return {row[0] for row in await core_reads.rows(session, _PARTNERS, {"user_id": user_id})}
 
 
 async def visible_user_ids(

@@ -8,10 +8,12 @@ changed by operators alone; everything else by program admins and global admins.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import bindparam, exists
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -19,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import Organization, Program, ProgramMembership, User
 from server.models.enums import ProgramRole, ProviderName
-from server.services import audit
+from server.services import audit, core_reads
 from server.services.errors import NotFound, PermissionDenied, ValidationFailed
 from server.services.people import access
 from server.services.people.sessions import Viewer, admin_as_self
@@ -71,17 +73,18 @@ def resolve_settings(organization: Organization, program: Program | None) -> Pro
         value = getattr(program, name) if program is not None else None
         return getattr(organization, name) if value is None else value
 
+    return _settings(pick)
+
+
+def _settings(pick: Callable[[str], Any]) -> ProgramSettings:
+    """The settings with each value from ``pick`` (the program's, else the organization's)."""
     return ProgramSettings(
         allowed_providers=_providers(pick("allowed_providers")),
-        allow_weekends=pick("allow_weekends"),
-        earliest_hour=pick("earliest_hour"),
-        latest_hour=pick("latest_hour"),
-        minimum_notice_hours=pick("minimum_notice_hours"),
-        buffer_minutes=pick("buffer_minutes"),
-        scheduling_assistant_enabled=pick("scheduling_assistant_enabled"),
-        group_polls_enabled=pick("group_polls_enabled"),
-        two_way_sync_enabled=pick("two_way_sync_enabled"),
+        **{name: pick(name) for name in SETTING_NAMES if name != "allowed_providers"},
     )
+
+
+SETTING_NAMES = tuple(f.name for f in fields(ProgramSettings))
 
 
 async def organization(session: AsyncSession) -> Organization:
@@ -99,31 +102,51 @@ _ORGANIZATION_FIRST = (
     select(Organization).order_by(col(Organization.created_at)).limit(1).subquery()
 )
 _ORGANIZATION = aliased(Organization, _ORGANIZATION_FIRST)
+_ORGANIZATIONS = Organization.__table__  # type: ignore[attr-defined]
+_PROGRAMS = Program.__table__  # type: ignore[attr-defined]
+_MEMBERSHIPS = ProgramMembership.__table__  # type: ignore[attr-defined]
+_FIRST_ORGANIZATION = (
+    sa_select(_ORGANIZATIONS).order_by(_ORGANIZATIONS.c.created_at).limit(1).subquery("org")
+)
 _FIRST_PROGRAM_OF_USER = (
-    select(ProgramMembership.program_id)
-    .where(ProgramMembership.user_id == bindparam("user_id"))
-    .order_by(col(ProgramMembership.created_at))
+    sa_select(_MEMBERSHIPS.c.program_id)
+    .where(_MEMBERSHIPS.c.user_id == bindparam("user_id"))
+    .order_by(_MEMBERSHIPS.c.created_at)
     .limit(1)
     .scalar_subquery()
 )
-# The organization row with one program beside it (or none), in one query: settings are
-# asked on every availability question, and each query costs a round trip.
-_SETTINGS_FOR_PROGRAM = select(_ORGANIZATION, Program).outerjoin(
-    Program, col(Program.id) == bindparam("program_id")
-)
-_SETTINGS_FOR_USER = select(_ORGANIZATION, Program).outerjoin(
-    Program, col(Program.id) == _FIRST_PROGRAM_OF_USER
-)
+
+
+def _settings_statement(program_id: Any) -> Any:
+    """The organization's settings columns, then one program's (all NULL when there is
+    none), in one query of table columns (``core_reads``): settings are asked on every
+    availability question."""
+    return (
+        sa_select(
+            *(_FIRST_ORGANIZATION.c[name] for name in SETTING_NAMES),
+            *(_PROGRAMS.c[name].label(f"program_{name}") for name in SETTING_NAMES),
+        )
+        .select_from(_FIRST_ORGANIZATION)
+        .outerjoin(_PROGRAMS, _PROGRAMS.c.id == program_id)
+    )
+
+
+_SETTINGS_FOR_PROGRAM = _settings_statement(bindparam("program_id"))
+_SETTINGS_FOR_USER = _settings_statement(_FIRST_PROGRAM_OF_USER)
 
 
 async def _resolved(session: AsyncSession, query: Any, params: dict[str, Any]) -> ProgramSettings:
-    row = (await session.exec(query, params=params)).first()
-    if row is None:  # no organization yet: create it, then ask again
+    found = await core_reads.rows(session, query, params)
+    if not found:  # no organization yet: create it, then ask again
         await organization(session)
-        row = (await session.exec(query, params=params)).first()
-        assert row is not None
-    org, program = row
-    return resolve_settings(org, program)
+        found = await core_reads.rows(session, query, params)
+    row = found[0]
+    width = len(SETTING_NAMES)
+    values = {
+        name: row[width + i] if row[width + i] is not None else row[i]
+        for i, name in enumerate(SETTING_NAMES)
+    }
+    return _settings(values.__getitem__)
 
 
 async def settings_for(session: AsyncSession, program_id: uuid.UUID | None) -> ProgramSettings:
