@@ -1,6 +1,7 @@
 """The services import one way: polls -> meetings -> availability -> calendars -> people,
-with mail (invites), errors, audit and validation underneath. An upward import or an import
-cycle between service modules fails here, so the layering cannot erode quietly."""
+with mail (invites), errors, audit, validation and Core reads underneath. An upward
+import or an import cycle between service modules fails here, so the layering cannot
+erode quietly."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ SERVICES = Path(__file__).resolve().parents[2] / "server" / "services"
 LAYERS: dict[str, int] = {
     "errors": 0,
     "validation": 1,
+    "core_reads": 1,
     "audit": 1,
     "invites": 2,
     "people": 3,
