@@ -189,7 +189,7 @@ async def ensure_covered(
     which callers already know from the connection). Times before ``now - LOOKBEHIND``
     are not asked about. With ``fetch=False`` nothing is fetched or written (booking
     re-checks inside a locked transaction): every uncovered part comes back as a gap,
-    and ``deps`` may be ``None``. Commits when it fetched. ``connections`` are the
+    and ``deps`` may be ``None``. Commits when it fetched or marked ranges used. ``connections`` are the
     readable (connected, synced) connections of ``user_ids`` with each owner's time zone,
     when the caller has already read them; ``extras``, the extra covered ranges of (at
     least) those connections by connection id, likewise.
@@ -218,11 +218,10 @@ async def ensure_covered(
         pieces = [piece for window in wanted for piece in uncovered(window, covered)]
         if pieces:
             gaps[connection_id] = pieces
-    if fetch:
-        await _touch(db, ranges, wanted, now)
+    touched = await _touch(db, ranges, wanted, now) if fetch else False
     result: dict[uuid.UUID, list[Gap]] = {}
     if not gaps:
-        if fetch:
+        if touched:
             await db.commit()
         return result
     limit = now + MAX_AHEAD
@@ -413,8 +412,9 @@ async def _touch(
     extras: dict[uuid.UUID, list[BusyCoverage]],
     wanted: Sequence[Span],
     now: datetime,
-) -> None:
-    """Mark the extra ranges these windows read as used (at most once an hour)."""
+) -> bool:
+    """Mark the extra ranges these windows read as used (at most once an hour); whether
+    any was."""
     ids = [
         row.id
         for rows in extras.values()
@@ -426,6 +426,7 @@ async def _touch(
         await db.exec(
             update(BusyCoverage).where(col(BusyCoverage.id).in_(ids)).values(last_used_at=now)
         )
+    return bool(ids)
 
 
 async def drop_uncovered_blocks(
