@@ -9,6 +9,7 @@ from enum import Enum
 import strawberry
 from strawberry.scalars import JSON
 
+from server.schema.flat_inputs import flat_input
 from server.schema.users import CalendarStatus, User
 
 
@@ -20,6 +21,7 @@ class BusyKind(Enum):
     ALL_DAY = "all_day"
 
 
+@flat_input
 @strawberry.input
 class AvailabilityInput:
     participant_ids: list[strawberry.ID]
