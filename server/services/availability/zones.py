@@ -40,12 +40,17 @@ def zone_named(name: str, whose: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r} for {whose}") from None
 
 
+@lru_cache(maxsize=256)
 def allowed_mask(
     zone_name: str, earliest: int, latest: int, allow_weekends: bool, grid: Grid
 ) -> npt.NDArray[np.bool_]:
-    """For each slot of ``grid``, whether it lies within the rules on this zone's clock."""
+    """For each slot of ``grid``, whether it lies within the rules on this zone's clock.
+
+    Cached, and read-only: the same window is asked again and again (a page refresh, a
+    client polling), and building the mask walks every local day of it in Python."""
     mask = np.zeros(grid.count, dtype=np.bool_)
     if grid.count == 0:
+        mask.flags.writeable = False
         return mask
     first_day = from_us(grid.origin).date() - timedelta(days=1)
     last_day = from_us(grid.end).date() + timedelta(days=1)
@@ -53,6 +58,7 @@ def allowed_mask(
         k0, k1 = grid.first_starting_at_or_after(lo), grid.after_last_ending_by(hi)
         if k0 < k1:
             mask[k0:k1] = True
+    mask.flags.writeable = False
     return mask
 
 
