@@ -148,9 +148,12 @@ def find_slots(
         chosen = chosen[np.argsort(-free_count[chosen], kind="stable")]
     if limit is not None:
         chosen = chosen[:limit]
+    starts_us = grid.origin + grid.step * columns[chosen].astype(np.int64)
     slots = LazySlots(
         int(chosen.size),
         lambda: _build_slots(participants, known, state, chosen, columns, start, duration, step),
+        starts_us,
+        starts_us + grid.duration,
     )
     return AvailabilityResult(slots=slots, empty_reason=None)
 

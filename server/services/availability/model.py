@@ -8,13 +8,17 @@ reason.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+import numpy as np
+import numpy.typing as npt
+
 from server.lazy_sequence import BuiltOnFirstUse
 from server.providers.base import BusyInterval
+from server.services.availability.grid import to_us
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +98,33 @@ class Slot:
 
 class LazySlots(BuiltOnFirstUse[Slot]):
     """Slots built on first use: their number is known at once, so an answer that asks
-    only ``emptyReason`` or a count never builds one ``Slot``."""
+    only ``emptyReason`` or a count never builds one ``Slot``; their times are known at
+    once too (``slot_times``), so the week grid, which places them, builds none either."""
 
-    __slots__ = ()
+    __slots__ = ("ends_us", "starts_us")
+
+    def __init__(
+        self,
+        count: int,
+        build: Callable[[], Iterable[Slot]],
+        starts_us: npt.NDArray[np.int64],
+        ends_us: npt.NDArray[np.int64],
+    ) -> None:
+        if starts_us.shape != (count,) or ends_us.shape != (count,):
+            raise ValueError("one start and one end per slot")
+        super().__init__(count, build)
+        self.starts_us, self.ends_us = starts_us, ends_us
+
+
+def slot_times(slots: Sequence[Slot]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Every slot's start and end in epoch microseconds, in order, building no ``Slot``
+    when the engine already knows them."""
+    if isinstance(slots, LazySlots):
+        return slots.starts_us, slots.ends_us
+    return (
+        np.array([to_us(slot.start) for slot in slots], dtype=np.int64),
+        np.array([to_us(slot.end) for slot in slots], dtype=np.int64),
+    )
 
 
 @dataclass(frozen=True, slots=True)

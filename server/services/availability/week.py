@@ -42,6 +42,7 @@ import numpy.typing as npt
 
 from server.services.availability import Slot
 from server.services.availability.grid import DAY_US, EPOCH_ORDINAL, MINUTE_US, to_us
+from server.services.availability.model import slot_times
 from server.services.availability.query import AvailabilityAnswer, clipped_busy
 from server.services.availability.reasons import names as join_names
 from server.services.availability.zones import allowed_spans, offset_regimes
@@ -472,8 +473,7 @@ def _slots_at(
     at = np.full(shape, -1, dtype=np.int64)
     if not slots:
         return at, [], []
-    starts = np.array([to_us(slot.start) for slot in slots], dtype=np.int64)
-    ends = np.array([to_us(slot.end) for slot in slots], dtype=np.int64)
+    starts, ends = slot_times(slots)
     walls = clock.wall(starts)
     day = walls // DAY_US - base_day
     minute = (walls % DAY_US) // MINUTE_US

@@ -21,6 +21,8 @@ from server.services.availability import (
     Rules,
     find_slots,
 )
+from server.services.availability.grid import to_us
+from server.services.availability.model import LazySlots, slot_times
 
 HALF_HOUR = timedelta(minutes=30)
 ALL_DAY = Rules(allow_weekends=True, earliest_hour=0, latest_hour=24)
@@ -544,3 +546,19 @@ def test_slots_are_counted_at_once_and_built_on_first_use(
     assert starts(result) == [utc(2026, 3, 2, h, m) for h, m in hours]
     assert result.slots[1:] == list(result.slots)[1:] and made == [1]  # built once
     assert result == AvailabilityResult(slots=list(result.slots), empty_reason=None)
+
+
+@settings(max_examples=100, deadline=None)
+@given(scenarios())
+def test_slot_times_are_the_built_slots_times_without_building_them(
+    scenario: dict[str, object],
+) -> None:
+    """The week grid places slots by ``slot_times``: the same instants, in the same order
+    (group mode reorders, ``limit`` cuts), as the slots built on first use."""
+    result = find_slots(**scenario)  # type: ignore[arg-type]
+    starts_us, ends_us = slot_times(result.slots)
+    assert isinstance(result.slots, LazySlots) or not result.slots
+    assert starts_us.tolist() == [to_us(s.start) for s in result.slots]
+    assert ends_us.tolist() == [to_us(s.end) for s in result.slots]
+    plain = list(result.slots)  # any other sequence of slots is read one by one
+    assert slot_times(plain)[0].tolist() == starts_us.tolist()
