@@ -2,6 +2,8 @@
 
 from sqlmodel import SQLModel
 
+# Registers the session events that raise busy versions wherever busy blocks are written.
+from server.models import busy_version
 from server.models.audit import AuditEvent
 from server.models.calendar import (
     BusyBlock,
@@ -54,5 +56,6 @@ __all__ = [
     "UsedRsvpLink",
     "User",
     "UserSession",
+    "busy_version",
     "metadata",
 ]

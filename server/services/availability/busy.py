@@ -24,7 +24,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.models import BusyCoverage, BusyVersion, CalendarConnection, Meeting, User
+from server.models import BusyCoverage, BusyVersion, CalendarConnection, Meeting, User, busy_version
 from server.models.base import utcnow
 from server.models.enums import CalendarStatus
 from server.providers.base import BusyInterval
@@ -33,7 +33,7 @@ from server.services.availability.blocks import KIND_ORDER, read_block_table
 from server.services.availability.booked import meeting_busy
 from server.services.availability.grid import to_us
 from server.services.availability.packed import CODE_OF, PackedBusy
-from server.services.calendars import busy_version, coverage, sync
+from server.services.calendars import coverage, sync
 from server.services.calendars.coverage import Gap
 from server.services.calendars.deps import CalendarDeps
 

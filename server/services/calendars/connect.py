@@ -23,7 +23,7 @@ from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.models import BusyBlock, CalendarConnection, OAuthFlow, User
+from server.models import BusyBlock, CalendarConnection, OAuthFlow, User, busy_version
 from server.models.base import utcnow
 from server.models.enums import CalendarStatus, ProviderName
 from server.providers.base import (
@@ -39,7 +39,7 @@ from server.providers.base import (
 )
 from server.providers.secrets import SecretError
 from server.services import audit
-from server.services.calendars import busy_version, oauth_apps, push, sync
+from server.services.calendars import oauth_apps, push, sync
 from server.services.calendars import status as calendar_status
 from server.services.calendars.deps import CalendarDeps, load_credentials, secret_binding
 from server.services.errors import DomainError, ValidationFailed

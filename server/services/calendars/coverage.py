@@ -32,12 +32,12 @@ from sqlalchemy import and_, bindparam, delete, exists, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.models import BusyBlock, BusyCoverage, CalendarConnection, User
+from server.models import BusyBlock, BusyCoverage, CalendarConnection, User, busy_version
 from server.models.base import utcnow
 from server.models.enums import BusyKind, CalendarStatus
 from server.providers.base import BusyFetch, BusyInterval, RateLimited
 from server.providers.secrets import SecretError
-from server.services.calendars import busy_version, org_reads, refresh_lock
+from server.services.calendars import org_reads, refresh_lock
 from server.services.calendars.deps import (
     CalendarDeps,
     load_credentials,

@@ -25,7 +25,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.models import BusyBlock, BusyCoverage, CalendarConnection, User
+from server.models import BusyBlock, BusyCoverage, CalendarConnection, User, busy_version
 from server.models.base import UTCDateTime, utcnow
 from server.models.enums import CalendarStatus
 from server.providers.base import (
@@ -40,7 +40,7 @@ from server.providers.base import (
     RateLimited,
 )
 from server.providers.secrets import SecretError
-from server.services.calendars import busy_version, refresh_lock
+from server.services.calendars import refresh_lock
 from server.services.calendars.coverage import (
     LOOKBEHIND,
     drop_uncovered_blocks,

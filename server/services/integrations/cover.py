@@ -25,12 +25,13 @@ from server.models import (
     OrganizationIntegration,
     ProgramMembership,
     User,
+    busy_version,
 )
 from server.models.enums import CalendarStatus, IntegrationKind
 from server.models.integration import INTEGRATION_ACTIVE
 from server.providers.org_base import UncoveredReason
 from server.services import audit
-from server.services.calendars import busy_version, connect
+from server.services.calendars import connect
 from server.services.calendars.deps import CalendarDeps
 from server.services.integrations.directory import CALENDAR_LABELS, PROVIDER_FOR_KIND
 

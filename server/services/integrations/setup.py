@@ -34,6 +34,7 @@ from server.models import (
     Organization,
     OrganizationIntegration,
     User,
+    busy_version,
 )
 from server.models.base import utcnow
 from server.models.enums import IntegrationKind
@@ -53,7 +54,6 @@ from server.providers.base import (
 )
 from server.providers.org_base import GOOGLE_DELEGATION_SCOPES
 from server.services import audit
-from server.services.calendars import busy_version
 from server.services.calendars.deps import CalendarDeps
 from server.services.errors import DomainError, PermissionDenied, ValidationFailed
 from server.services.integrations import cover

@@ -24,7 +24,7 @@ from sqlalchemy import delete, insert, update
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.models import BusyBlock, CalendarConnection, OrganizationIntegration
+from server.models import BusyBlock, CalendarConnection, OrganizationIntegration, busy_version
 from server.models.base import new_id, utcnow
 from server.models.enums import CalendarStatus, IntegrationKind
 from server.models.integration import INTEGRATION_ACTIVE, INTEGRATION_ATTENTION
@@ -37,7 +37,6 @@ from server.providers.base import (
     RateLimited,
 )
 from server.providers.org_base import OrgDirectory, PersonSchedule, UncoveredReason
-from server.services.calendars import busy_version
 from server.services.calendars.coverage import LOOKBEHIND
 from server.services.calendars.deps import CalendarDeps
 from server.services.integrations import cover

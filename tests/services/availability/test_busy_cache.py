@@ -17,14 +17,13 @@ from sqlalchemy import event, insert
 from sqlmodel import col, select
 
 from server.db import Database
-from server.models import BusyBlock, BusyVersion
+from server.models import BusyBlock, BusyVersion, busy_version
 from server.models.base import new_id
 from server.models.enums import BusyKind
 from server.providers.base import BusyInterval
 from server.services.availability import busy_cache
 from server.services.availability.busy import read_busy
 from server.services.availability.packed import PackedBusy
-from server.services.calendars import busy_version
 from server.services.calendars.coverage import replace_blocks
 from server.wiring import AppServices
 from tests.conftest import create_user

@@ -1,7 +1,8 @@
 """Each person's busy version, raised by the transaction that changes their busy blocks.
 
 Readers may keep a person's blocks in memory while the stored version stays what it was
-when they read them (``availability.busy_cache``). So every transaction that inserts,
+when they read them (``services.availability.busy_cache``). Kept with the tables and
+imported with them, so that whoever writes busy blocks, in any process, raises it. So every transaction that inserts,
 deletes or updates ``busy_block`` rows must raise the version of those rows' people, and
 in the same transaction: a node that reads the new version then also sees the new
 blocks, on any node.
@@ -25,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.models import BusyBlock, BusyVersion
+from server.models.calendar import BusyBlock, BusyVersion
 
 __all__ = ["changed_in", "note_changed"]
 
