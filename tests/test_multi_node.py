@@ -247,6 +247,28 @@ async def test_two_web_nodes_and_two_workers(
         assert sorted(s.split(" -> ")[1] for s in reminders) == members
         assert len(set(subjects)) == len(subjects)  # nobody got the same mail twice
 
+        async def busy_on_b() -> list[dict[str, str]]:
+            async with httpx.AsyncClient(base_url=node_b) as web_b:
+                body = await gql(
+                    web_b,
+                    AVAILABILITY,
+                    {
+                        "input": {
+                            "participantIds": [str(mentor)],
+                            "start": _at(2, 0).isoformat(),
+                            "end": _at(3, 0).isoformat(),
+                            "durationMinutes": 30,
+                        }
+                    },
+                    token=token,
+                )
+            busy: list[dict[str, str]] = body["data"]["availability"]["busy"]
+            return busy
+
+        # Node B reads (and keeps in memory) the mentor's blocks before the change: the
+        # worker's write must reach its memory through the busy version.
+        assert await busy_on_b() == []
+
         # Push to node A, three notifications: one sync by a worker within 5 s.
         google.state.add_event(
             "mentor@gmail.test",
@@ -267,21 +289,7 @@ async def test_two_web_nodes_and_two_workers(
         await asyncio.sleep(1.0)
         assert per_sync >= 1
         assert len(google.state.requests_to("freeBusy")) - calls == per_sync
-        async with httpx.AsyncClient(base_url=node_b) as web_b:
-            body = await gql(
-                web_b,
-                AVAILABILITY,
-                {
-                    "input": {
-                        "participantIds": [str(mentor)],
-                        "start": _at(2, 0).isoformat(),
-                        "end": _at(3, 0).isoformat(),
-                        "durationMinutes": 30,
-                    }
-                },
-                token=token,
-            )
-        assert body["data"]["availability"]["busy"] == [
+        assert await busy_on_b() == [
             {
                 "userId": str(mentor),
                 "start": _at(2, 9).isoformat(),
