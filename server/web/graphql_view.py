@@ -53,8 +53,12 @@ class TandemGraphQL(GraphQL[Context, None]):
         return HTMLResponse(html)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.setdefault("state", {})
+        if "db" in state:  # the request guard's session, open until the answer is sent
+            await super().__call__(scope, receive, send)
+            return
         async with self.services.db.session() as db:
-            scope.setdefault("state", {})["db"] = db
+            state["db"] = db
             await super().__call__(scope, receive, send)
 
     def encode_json(self, data: object) -> str | bytes:

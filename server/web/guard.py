@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import secrets
@@ -149,6 +150,12 @@ class RequestGuard:
         await HTMLResponse(html, status_code=500)(scope, _replay(b""), send)
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            await self._checked(scope, receive, send, stack)
+
+    async def _checked(
+        self, scope: Scope, receive: Receive, send: Send, stack: contextlib.AsyncExitStack
+    ) -> None:
         headers = Headers(scope=scope)
         method: str = scope["method"]
         path: str = scope["path"]
@@ -186,17 +193,24 @@ class RequestGuard:
         bearer = _bearer_token(headers)
         viewer = None
         user_session = None
-        async with self.services.db.session() as db:
-            if bearer is not None:
-                user = await api_tokens.user_for_token(db, bearer)
-                if user is not None:
-                    viewer = sessions.Viewer(user=user, actor=user)
-                    if db.dirty:
-                        await db.commit()
-            else:
-                raw = _cookie(headers, self.cookie_name)
-                if raw:
-                    user_session, viewer = await sessions.signed_in(db, raw)
+        db = await stack.enter_async_context(self.services.db.session())
+        if bearer is not None:
+            user = await api_tokens.user_for_token(db, bearer)
+            if user is not None:
+                viewer = sessions.Viewer(user=user, actor=user)
+                if db.dirty:
+                    await db.commit()
+        else:
+            raw = _cookie(headers, self.cookie_name)
+            if raw:
+                user_session, viewer = await sessions.signed_in(db, raw)
+        if path == "/graphql":
+            # The API's resolvers go on in this session (one per request, not two), with
+            # the viewer detached from it as a session of its own would have left it.
+            db.expunge_all()
+            state["db"] = db
+        else:
+            await stack.aclose()  # pages open their own sessions
         state["viewer"] = viewer
         state["user_session"] = user_session
         state["bearer"] = bearer is not None

@@ -107,3 +107,27 @@ async def test_text_plain_cross_site_post_is_refused(
         "/graphql", content='{"query": "{ me { id } }"}', headers={"Content-Type": "text/plain"}
     )
     assert response.status_code == 403
+
+
+async def test_an_api_call_takes_one_connection_from_the_pool(
+    client: httpx.AsyncClient, services: AppServices
+) -> None:
+    """The guard's session (the token check) is the resolvers' session: one connection
+    per request from the pool, not two."""
+    from sqlalchemy import event
+
+    user = await create_user(services, "one@example.org", name="One")
+    token = await token_for(services, user)
+    await gql(client, ME, token=token)  # warm: the token's last use is written once
+    checkouts: list[int] = []
+
+    def count(*_args: object) -> None:
+        checkouts.append(1)
+
+    event.listen(services.db.engine.sync_engine, "checkout", count)
+    try:
+        body = await gql(client, ME, token=token)
+    finally:
+        event.remove(services.db.engine.sync_engine, "checkout", count)
+    assert body["data"]["me"]["email"] == "one@example.org"
+    assert len(checkouts) == 1
