@@ -1,11 +1,11 @@
 """Each person's busy version, raised by the transaction that changes their busy blocks.
 
 Readers may keep a person's blocks in memory while the stored version stays what it was
-when they read them (``services.availability.busy_cache``). Kept with the tables and
-imported with them, so that whoever writes busy blocks, in any process, raises it. So every transaction that inserts,
-deletes or updates ``busy_block`` rows must raise the version of those rows' people, and
-in the same transaction: a node that reads the new version then also sees the new
-blocks, on any node.
+when they read them (``services.availability.busy_cache``). So every transaction that
+inserts, deletes or updates ``busy_block`` rows raises the version of those rows'
+people, in the same transaction: a node that reads the new version then also sees the
+new blocks. The events live here, imported with the tables, so that whoever writes busy
+blocks, in any process, raises it.
 
 Blocks added or deleted as ORM objects are noticed at flush; bulk statements (the sync's
 ``delete(BusyBlock)``, the org sync's ``insert(BusyBlock)``) name their people with

@@ -111,7 +111,7 @@ class BusyBlock(SQLModel, table=True):
 
 class BusyVersion(SQLModel, table=True):
     """How many times a person's cached busy blocks have changed: every transaction that
-    writes ``busy_block`` rows of a person raises it (``services.calendars.busy_version``).
+    writes ``busy_block`` rows of a person raises it (``models.busy_version``).
 
     A process may keep a person's blocks in memory for as long as this number is what it
     was when they were read; living in the database, it tells every node.

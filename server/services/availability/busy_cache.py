@@ -3,7 +3,7 @@
 Reading a pair's blocks from the database and parsing them was a tenth of an
 availability question's time, for blocks that change a few times an hour. Here a
 person's blocks stay in memory together with the busy version they were read at
-(``calendars.busy_version``); the reader already reads each person's version with their
+(``models.busy_version``); the reader already reads each person's version with their
 calendar connection, so a hit costs no query at all. A changed version is a miss, on
 whichever node wrote the blocks.
 

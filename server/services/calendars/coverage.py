@@ -189,10 +189,10 @@ async def ensure_covered(
     which callers already know from the connection). Times before ``now - LOOKBEHIND``
     are not asked about. With ``fetch=False`` nothing is fetched or written (booking
     re-checks inside a locked transaction): every uncovered part comes back as a gap,
-    and ``deps`` may be ``None``. Commits when it fetched or marked ranges used. ``connections`` are the
-    readable (connected, synced) connections of ``user_ids`` with each owner's time zone,
-    when the caller has already read them; ``extras``, the extra covered ranges of (at
-    least) those connections by connection id, likewise.
+    and ``deps`` may be ``None``. Commits when it fetched or marked ranges used.
+    ``connections`` are the readable (connected, synced) connections of ``user_ids`` with
+    each owner's time zone, when the caller has already read them; ``extras``, the extra
+    covered ranges of (at least) those connections by connection id, likewise.
     """
     now = now or utcnow()
     if fetch and deps is None:

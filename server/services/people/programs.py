@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import bindparam, exists
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -98,10 +97,6 @@ async def organization(session: AsyncSession) -> Organization:
     return org
 
 
-_ORGANIZATION_FIRST = (
-    select(Organization).order_by(col(Organization.created_at)).limit(1).subquery()
-)
-_ORGANIZATION = aliased(Organization, _ORGANIZATION_FIRST)
 _ORGANIZATIONS = Organization.__table__  # type: ignore[attr-defined]
 _PROGRAMS = Program.__table__  # type: ignore[attr-defined]
 _MEMBERSHIPS = ProgramMembership.__table__  # type: ignore[attr-defined]
@@ -135,18 +130,22 @@ _SETTINGS_FOR_PROGRAM = _settings_statement(bindparam("program_id"))
 _SETTINGS_FOR_USER = _settings_statement(_FIRST_PROGRAM_OF_USER)
 
 
-async def _resolved(session: AsyncSession, query: Any, params: dict[str, Any]) -> ProgramSettings:
-    found = await core_reads.rows(session, query, params)
-    if not found:  # no organization yet: create it, then ask again
-        await organization(session)
-        found = await core_reads.rows(session, query, params)
-    row = found[0]
+def _from_row(row: Any) -> ProgramSettings:
+    """Settings from a ``_settings_statement`` row: the program's value where it has one."""
     width = len(SETTING_NAMES)
     values = {
         name: row[width + i] if row[width + i] is not None else row[i]
         for i, name in enumerate(SETTING_NAMES)
     }
     return _settings(values.__getitem__)
+
+
+async def _resolved(session: AsyncSession, query: Any, params: dict[str, Any]) -> ProgramSettings:
+    found = await core_reads.rows(session, query, params)
+    if not found:  # no organization yet: create it, then ask again
+        await organization(session)
+        found = await core_reads.rows(session, query, params)
+    return _from_row(found[0])
 
 
 async def settings_for(session: AsyncSession, program_id: uuid.UUID | None) -> ProgramSettings:
@@ -156,12 +155,10 @@ async def settings_for(session: AsyncSession, program_id: uuid.UUID | None) -> P
 
 
 _MEMBER_OF_PROGRAM = exists().where(
-    col(ProgramMembership.program_id) == bindparam("program_id"),
-    col(ProgramMembership.user_id) == bindparam("user_id"),
+    _MEMBERSHIPS.c.program_id == bindparam("program_id"),
+    _MEMBERSHIPS.c.user_id == bindparam("user_id"),
 )
-_SETTINGS_IF_MEMBER = select(_ORGANIZATION, Program, _MEMBER_OF_PROGRAM.label("member")).outerjoin(
-    Program, col(Program.id) == bindparam("program_id")
-)
+_SETTINGS_IF_MEMBER = _SETTINGS_FOR_PROGRAM.add_columns(_MEMBER_OF_PROGRAM.label("member"))
 
 
 async def settings_if_visible(
@@ -172,14 +169,15 @@ async def settings_if_visible(
     if viewer.is_global_admin:
         return await settings_for(session, program_id)
     params = {"program_id": program_id, "user_id": viewer.id}
-    row = (await session.exec(_SETTINGS_IF_MEMBER, params=params)).first()
-    if row is not None and not row[2]:
-        return None
-    if row is None:  # no organization row yet
+    found = await core_reads.rows(session, _SETTINGS_IF_MEMBER, params)
+    if not found:  # no organization row yet
         if not await access.can_see_program(session, viewer, program_id):
             return None
         return await settings_for(session, program_id)
-    return resolve_settings(row[0], row[1])
+    row = found[0]
+    if not row[-1]:  # "member"
+        return None
+    return _from_row(row)
 
 
 async def settings_for_user(session: AsyncSession, user_id: uuid.UUID) -> ProgramSettings:
