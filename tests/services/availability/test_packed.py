@@ -116,10 +116,29 @@ def test_iso_text_of_micros_is_what_isoformat_writes() -> None:
     for values in (whole, whole + odd, [first, 0, -1, 1, last], [last, first]):
         micros = np.array(values, dtype=np.int64)
         assert iso_utc(micros) == [from_us(v).isoformat() for v in values]
+        assert iso_utc(micros) == [from_us(v).isoformat() for v in values]  # remembered
     assert iso_utc(np.zeros(0, dtype=np.int64)) == []
     assert iso_utc(np.array([1_800_000_000_000_000], dtype=np.int64)) == [
         "2027-01-15T08:00:00+00:00"
     ]
+
+
+def test_iso_texts_are_remembered_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The remembered texts never grow past their bound, and a text is right whether it
+    was remembered, written afresh, or written after the memory was cleared."""
+    import numpy as np
+
+    from server.services.availability import grid
+
+    monkeypatch.setattr(grid, "_ISO_TEXTS", {})
+    monkeypatch.setattr(grid, "_ISO_TEXTS_MAX", 50)
+    base = grid.to_us(datetime(2027, 3, 28, 0, 0, tzinfo=UTC))
+    for round_ in range(6):
+        values = [base + (round_ * 17 + k) * 300_000_000 + (k % 3) for k in range(30)]
+        expected = [grid.from_us(v).isoformat() for v in values]
+        assert grid.iso_utc(np.array(values, dtype=np.int64)) == expected
+        assert len(grid._ISO_TEXTS) <= 50
+        assert grid.iso_utc(np.array(values[::-1], dtype=np.int64)) == expected[::-1]
 
 
 def test_busy_columns_are_the_same_from_packed_arrays_and_from_items() -> None:
