@@ -13,6 +13,7 @@ from strawberry.scalars import JSON
 
 from server.schema.availability import CompactAvailability
 from server.services.availability.grid import iso_utc
+from server.services.availability.model import slot_times
 from server.services.availability.packed import KIND_CODES
 from server.services.availability.query import AvailabilityAnswer, clipped_busy
 
@@ -31,16 +32,21 @@ def compact(answer: AvailabilityAnswer) -> CompactAvailability:
     position: dict[uuid.UUID, int] = {user_id: i for i, user_id in enumerate(people)}
 
     def slots() -> JSON:
+        found = answer.result.slots
+        starts_us, ends_us = slot_times(found)
+        # Slots in the same standing share their tuples of people (the engine reuses
+        # them): each tuple's positions are listed once.
+        listed: dict[int, list[int]] = {}
+
+        def positions(people: tuple[uuid.UUID, ...]) -> list[int]:
+            known = listed.get(id(people))
+            if known is None:
+                known = listed[id(people)] = [position[u] for u in people]
+            return known
+
         rows = [
-            [
-                _iso(s.start),
-                _iso(s.end),
-                [position[u] for u in s.free],
-                [position[u] for u in s.busy],
-                [position[u] for u in s.unknown],
-                s.reason,
-            ]
-            for s in answer.result.slots
+            [start, end, positions(s.free), positions(s.busy), positions(s.unknown), s.reason]
+            for s, start, end in zip(found, iso_utc(starts_us), iso_utc(ends_us), strict=True)
         ]
         return JSON(rows)
 
