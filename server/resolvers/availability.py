@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC
 from typing import cast
 
@@ -24,6 +25,7 @@ from server.schema.fast_lists import Columns
 from server.schema.users import CalendarStatus, User
 from server.services.availability import query as availability_query
 from server.services.availability.grid import iso_utc
+from server.services.availability.model import slot_times
 from server.services.availability.query import clipped_busy
 from server.services.errors import DomainError
 
@@ -91,29 +93,22 @@ async def availability(
         return cast(list[BusyBlock], Columns(sum(blocks.counts), columns, busy_blocks))
 
     def slots() -> list[AvailabilitySlot]:
-        ids: dict[object, strawberry.ID] = {}
-        # Slots in the same standing share one tuple of people (the engine reuses it),
-        # so each tuple is named once; the slots keep the tuples alive meanwhile.
-        lists: dict[int, list[strawberry.ID]] = {}
+        found = answer.result.slots
+        starts_us, ends_us = slot_times(found)
+        named = _namer()
+        columns = {
+            "start": iso_utc(starts_us),
+            "end": iso_utc(ends_us),
+            "freeUserIds": [named(s.free) for s in found],
+            "busyUserIds": [named(s.busy) for s in found],
+            "unknownUserIds": [named(s.unknown) for s in found],
+            "reason": [s.reason for s in found],
+        }
+        # A Columns is a Sequence[AvailabilitySlot]; the field's type stays the list.
+        return cast(list[AvailabilitySlot], Columns(len(found), columns, slot_objects))
 
-        # By object first: the engine hands out the same few UUID objects throughout,
-        # and an id() lookup skips hashing a UUID (a Python-level __hash__).
-        by_object: dict[int, strawberry.ID] = {}
-
-        def text_of(value: object) -> strawberry.ID:
-            found = ids.get(value)
-            if found is None:
-                found = ids[value] = strawberry.ID(str(value))
-            by_object[id(value)] = found
-            return found
-
-        def named(values: tuple[object, ...]) -> list[strawberry.ID]:
-            found = lists.get(id(values))
-            if found is None:
-                found = [by_object.get(id(v)) or text_of(v) for v in values]
-                lists[id(values)] = found
-            return found
-
+    def slot_objects() -> list[AvailabilitySlot]:
+        named = _namer()
         return [
             AvailabilitySlot(
                 start=s.start.astimezone(UTC),
@@ -154,3 +149,31 @@ async def availability(
         empty_reason=answer.result.empty_reason,
         notes=answer.notes,
     )
+
+
+def _namer() -> Callable[[tuple[object, ...]], list[strawberry.ID]]:
+    """Names tuples of people as lists of ids, each tuple once: slots in the same
+    standing share one tuple (the engine reuses it), which the slots keep alive while
+    they are named, so an ``id()`` stays theirs."""
+    ids: dict[object, strawberry.ID] = {}
+    lists: dict[int, list[strawberry.ID]] = {}
+
+    # By object first: the engine hands out the same few UUID objects throughout,
+    # and an id() lookup skips hashing a UUID (a Python-level __hash__).
+    by_object: dict[int, strawberry.ID] = {}
+
+    def text_of(value: object) -> strawberry.ID:
+        found = ids.get(value)
+        if found is None:
+            found = ids[value] = strawberry.ID(str(value))
+        by_object[id(value)] = found
+        return found
+
+    def named(values: tuple[object, ...]) -> list[strawberry.ID]:
+        found = lists.get(id(values))
+        if found is None:
+            found = [by_object.get(id(v)) or text_of(v) for v in values]
+            lists[id(values)] = found
+        return found
+
+    return named

@@ -17,9 +17,10 @@ its errors and their paths are exactly graphql-core's; basic fields only read at
 so reading them twice changes nothing.
 
 A resolver may also return ``Columns``: the items, built only if graphql-core or a plan
-needs them, together with the selected leaves already written as graphql-core would
-write them, one column per field. A selection of those fields only becomes rows by
-zipping the columns (300 busy blocks: no object, resolver or coercion per leaf).
+needs them, together with the selected leaves (or lists of leaves) already written as
+graphql-core would write them, one column per field. A selection of those fields only
+becomes rows by zipping the columns (300 busy blocks: no object, resolver or coercion
+per leaf).
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ class Columns(BuiltOnFirstUse[T]):
     """A list result given twice: as items (``build``, called at most once) and as
     ``columns``, GraphQL field name to every item's value of that field exactly as the
     field's type coerces it (an ``ID`` as its ``str``, a ``DateTime`` in ISO 8601, an
-    enum by its GraphQL name), never null. The caller guarantees the two agree; the
-    tests compare both routes."""
+    enum by its GraphQL name, a list of leaves as the list of theirs), never null. The
+    caller guarantees the two agree; the tests compare both routes. Rows may share a
+    list value: answers are only written out, never changed."""
 
     __slots__ = ("columns",)
 
@@ -152,13 +154,10 @@ class FastListsExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 column: Sequence[Any] = [named.name] * len(result)
             else:
                 field_def = named.fields.get(name)
-                leaf = field_def.type if field_def is not None else None
-                if isinstance(leaf, GraphQLNonNull):
-                    leaf = leaf.of_type
                 if (
                     field_def is None
                     or not _is_basic(field_def)
-                    or not isinstance(leaf, GraphQLScalarType | GraphQLEnumType)
+                    or not _leaf_or_leaves(field_def.type)
                     or name not in result.columns
                 ):
                     return None
@@ -237,6 +236,17 @@ class FastListsExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 return None
             fields.append((response_key, field_def.resolve, completer))
         return _record(fields, self.is_awaitable)
+
+
+def _leaf_or_leaves(field_type: GraphQLOutputType) -> bool:
+    """A leaf type or a list of one (either maybe non-null): what a column may hold."""
+    if isinstance(field_type, GraphQLNonNull):
+        field_type = field_type.of_type
+    if isinstance(field_type, GraphQLList):
+        field_type = field_type.of_type
+        if isinstance(field_type, GraphQLNonNull):
+            field_type = field_type.of_type
+    return isinstance(field_type, GraphQLScalarType | GraphQLEnumType)
 
 
 def _completed(plan: Completer, items: list[Any] | tuple[Any, ...]) -> list[Any] | None:

@@ -88,6 +88,7 @@ class Query:
             "id": [str(i.id) for i in ITEMS],
             "at": [i.at.isoformat() for i in ITEMS],
             "colour": [i.colour.name for i in ITEMS],
+            "tagIds": [[str(t) for t in i.tag_ids] for i in ITEMS],
         }
         return Columns(len(ITEMS), columns, lambda: (BUILDS.append(2), list(ITEMS))[1])  # type: ignore[return-value]
 
@@ -119,6 +120,7 @@ QUERIES = [
     '{ items(broken: "null_in_list") { tagIds } }',
     "{ columned { id at colour } }",
     "{ columned { __typename c: colour id } }",
+    "{ columned { id tagIds colour } }",
     "{ columned { id note tagIds } }",  # not every field is a column: the items
     "{ columned { id shout } }",
 ]
@@ -167,6 +169,7 @@ def test_plain_lists_take_the_one_pass_path(monkeypatch: pytest.MonkeyPatch) -> 
     [
         ("{ columned { id at colour } }", [1]),
         ("{ columned { __typename colour } }", [1]),
+        ("{ columned { tagIds at } }", [1]),
         ("{ columned { id note } }", [1, 2]),
         ("{ columned { shout } }", [1, 2]),
     ],

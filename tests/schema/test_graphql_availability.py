@@ -447,3 +447,68 @@ async def test_busy_written_from_columns_matches_the_objects(
         "who": str(p["mentor"]),
         "end": (start + timedelta(minutes=7)).isoformat(),
     }
+
+
+SLOT_SHAPES = """
+query A($input: AvailabilityInput!) {
+  availability(input: $input) {
+    slots { start end freeUserIds busyUserIds unknownUserIds reason }
+    again: slots { __typename reason who: busyUserIds start }
+  }
+}"""
+
+
+async def test_slots_written_from_columns_match_the_objects(
+    client: httpx.AsyncClient, services: AppServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slots go out as columns (times from the engine's arrays, each standing's ids
+    named once); the same question answered through AvailabilitySlot objects and
+    graphql-core's own coercion is identical, in every standing."""
+    from server.schema import fast_lists
+
+    p = await _pair(services, connected=(True, True))
+    day = monday()
+    start = day + timedelta(hours=8, seconds=7, microseconds=500_001)
+    async with services.db.session() as db:
+        for user_id, begin, hours in ((p["mentor"], 9, 1), (p["mentee"], 10.5, 0.5)):
+            db.add(
+                BusyBlock(
+                    user_id=user_id,
+                    start_at=day + timedelta(hours=begin),
+                    end_at=day + timedelta(hours=begin + hours),
+                    kind=BusyKind.BUSY,
+                )
+            )
+        await db.commit()
+    token = await token_for(services, p["mentor"])
+    variables = {
+        "input": {
+            "participantIds": [str(p["mentor"])],
+            "optionalParticipantIds": [str(p["mentee"])],
+            "start": start.isoformat(),
+            "end": (day + timedelta(hours=12)).isoformat(),
+            "durationMinutes": 30,
+            "stepMinutes": 15,
+        }
+    }
+    built: list[bool] = []
+    columns_route = fast_lists.FastListsExecutionContext._rows_from_columns
+
+    def spying(self: Any, *args: Any) -> Any:
+        rows = columns_route(self, *args)
+        built.append(rows is not None)
+        return rows
+
+    monkeypatch.setattr(fast_lists.FastListsExecutionContext, "_rows_from_columns", spying)
+    fast = await gql(client, SLOT_SHAPES, variables, token=token)
+    assert built == [True, True]  # both selections were written from the columns
+    monkeypatch.setattr(fast_lists.FastListsExecutionContext, "_rows_from_columns", lambda *_: None)
+    objects = await gql(client, SLOT_SHAPES, variables, token=token)
+    assert "errors" not in fast and fast == objects
+    slots = fast["data"]["availability"]["slots"]
+    # The window starts at an odd instant; slots start on the quarter hours after it.
+    assert slots[0]["start"] == (day + timedelta(hours=8, minutes=15)).isoformat()
+    standings = {(len(s["freeUserIds"]), len(s["busyUserIds"])) for s in slots}
+    assert standings == {(2, 0), (1, 1)}
+    assert {s["busyUserIds"][0] for s in slots if s["busyUserIds"]} == {str(p["mentee"])}
+    assert fast["data"]["availability"]["again"][0]["__typename"] == "AvailabilitySlot"
