@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC
 from typing import cast
 
@@ -96,7 +96,7 @@ async def availability(
         found = answer.result.slots
         starts_us, ends_us = slot_times(found)
         named = _namer()
-        columns = {
+        columns: dict[str, Sequence[object]] = {
             "start": iso_utc(starts_us),
             "end": iso_utc(ends_us),
             "freeUserIds": [named(s.free) for s in found],

@@ -5,17 +5,24 @@ result adaptation) even when it selects plain columns: about 125 µs a statement
 SQLite here, against about 65 µs for the same statement built from ``Table.c`` columns
 and run on the session's connection. The reads every availability question makes use
 this; anything that needs ORM objects (identity, updates in place) stays on the session.
+
+``detached`` makes an ORM object from such a row as a session would have left it once
+closed: about a third of the cost of the ORM loading it (which builds its row
+processors again for every statement), and a quarter of the model's constructor.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy.orm import attributes, make_transient_to_detached
 from sqlalchemy.sql import Executable
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-__all__ = ["rows"]
+__all__ = ["detached", "first", "rows", "write"]
+
+M = TypeVar("M")
 
 
 async def rows(
@@ -24,3 +31,28 @@ async def rows(
     """All rows of ``statement`` (built from table columns, not ORM attributes)."""
     connection = await db.connection()
     return (await connection.execute(statement, dict(params or {}))).all()
+
+
+async def first(
+    db: AsyncSession, statement: Executable, params: Mapping[str, Any] | None = None
+) -> Sequence[Any] | None:
+    """The first row of ``statement`` (built from table columns), or ``None``."""
+    connection = await db.connection()
+    return (await connection.execute(statement, dict(params or {}))).first()
+
+
+async def write(db: AsyncSession, statement: Executable, params: Mapping[str, Any]) -> None:
+    """Run a Core write in the session's transaction; the caller commits it."""
+    connection = await db.connection()
+    await connection.execute(statement, dict(params))
+
+
+def detached(model: type[M], values: Mapping[str, Any]) -> M:
+    """An instance of the table model ``model`` holding ``values`` (every column, keyed
+    by attribute name, as read from the database), detached: it reads like an object a
+    closed session loaded, and ``session.add`` would attach it as that row, not insert
+    it. No constructor or validation runs: the values are the database's."""
+    instance: M = model._sa_class_manager.new_instance()  # type: ignore[attr-defined]
+    attributes.instance_dict(instance).update(values)
+    make_transient_to_detached(instance)
+    return instance

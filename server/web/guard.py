@@ -198,8 +198,6 @@ class RequestGuard:
             user = await api_tokens.user_for_token(db, bearer)
             if user is not None:
                 viewer = sessions.Viewer(user=user, actor=user)
-                if db.dirty:
-                    await db.commit()
         else:
             raw = _cookie(headers, self.cookie_name)
             if raw:

@@ -131,3 +131,55 @@ async def test_an_api_call_takes_one_connection_from_the_pool(
         event.remove(services.db.engine.sync_engine, "checkout", count)
     assert body["data"]["me"]["email"] == "one@example.org"
     assert len(checkouts) == 1
+
+
+async def test_a_token_signs_in_its_active_owner_and_is_marked_used_once_a_minute(
+    client: httpx.AsyncClient, services: AppServices
+) -> None:
+    """The token check reads table rows (no ORM loading): the owner it makes answers as
+    themselves, a revoked token or a deactivated owner is anonymous, and ``lastUsedAt``
+    is written on first use and again only once it is over a minute old."""
+    from datetime import datetime, timedelta
+
+    from sqlmodel import select
+
+    from server.models import ApiToken, User
+    from server.models.base import utcnow
+
+    user_id = await create_user(services, "used@example.org", name="Uma")
+    token = await token_for(services, user_id)
+
+    async def last_used() -> datetime | None:
+        async with services.db.session() as db:
+            row = (await db.exec(select(ApiToken).where(ApiToken.user_id == user_id))).one()
+            return row.last_used_at
+
+    assert await last_used() is None
+    body = await gql(client, ME, token=token)
+    assert body["data"]["me"]["name"] == "Uma"
+    first = await last_used()
+    assert first is not None
+    await gql(client, ME, token=token)
+    assert await last_used() == first  # within the minute: not written again
+    async with services.db.session() as db:
+        row = (await db.exec(select(ApiToken).where(ApiToken.user_id == user_id))).one()
+        row.last_used_at = utcnow() - timedelta(minutes=5)
+        await db.commit()
+    await gql(client, ME, token=token)
+    again = await last_used()
+    assert again is not None and again > first
+
+    async with services.db.session() as db:
+        owner = await db.get(User, user_id)
+        assert owner is not None
+        owner.is_active = False
+        await db.commit()
+    assert (await gql(client, ME, token=token, allow_errors=True))["data"] is None
+    async with services.db.session() as db:
+        owner = await db.get(User, user_id)
+        assert owner is not None
+        owner.is_active = True
+        row = (await db.exec(select(ApiToken).where(ApiToken.user_id == user_id))).one()
+        row.revoked_at = utcnow()
+        await db.commit()
+    assert (await gql(client, ME, token=token, allow_errors=True))["data"] is None

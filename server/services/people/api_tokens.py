@@ -8,13 +8,14 @@ import secrets
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import bindparam
+from sqlalchemy import Table, bindparam, update
+from sqlalchemy import select as select_columns
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import ApiToken, User
 from server.models.base import utcnow
-from server.services import audit
+from server.services import audit, core_reads
 from server.services.errors import NotFound, PermissionDenied
 from server.services.validation import clean_name
 
@@ -55,29 +56,41 @@ async def create_token(
     return raw, token
 
 
+_TOKENS: Table = ApiToken.__table__  # type: ignore[attr-defined]
+_USERS: Table = User.__table__  # type: ignore[attr-defined]
 _TOKEN_AND_OWNER = (
-    select(ApiToken, User)
-    .join(User, col(User.id) == col(ApiToken.user_id))
-    .where(col(ApiToken.token_hash) == bindparam("digest"), col(ApiToken.revoked_at).is_(None))
+    select_columns(_TOKENS.c.id, _TOKENS.c.token_hash, _TOKENS.c.last_used_at, *_USERS.c)
+    .join_from(_TOKENS, _USERS, _USERS.c.id == _TOKENS.c.user_id)
+    .where(_TOKENS.c.token_hash == bindparam("digest"), _TOKENS.c.revoked_at.is_(None))
 )
-"""Built once: every API call asks."""
+"""Built once, of table columns (``core_reads``): every API call asks."""
+_OWNER_COLUMNS = [column.key for column in _USERS.c]
+_MARK_USED = (
+    update(_TOKENS)
+    .where(_TOKENS.c.id == bindparam("token_id"))
+    .values(last_used_at=bindparam("now"))
+)
 
 
 async def user_for_token(session: AsyncSession, raw: str) -> User | None:
-    """The active user owning this token, or None. The hash is compared in constant time."""
+    """The active user owning this token (detached from ``session``), or None. The hash
+    is compared in constant time. Marks the token used, at most once a minute, and
+    commits that."""
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
     digest = _digest(raw)
-    result = await session.exec(_TOKEN_AND_OWNER, params={"digest": digest})
-    found = result.first()  # one query for the token and its owner: every API call asks
+    found = await core_reads.first(session, _TOKEN_AND_OWNER, {"digest": digest})
     if found is None:
         return None
-    token, user = found
-    if not hmac.compare_digest(token.token_hash, digest) or not user.is_active:
+    token_id, token_hash, last_used_at = found[0], found[1], found[2]
+    user = core_reads.detached(User, dict(zip(_OWNER_COLUMNS, found[3:], strict=True)))
+    if not hmac.compare_digest(token_hash, digest) or not user.is_active:
         return None
     now = utcnow()
-    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-        token.last_used_at = now  # at most one write a minute per token, not one per call
+    if last_used_at is None or now - last_used_at > LAST_USED_RESOLUTION:
+        # At most one write a minute per token, not one per call.
+        await core_reads.write(session, _MARK_USED, {"token_id": token_id, "now": now})
+        await session.commit()
     return user
 
 
