@@ -110,7 +110,10 @@ async def schedule(request: Request) -> Response:
             )
         except DomainError:
             raise HTTPException(404) from None
-        await db.commit()  # an on-demand refresh may have stored fresh busy times
+        if db.new or db.dirty or db.deleted:
+            # The question commits what it fetches itself; nothing else is left to write
+            # on a plain read, whose COMMIT would be one more round trip per page.
+            await db.commit()
     week = availability_week.build_week(
         answer,
         viewer_id=user.id,
