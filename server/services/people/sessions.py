@@ -12,14 +12,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, exists
-from sqlmodel import col, select
+from sqlalchemy import Table, bindparam, delete, exists, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import ProgramMembership, User, UserSession
 from server.models.base import utcnow
 from server.models.enums import ProgramRole
-from server.services import audit
+from server.services import audit, core_reads
 from server.services.errors import NotFound, PermissionDenied, ValidationFailed
 from server.services.people import access
 from server.services.validation import clean_line
@@ -83,35 +83,47 @@ async def start_session(
     return raw, row
 
 
+_SESSIONS: Table = UserSession.__table__  # type: ignore[attr-defined]
+_USERS: Table = User.__table__  # type: ignore[attr-defined]
+_MEMBERSHIPS: Table = ProgramMembership.__table__  # type: ignore[attr-defined]
 _ADMINISTERS_SOMETHING = (
     exists()
     .where(
-        col(ProgramMembership.user_id) == col(UserSession.user_id),
-        col(ProgramMembership.role) == ProgramRole.ADMIN,
+        _MEMBERSHIPS.c.user_id == _SESSIONS.c.user_id,
+        _MEMBERSHIPS.c.role == ProgramRole.ADMIN,
     )
-    .correlate(UserSession)
+    .correlate(_SESSIONS)
 )
-# The session, its user and whether they administer a program, in one query: every
-# signed-in request asks for all three.
+# The session, its user and whether they administer a program, in one query of table
+# columns (``core_reads``): every signed-in request asks for all three.
 _SESSION_WITH_ACTOR = (
-    select(UserSession, User, _ADMINISTERS_SOMETHING.label("administers"))
-    .outerjoin(User, col(User.id) == col(UserSession.user_id))
-    .where(UserSession.token_hash == bindparam("token_hash"))
+    select(*_SESSIONS.c, *_USERS.c, _ADMINISTERS_SOMETHING.label("administers"))
+    .select_from(_SESSIONS.outerjoin(_USERS, _USERS.c.id == _SESSIONS.c.user_id))
+    .where(_SESSIONS.c.token_hash == bindparam("token_hash"))
 )
+_SESSION_KEYS = [column.key for column in _SESSIONS.c]
+_USER_KEYS = [column.key for column in _USERS.c]
 
 
 async def _load(session: AsyncSession, raw: str) -> tuple[UserSession, User | None, bool] | None:
-    found = (
-        await session.exec(_SESSION_WITH_ACTOR, params={"token_hash": token_hash(raw)})
-    ).first()
+    """The session row and its user, detached from ``session`` (as a closed session
+    leaves them); an expired row is deleted."""
+    found = await core_reads.first(session, _SESSION_WITH_ACTOR, {"token_hash": token_hash(raw)})
     if found is None:
         return None
-    row, user, administers = found
+    split = len(_SESSION_KEYS)
+    row = core_reads.detached(UserSession, dict(zip(_SESSION_KEYS, found[:split], strict=True)))
+    user_values = found[split : split + len(_USER_KEYS)]
+    user = (
+        core_reads.detached(User, dict(zip(_USER_KEYS, user_values, strict=True)))
+        if user_values[0] is not None
+        else None
+    )
     if row.expires_at <= utcnow():
         await session.delete(row)
         await session.commit()
         return None
-    return row, user, bool(administers)
+    return row, user, bool(found[-1])
 
 
 async def load_session(session: AsyncSession, raw: str) -> UserSession | None:
