@@ -25,7 +25,7 @@ from server.schema.fast_lists import Columns
 from server.schema.users import CalendarStatus, User
 from server.services.availability import query as availability_query
 from server.services.availability.grid import iso_utc
-from server.services.availability.model import slot_times
+from server.services.availability.model import slot_standings, slot_times
 from server.services.availability.query import clipped_busy
 from server.services.errors import DomainError
 
@@ -96,13 +96,14 @@ async def availability(
         found = answer.result.slots
         starts_us, ends_us = slot_times(found)
         named = _namer()
+        standings = slot_standings(found)
         columns: dict[str, Sequence[object]] = {
             "start": iso_utc(starts_us),
             "end": iso_utc(ends_us),
-            "freeUserIds": [named(s.free) for s in found],
-            "busyUserIds": [named(s.busy) for s in found],
-            "unknownUserIds": [named(s.unknown) for s in found],
-            "reason": [s.reason for s in found],
+            "freeUserIds": [named(free) for free, _, _, _ in standings],
+            "busyUserIds": [named(busy) for _, busy, _, _ in standings],
+            "unknownUserIds": [named(unknown) for _, _, unknown, _ in standings],
+            "reason": [reason for _, _, _, reason in standings],
         }
         # A Columns is a Sequence[AvailabilitySlot]; the field's type stays the list.
         return cast(list[AvailabilitySlot], Columns(len(found), columns, slot_objects))

@@ -13,7 +13,7 @@ from strawberry.scalars import JSON
 
 from server.schema.availability import CompactAvailability
 from server.services.availability.grid import iso_utc
-from server.services.availability.model import slot_times
+from server.services.availability.model import slot_standings, slot_times
 from server.services.availability.packed import KIND_CODES
 from server.services.availability.query import AvailabilityAnswer, clipped_busy
 
@@ -45,8 +45,10 @@ def compact(answer: AvailabilityAnswer) -> CompactAvailability:
             return known
 
         rows = [
-            [start, end, positions(s.free), positions(s.busy), positions(s.unknown), s.reason]
-            for s, start, end in zip(found, iso_utc(starts_us), iso_utc(ends_us), strict=True)
+            [start, end, positions(free), positions(busy), positions(unknown), reason]
+            for (free, busy, unknown, reason), start, end in zip(
+                slot_standings(found), iso_utc(starts_us), iso_utc(ends_us), strict=True
+            )
         ]
         return JSON(rows)
 

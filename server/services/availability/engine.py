@@ -39,9 +39,8 @@ intervals may also come packed as integers (``PackedBusy``), read without conver
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from itertools import chain, compress
 from operator import attrgetter
 
@@ -58,6 +57,7 @@ from server.services.availability.model import (
     Participant,
     Rules,
     Slot,
+    Standing,
 )
 from server.services.availability.packed import PackedBusy
 from server.services.availability.zones import allowed_mask, zone_named
@@ -151,7 +151,7 @@ def find_slots(
     starts_us = grid.origin + grid.step * columns[chosen].astype(np.int64)
     slots = LazySlots(
         int(chosen.size),
-        lambda: _build_slots(participants, known, state, chosen, columns, start, duration, step),
+        lambda: _standings(participants, known, state, chosen),
         starts_us,
         starts_us + grid.duration,
     )
@@ -338,22 +338,19 @@ def _states(
     return state
 
 
-def _build_slots(
+def _standings(
     participants: Sequence[Participant],
     known: Sequence[Participant],
     state: npt.NDArray[np.uint8],
     chosen: npt.NDArray[np.intp],
-    columns: npt.NDArray[np.intp],
-    start: datetime,
-    duration: timedelta,
-    step: timedelta,
-) -> Iterator[Slot]:
-    """Turn chosen columns into ``Slot`` values.
+) -> list[Standing]:
+    """Where everyone stands at each chosen column, as ``Slot`` says it (free, busy,
+    unknown, reason); slots with the same row share one standing.
 
     This loop is most of the cost once busy times are numbers, so numpy does the bulk
     up front (counts, and every slot's ids in one flat list to cut per slot), first
-    names come from ``itertools.compress`` over 0/1 byte rows, and slots with the same
-    row share one result.
+    names come from ``itertools.compress`` over 0/1 byte rows, and each distinct row is
+    worded once.
     """
     total = len(participants)
     unknown_people = [p for p in participants if p.busy is None]
@@ -381,14 +378,13 @@ def _build_slots(
     free_at = [0, *np.cumsum(free_counts).tolist()]
     taken_at = [0, *np.cumsum(np.count_nonzero(is_taken, axis=1)).tolist()]
     free_counts_list = free_counts.tolist()
-    origin = start.astimezone(UTC)
-    Lists = tuple[tuple[uuid.UUID, ...], tuple[uuid.UUID, ...], tuple[uuid.UUID, ...], str]
-    seen: dict[bytes, Lists] = {}
-    for i, k in enumerate(columns[chosen].tolist()):
+    seen: dict[bytes, Standing] = {}
+    found: list[Standing] = []
+    for i in range(len(chosen)):
         lo, hi = i * width, (i + 1) * width
         row = rows[lo:hi]
-        lists = seen.get(row)
-        if lists is None:
+        standing = seen.get(row)
+        if standing is None:
             slot_unknown, slot_unknown_text = unknown, unknown_text
             if any_unread:
                 unread = [p for p, s in zip(known, row, strict=True) if s == 3]
@@ -409,9 +405,9 @@ def _build_slots(
             )
             free = tuple(free_ids[free_at[i] : free_at[i + 1]])
             taken = tuple(taken_ids[taken_at[i] : taken_at[i + 1]])
-            lists = seen[row] = (free, taken, slot_unknown, reason)
-        slot_start = origin + step * k
-        yield Slot(slot_start, slot_start + duration, lists[0], lists[1], lists[2], lists[3])
+            standing = seen[row] = (free, taken, slot_unknown, reason)
+        found.append(standing)
+    return found
 
 
 def _why_nothing_eligible(

@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from server.lazy_sequence import BuiltOnFirstUse
 from server.providers.base import BusyInterval
-from server.services.availability.grid import to_us
+from server.services.availability.grid import from_us, to_us
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,24 +96,64 @@ class Slot:
     reason: str
 
 
+Standing = tuple[tuple[uuid.UUID, ...], tuple[uuid.UUID, ...], tuple[uuid.UUID, ...], str]
+"""A slot's ``free``, ``busy``, ``unknown`` and ``reason``, as ``Slot`` holds them."""
+
+
 class LazySlots(BuiltOnFirstUse[Slot]):
     """Slots built on first use: their number is known at once, so an answer that asks
     only ``emptyReason`` or a count never builds one ``Slot``; their times are known at
-    once too (``slot_times``), so the week grid, which places them, builds none either."""
+    once too (``slot_times``), so the week grid, which places them, builds none either;
+    and where everyone stands is worked out once, on first use, for the ``Slot`` values
+    and for ``slot_standings`` alike (an answer written as rows builds no ``Slot``)."""
 
-    __slots__ = ("ends_us", "starts_us")
+    __slots__ = ("_standings", "ends_us", "starts_us")
 
     def __init__(
         self,
         count: int,
-        build: Callable[[], Iterable[Slot]],
+        standings: Callable[[], list[Standing]],
         starts_us: npt.NDArray[np.int64],
         ends_us: npt.NDArray[np.int64],
     ) -> None:
         if starts_us.shape != (count,) or ends_us.shape != (count,):
             raise ValueError("one start and one end per slot")
-        super().__init__(count, build)
+        once = _Once(standings, count)
+        super().__init__(count, lambda: _slots(starts_us, ends_us, once()))
         self.starts_us, self.ends_us = starts_us, ends_us
+        self._standings = once
+
+    def standings(self) -> list[Standing]:
+        return self._standings()
+
+
+class _Once:
+    """``make()``'s list, made on the first call only (and checked to have ``count``)."""
+
+    __slots__ = ("_count", "_made", "_make")
+
+    def __init__(self, make: Callable[[], list[Standing]], count: int) -> None:
+        self._make: Callable[[], list[Standing]] | None = make
+        self._count = count
+        self._made: list[Standing] | None = None
+
+    def __call__(self) -> list[Standing]:
+        if self._made is None:
+            assert self._make is not None
+            made = self._make()
+            if len(made) != self._count:
+                raise ValueError(f"{len(made)} standings were made for {self._count} slots")
+            self._made, self._make = made, None  # let go of what the maker held
+        return self._made
+
+
+def _slots(
+    starts_us: npt.NDArray[np.int64], ends_us: npt.NDArray[np.int64], standings: list[Standing]
+) -> Iterable[Slot]:
+    for start, end, (free, busy, unknown, reason) in zip(
+        starts_us.tolist(), ends_us.tolist(), standings, strict=True
+    ):
+        yield Slot(from_us(start), from_us(end), free, busy, unknown, reason)
 
 
 def slot_times(slots: Sequence[Slot]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -125,6 +165,14 @@ def slot_times(slots: Sequence[Slot]) -> tuple[npt.NDArray[np.int64], npt.NDArra
         np.array([to_us(slot.start) for slot in slots], dtype=np.int64),
         np.array([to_us(slot.end) for slot in slots], dtype=np.int64),
     )
+
+
+def slot_standings(slots: Sequence[Slot]) -> Sequence[Standing]:
+    """Every slot's ``(free, busy, unknown, reason)``, in order, building no ``Slot``
+    when the engine already knows them. Equal standings may be one shared tuple."""
+    if isinstance(slots, LazySlots):
+        return slots.standings()
+    return [(slot.free, slot.busy, slot.unknown, slot.reason) for slot in slots]
 
 
 @dataclass(frozen=True, slots=True)

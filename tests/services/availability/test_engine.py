@@ -22,7 +22,7 @@ from server.services.availability import (
     find_slots,
 )
 from server.services.availability.grid import to_us
-from server.services.availability.model import LazySlots, slot_times
+from server.services.availability.model import LazySlots, slot_standings, slot_times
 
 HALF_HOUR = timedelta(minutes=30)
 ALL_DAY = Rules(allow_weekends=True, earliest_hour=0, latest_hour=24)
@@ -528,23 +528,27 @@ def test_each_slot_lists_every_participant_exactly_once(scenario: dict[str, obje
 def test_slots_are_counted_at_once_and_built_on_first_use(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An answer asking only ``emptyReason`` (or a count) never builds a ``Slot``."""
+    """An answer asking only ``emptyReason`` (or a count) never works out where anyone
+    stands, let alone builds a ``Slot``; the standings are worked out once for both."""
     from server.services.availability import engine
 
     made: list[int] = []
-    build = engine._build_slots
+    build = engine._standings
 
     def counting(*args: object) -> object:
         made.append(1)
         return build(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(engine, "_build_slots", counting)
+    monkeypatch.setattr(engine, "_standings", counting)
     ana = person("Ana", busy=[(utc(2026, 3, 2, 10), utc(2026, 3, 2, 11))])
     result = search([ana, person("Ben", busy=[])])
     assert len(result.slots) == 4 and result.empty_reason is None and made == []
     hours = [(9, 0), (9, 30), (11, 0), (11, 30)]
     assert starts(result) == [utc(2026, 3, 2, h, m) for h, m in hours]
     assert result.slots[1:] == list(result.slots)[1:] and made == [1]  # built once
+    standings = slot_standings(result.slots)
+    assert made == [1]  # the same standings, not worked out again
+    assert standings == [(s.free, s.busy, s.unknown, s.reason) for s in result.slots]
     assert result == AvailabilityResult(slots=list(result.slots), empty_reason=None)
 
 
