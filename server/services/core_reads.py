@@ -16,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy.orm import attributes, make_transient_to_detached
+from sqlalchemy.orm import attributes, configure_mappers, make_transient_to_detached
 from sqlalchemy.sql import Executable
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 __all__ = ["detached", "first", "rows", "write"]
 
 M = TypeVar("M")
+_CONFIGURED: set[type] = set()
 
 
 async def rows(
@@ -52,6 +53,11 @@ def detached(model: type[M], values: Mapping[str, Any]) -> M:
     by attribute name, as read from the database), detached: it reads like an object a
     closed session loaded, and ``session.add`` would attach it as that row, not insert
     it. No constructor or validation runs: the values are the database's."""
+    if model not in _CONFIGURED:
+        # A process's first ORM query configures the mappers; a row read first (the
+        # token check of a fresh server's first request) must do it itself.
+        configure_mappers()
+        _CONFIGURED.add(model)
     instance: M = model._sa_class_manager.new_instance()  # type: ignore[attr-defined]
     attributes.instance_dict(instance).update(values)
     make_transient_to_detached(instance)
