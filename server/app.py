@@ -105,6 +105,13 @@ def admin_routes() -> list[Route]:
     ]
 
 
+GRAPHQL_PATH = "/graphql"
+SCHEDULE_PATH = "/connections/{connection_id}/schedule"
+SESSION_PATHS = (GRAPHQL_PATH, SCHEDULE_PATH)
+"""Requests to these go on in the request guard's database session (one per request, not
+two): the API, and the week page, the page asked most often."""
+
+
 def routes(services: AppServices) -> list[Any]:
     return [
         Route("/", home.home),
@@ -160,7 +167,7 @@ def routes(services: AppServices) -> list[Any]:
             program_settings.save_settings,
             methods=["POST"],
         ),
-        Route("/connections/{connection_id}/schedule", schedule.schedule, methods=["GET"]),
+        Route(SCHEDULE_PATH, schedule.schedule, methods=["GET"]),
         Route("/groups/{group_id}", group_pages.group_page, methods=["GET"]),
         Route("/groups/{group_id}/polls/new", poll_pages.new_poll, methods=["GET"]),
         Route("/groups/{group_id}/polls/new", poll_pages.create_poll, methods=["POST"]),
@@ -200,7 +207,7 @@ def routes(services: AppServices) -> list[Any]:
         *admin_routes(),
         Route("/setup/{setup_token}", setup_pages.setup_form, methods=["GET"]),
         Route("/setup/{setup_token}", setup_pages.complete, methods=["POST"]),
-        Route("/graphql", TandemGraphQL(services), methods=["GET", "POST"]),
+        Route(GRAPHQL_PATH, TandemGraphQL(services), methods=["GET", "POST"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 
@@ -235,7 +242,7 @@ def create_app(
 
     app = Starlette(
         routes=routes(shared),
-        middleware=[Middleware(RequestGuard, services=shared)],
+        middleware=[Middleware(RequestGuard, services=shared, session_paths=SESSION_PATHS)],
         exception_handlers={
             LoginRequired: _login_required,
             BodyTooLarge: _body_too_large,

@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from server.models.base import utcnow
 from server.models.enums import ConnectionKind
-from server.pages.common import is_htmx, render, services, viewer
+from server.pages.common import is_htmx, render, request_session, services, viewer
 from server.services.availability import query as availability_query
 from server.services.availability import week as availability_week
 from server.services.errors import DomainError
@@ -80,7 +80,7 @@ async def schedule(request: Request) -> Response:
     zone = user.time_zone
     first_day = _first_day(request.query_params.get("week"), zone, now)
     duration = _duration(request.query_params.get("duration"))
-    async with svc.db.session() as db:
+    async with request_session(request) as db:
         try:
             connection, members = await mentoring.visible_connection_with_members(
                 db, user, connection_id

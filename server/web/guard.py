@@ -17,12 +17,14 @@ import contextlib
 import hmac
 import logging
 import secrets
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, PlainTextResponse
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.config import Settings
@@ -71,9 +73,15 @@ def session_cookie_name(secure: bool) -> str:
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, services: AppServices) -> None:
+    def __init__(
+        self, app: ASGIApp, services: AppServices, session_paths: Sequence[str] = ("/graphql",)
+    ) -> None:
+        """``session_paths`` (route paths, ``{name}`` parameters allowed): their handlers
+        go on in the session the guard checked the viewer in, ``state["db"]``; every
+        other handler opens its own."""
         self.app = app
         self.services = services
+        self.session_paths = [compile_path(path)[0] for path in session_paths]
         self.cookie_name = session_cookie_name(services.settings.secure_cookies)
         self.csp = content_security_policy(services.settings)
         self.body_timeout = services.settings.http_body_timeout_seconds
@@ -202,13 +210,13 @@ class RequestGuard:
             raw = _cookie(headers, self.cookie_name)
             if raw:
                 user_session, viewer = await sessions.signed_in(db, raw)
-        if path == "/graphql":
-            # The API's resolvers go on in this session (one per request, not two), with
-            # the viewer detached from it as a session of its own would have left it.
+        if any(pattern.match(path) for pattern in self.session_paths):
+            # The handler goes on in this session (one per request, not two), with the
+            # viewer detached from it as a session of its own would have left it.
             db.expunge_all()
             state["db"] = db
         else:
-            await stack.aclose()  # pages open their own sessions
+            await stack.aclose()  # other handlers open their own sessions
         state["viewer"] = viewer
         state["user_session"] = user_session
         state["bearer"] = bearer is not None

@@ -316,3 +316,31 @@ async def test_a_refused_booking_offers_the_three_nearest_free_times(
     assert booked.status_code == 303
     page = await client.get(booked.headers["location"])
     assert "Catch-up" in page.text and "17:00" in page.text
+
+
+async def test_the_week_page_takes_one_connection_from_the_pool(
+    client: httpx.AsyncClient, services: AppServices
+) -> None:
+    """The session the guard checked the cookie in is the page's session: one connection
+    per request from the pool, not two; other pages still open their own."""
+    from sqlalchemy import event
+
+    pair = await _both_connected(services)
+    await login(client, "ana@example.org")
+    url = _url(pair, week=next_monday(PARIS).isoformat())
+    assert (await client.get(url)).status_code == 200  # warm
+    checkouts: list[str] = []
+
+    def count(*_args: object) -> None:
+        checkouts.append("checkout")
+
+    event.listen(services.db.engine.sync_engine, "checkout", count)
+    try:
+        page = await client.get(url)
+        assert page.status_code == 200 and "Book" in page.text
+        assert len(checkouts) == 1
+        meetings = await client.get("/meetings")
+        assert meetings.status_code == 200
+        assert len(checkouts) == 3  # the guard's, then the page's own
+    finally:
+        event.remove(services.db.engine.sync_engine, "checkout", count)
