@@ -107,6 +107,7 @@ async def schedule(request: Request) -> Response:
                     program_id=connection.program_id,
                 ),
                 now=now,
+                known_visible=[member.id for member, _role in members],
             )
         except DomainError:
             raise HTTPException(404) from None

@@ -322,7 +322,9 @@ async def test_the_week_page_takes_one_connection_from_the_pool(
     client: httpx.AsyncClient, services: AppServices
 ) -> None:
     """The session the guard checked the cookie in is the page's session: one connection
-    per request from the pool, not two; other pages still open their own."""
+    per request from the pool, not two (other pages still open their own); and five
+    statements: the session, the pair with its members (who need no second visibility
+    check), the program's rules, the people with their calendars, booked meetings."""
     from sqlalchemy import event
 
     pair = await _both_connected(services)
@@ -330,17 +332,27 @@ async def test_the_week_page_takes_one_connection_from_the_pool(
     url = _url(pair, week=next_monday(PARIS).isoformat())
     assert (await client.get(url)).status_code == 200  # warm
     checkouts: list[str] = []
+    statements: list[str] = []
 
     def count(*_args: object) -> None:
         checkouts.append("checkout")
 
-    event.listen(services.db.engine.sync_engine, "checkout", count)
+    def record(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    sync_engine = services.db.engine.sync_engine
+    event.listen(sync_engine, "checkout", count)
+    event.listen(sync_engine, "before_cursor_execute", record)
     try:
         page = await client.get(url)
         assert page.status_code == 200 and "Book" in page.text
         assert len(checkouts) == 1
+        selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+        assert len(selects) == 5, statements
+        assert not any("connection_member AS theirs" in s for s in selects)
         meetings = await client.get("/meetings")
         assert meetings.status_code == 200
         assert len(checkouts) == 3  # the guard's, then the page's own
     finally:
-        event.remove(services.db.engine.sync_engine, "checkout", count)
+        event.remove(sync_engine, "checkout", count)
+        event.remove(sync_engine, "before_cursor_execute", record)

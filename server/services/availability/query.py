@@ -10,7 +10,7 @@ times no cache covers are unknown, with a note, never free.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -277,14 +277,18 @@ async def find_availability(
     refresh_budget: float = REFRESH_BUDGET_SECONDS,
     refresh: bool = True,
     ignore_meeting_id: uuid.UUID | None = None,
+    known_visible: Collection[uuid.UUID] = (),
 ) -> AvailabilityAnswer:
     """``refresh=False`` answers from the cache only (booking re-checks must not call
-    providers or commit); ``ignore_meeting_id`` leaves out a Tandem meeting being moved."""
+    providers or commit); ``ignore_meeting_id`` leaves out a Tandem meeting being moved;
+    ``known_visible`` are people the caller has already found the viewer may see (the
+    members of a connection it found visible to them), who are not asked about again.
+    What it fetches or records it commits itself: a plain read leaves nothing to write."""
     _validate(request, now)
     now = now or utcnow()
     ids = [*request.participant_ids, *request.optional_participant_ids]
-    visible = await access.visible_user_ids(db, viewer, ids)
-    if set(ids) - visible:
+    unchecked = set(ids) - set(known_visible) - {viewer.id}
+    if unchecked and unchecked - await access.visible_user_ids(db, viewer, unchecked):
         raise NotFound("participant", field="participantIds")
     if request.program_id is not None:
         visible_settings = await programs.settings_if_visible(db, viewer, request.program_id)
