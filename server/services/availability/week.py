@@ -34,14 +34,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
 from server.services.availability import Slot
-from server.services.availability.grid import DAY_US, EPOCH_ORDINAL, MINUTE_US, to_us
+from server.services.availability.grid import DAY_US, EPOCH_ORDINAL, MINUTE_US, iso_utc, to_us
 from server.services.availability.model import slot_times
 from server.services.availability.query import AvailabilityAnswer, clipped_busy
 from server.services.availability.reasons import names as join_names
@@ -315,6 +315,7 @@ def build_week(
     kinds = _Kinds(people, duration_minutes)
     headings = [_day_heading(day) for day in days]  # once per day, not once per cell
     made = kinds.made
+    new_cell = Cell._make  # from a tuple: a third cheaper than Cell(...) per cell
     free_by_day: list[list[FreeStart]] = [[] for _ in days]
     rows: list[Row] = []
     for offset, row_keys in enumerate(keys[top:bottom].tolist()):
@@ -332,14 +333,16 @@ def build_week(
                 free_by_day[index].append(FreeStart(at, partner_time, cell))
             else:
                 kind = made.get(key) or kinds.of(key)
-                cell = Cell(
-                    kind.state,
-                    kind.text,
-                    kind.detail,
-                    when + kind.suffix,
-                    None,
-                    kind.busy,
-                    kind.who,
+                cell = new_cell(
+                    (
+                        kind.state,
+                        kind.text,
+                        kind.detail,
+                        when + kind.suffix,
+                        None,
+                        kind.busy,
+                        kind.who,
+                    )
                 )
             cells.append(cell)
         rows.append(Row(at, tuple(cells), partner_time))
@@ -358,14 +361,15 @@ def build_week(
         duration_minutes=duration_minutes,
         step_minutes=step,
         slot_count=len(answer.result.slots),
-        blocks=_fold(rows, step),
+        blocks=_fold(rows, step, _foldable(keys[top:bottom])),
         partner=partner,
         free_by_day=tuple(tuple(found) for found in free_by_day),
     )
 
 
 _MAX_PEOPLE = 60  # one bit each in an int64 key, beside the state
-# A cell's state code, in the order the rules are applied (the first that holds wins).
+# A cell's state code, in the order the rules are applied (the first that holds wins);
+# the first four are the states a band folds (``_foldable``).
 _SKIPPED, _PAST, _SOON, _OUTSIDE, _BUSY, _UNREAD, _FREE, _NO_FIT = range(8)
 _STATES = 8  # key = who (one bit per person) * _STATES + state
 _Micros = npt.NDArray[np.int64]
@@ -478,10 +482,13 @@ def _slots_at(
     day = walls // DAY_US - base_day
     minute = (walls % DAY_US) // MINUTE_US
     shown = np.flatnonzero((day >= 0) & (day < shape[1]) & (minute % step == 0))
-    cells = (minute[shown] // step) * shape[1] + day[shown]
-    cells, first = np.unique(cells, return_index=True)
-    at.flat[cells] = shown[first]
-    book = [f"{text}Z" for text in np.datetime_as_string(starts.astype("datetime64[us]"), "s")]
+    cells = ((minute[shown] // step) * shape[1] + day[shown]).tolist()
+    placed = at.reshape(-1)  # a view: writes land in ``at``
+    for cell, index in zip(cells, shown.tolist(), strict=True):
+        if placed[cell] < 0:  # a repeated hour's first slot keeps the cell
+            placed[cell] = index
+    # ISO 8601 to the second, in UTC with a Z ("2026-12-08T13:00:00Z").
+    book = [f"{text[:19]}Z" for text in iso_utc(starts)]
     end_minutes = ((clock.wall(ends) % DAY_US) // MINUTE_US).tolist()
     return at, book, [_CLOCKS[m] for m in end_minutes]
 
@@ -505,7 +512,7 @@ class _Kind:
 class _Kinds:
     """The words of each kind of cell, made the first time a cell of that kind is seen."""
 
-    def __init__(self, people: Sequence[Person], duration: int) -> None:
+    def __init__(self, people: tuple[Person, ...], duration: int) -> None:
         self._people = people
         self._duration = duration
         self.made: dict[int, _Kind] = {}  # read directly in the grid's inner loop
@@ -513,30 +520,34 @@ class _Kinds:
     def of(self, key: int) -> _Kind:
         kind = self.made.get(key)
         if kind is None:
-            kind = self.made[key] = self._make(key % _STATES, key // _STATES)
+            kind = self.made[key] = _kind(
+                key % _STATES, key // _STATES, self._people, self._duration
+            )
         return kind
 
-    def _make(self, state: int, mask: int) -> _Kind:
-        who = [p for index, p in enumerate(self._people) if mask >> index & 1]
-        if state == _SKIPPED:
-            return _plain(CellState.SKIPPED, "Clock change", "skipped by the clock change")
-        if state == _PAST:
-            return _plain(CellState.PAST, "Past", "in the past")
-        if state == _SOON:
-            return _plain(CellState.PAST, "Too soon", "more notice is needed")
-        if state == _OUTSIDE:
-            kind = _plain(CellState.OUTSIDE_RULES, "Outside meeting hours", f"for {_who(who)}")
-            return replace(kind, who=_called(who))
-        if state == _BUSY:
-            verb = "is" if len(who) == 1 and not who[0].is_viewer else "are"
-            busy, text = _busy_kind(who, self._people)
-            detail = f"{_who(who)} {verb} busy"
-            return _Kind(CellState.UNAVAILABLE, text, detail, f": {detail}", busy, _called(who))
-        if state == _UNREAD:
-            return _plain(CellState.UNKNOWN, "Unknown", f"calendar not read for {_who(who)}")
-        return _plain(
-            CellState.NO_FIT, "No room", f"a {self._duration}-minute meeting does not fit here"
-        )
+
+@lru_cache(maxsize=4096)
+def _kind(state: int, mask: int, people: tuple[Person, ...], duration: int) -> _Kind:
+    """The words of the cells in ``state`` about the people in ``mask`` (one bit each),
+    remembered: the same pair asks again and again."""
+    who = [p for index, p in enumerate(people) if mask >> index & 1]
+    if state == _SKIPPED:
+        return _plain(CellState.SKIPPED, "Clock change", "skipped by the clock change")
+    if state == _PAST:
+        return _plain(CellState.PAST, "Past", "in the past")
+    if state == _SOON:
+        return _plain(CellState.PAST, "Too soon", "more notice is needed")
+    if state == _OUTSIDE:
+        kind = _plain(CellState.OUTSIDE_RULES, "Outside meeting hours", f"for {_who(who)}")
+        return replace(kind, who=_called(who))
+    if state == _BUSY:
+        verb = "is" if len(who) == 1 and not who[0].is_viewer else "are"
+        busy, text = _busy_kind(who, people)
+        detail = f"{_who(who)} {verb} busy"
+        return _Kind(CellState.UNAVAILABLE, text, detail, f": {detail}", busy, _called(who))
+    if state == _UNREAD:
+        return _plain(CellState.UNKNOWN, "Unknown", f"calendar not read for {_who(who)}")
+    return _plain(CellState.NO_FIT, "No room", f"a {duration}-minute meeting does not fit here")
 
 
 def _plain(state: CellState, text: str, detail: str) -> _Kind:
@@ -546,9 +557,9 @@ def _plain(state: CellState, text: str, detail: str) -> _Kind:
 _FOLDABLE = {CellState.OUTSIDE_RULES, CellState.PAST, CellState.SKIPPED}
 
 
-def _fold(rows: Sequence[Row], step: int) -> tuple[Row | Band, ...]:
+def _fold(rows: Sequence[Row], step: int, foldable_rows: Sequence[bool]) -> tuple[Row | Band, ...]:
     """Runs of two or more rows in which no cell is anything but outside the hours (or
-    past, or skipped) become one band naming who is outside then."""
+    past, or skipped), the ``foldable_rows``, become one band naming who is outside then."""
     blocks: list[Row | Band] = []
     run: list[Row] = []
 
@@ -576,15 +587,23 @@ def _fold(rows: Sequence[Row], step: int) -> tuple[Row | Band, ...]:
             )
         run.clear()
 
-    for row in rows:
-        states = {cell.state for cell in row.cells}
-        if CellState.OUTSIDE_RULES in states and states <= _FOLDABLE:
+    for row, foldable in zip(rows, foldable_rows, strict=True):
+        if foldable:
             run.append(row)
         else:
             flush()
             blocks.append(row)
     flush()
     return tuple(blocks)
+
+
+def _foldable(keys: npt.NDArray[np.int64]) -> list[bool]:
+    """Per row of cell keys: whether every cell is outside the hours, past (or too soon)
+    or skipped, and one is outside the hours (``_fold``'s rows)."""
+    states = keys % _STATES
+    # The states of ``_FOLDABLE`` (too soon is drawn as past) are the first four codes.
+    folds = (states <= _OUTSIDE).all(axis=1) & (states == _OUTSIDE).any(axis=1)
+    return cast(list[bool], folds.tolist())
 
 
 def _minutes(clock: str) -> int:
@@ -601,8 +620,11 @@ def _partner(people: Sequence[Person], viewer_zone: str) -> Person | None:
     return zones[0] if zones else None
 
 
-def _partner_clock(minutes: Sequence[int], counts: Sequence[int]) -> str:
+def _partner_clock(minutes: list[int], counts: list[int]) -> str:
     """The partner's clock at each day's start of a row, each time once, in day order."""
+    first = minutes[0]
+    if counts.count(1) == len(counts) and minutes.count(first) == len(minutes):
+        return _CLOCKS[first]  # most rows: one time on every day
     seen: list[int] = []
     for minute, count in zip(minutes, counts, strict=True):
         if count and minute not in seen:
