@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -53,19 +50,6 @@ class LoginRequired(Exception):
 def services(request: Request) -> AppServices:
     svc: AppServices = request.app.state.services
     return svc
-
-
-@asynccontextmanager
-async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The database session the request guard checked the viewer in, for the paths it
-    hands on (``RequestGuard.session_paths``; the guard closes it after the response),
-    else a session of the handler's own."""
-    shared: AsyncSession | None = getattr(request.state, "db", None)
-    if shared is not None:
-        yield shared
-        return
-    async with services(request).db.session() as db:
-        yield db
 
 
 def viewer(request: Request) -> Viewer:

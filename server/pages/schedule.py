@@ -19,12 +19,13 @@ from starlette.responses import Response
 
 from server.models.base import utcnow
 from server.models.enums import ConnectionKind
-from server.pages.common import is_htmx, render, request_session, services, viewer
+from server.pages.common import is_htmx, render, services, viewer
 from server.services.availability import query as availability_query
 from server.services.availability import week as availability_week
 from server.services.errors import DomainError
 from server.services.people import mentoring
 from server.services.validation import day_in_range
+from server.web.guard import request_session
 
 DEFAULT_DURATION = 30
 # The answer depends on these request headers (see ``_wants_fragment``) and the session.

@@ -17,10 +17,11 @@ import contextlib
 import hmac
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, PlainTextResponse
@@ -66,6 +67,20 @@ def content_security_policy(settings: Settings) -> str:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+@contextlib.asynccontextmanager
+async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The database session the guard checked the viewer in, for the paths it hands on
+    (``RequestGuard.session_paths``; the guard closes it after the response), else a
+    session of the handler's own."""
+    shared: AsyncSession | None = getattr(request.state, "db", None)
+    if shared is not None:
+        yield shared
+        return
+    services: AppServices = request.app.state.services
+    async with services.db.session() as db:
+        yield db
 
 
 def session_cookie_name(secure: bool) -> str:

@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import bindparam
+from sqlalchemy import Table, bindparam
 from sqlalchemy import select as sa_select
-from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import BusyCoverage, BusyVersion, CalendarConnection, Meeting, User, busy_version
 from server.models.base import utcnow
 from server.models.enums import CalendarStatus
 from server.providers.base import BusyInterval
+from server.services import core_reads
 from server.services.availability import busy_cache
 from server.services.availability.blocks import KIND_ORDER, read_block_table
 from server.services.availability.booked import meeting_busy
@@ -98,12 +98,14 @@ async def read_busy(
     if fetch and deps is None:
         raise ValueError("fetching busy times needs the calendar dependencies")
     asked = await _people(db, ids)
-    users, connections = asked.users, asked.connections
     stale: list[uuid.UUID] = []
     if fetch and deps is not None:
         stale = _stale(asked, timedelta(seconds=deps.max_age_seconds))
         if stale:
-            notes.extend(await _refresh_defaults(db, deps, asked, stale, now, budget_seconds))
+            outcomes = await sync.sync_users(db, deps, stale, budget_seconds=budget_seconds)
+            asked = await _people(db, ids)  # as the refresh left them (it committed)
+            notes.extend(_refresh_notes(asked, outcomes, now))
+    users, connections = asked.users, asked.connections
     remaining = max(budget_seconds - (time.monotonic() - started), 0.0)
     readable = [
         (c, users[c.user_id].time_zone)
@@ -256,35 +258,36 @@ def _day(moment: datetime) -> str:
     return f"{moment.day} {moment:%b %Y} {moment:%H:%M} UTC"
 
 
-_PEOPLE: Any = (
-    sa_select(
-        User,
-        CalendarConnection,
-        BusyCoverage,
-        # The columns ``sync.is_stale`` decides on, as stored (not as this session may
-        # hold them in memory), as ``stale_user_ids`` read them.
-        col(CalendarConnection.integration_id).label("integration_id"),
-        col(CalendarConnection.status).label("status"),
-        col(CalendarConnection.last_synced_at).label("last_synced_at"),
-        col(CalendarConnection.sync_requested).label("sync_requested"),
-        col(CalendarConnection.retry_after).label("retry_after"),
-        col(BusyVersion.version).label("busy_version"),
+_USERS: Table = User.__table__  # type: ignore[attr-defined]
+_CONNECTIONS: Table = CalendarConnection.__table__  # type: ignore[attr-defined]
+_RANGES: Table = BusyCoverage.__table__  # type: ignore[attr-defined]
+_VERSIONS: Table = BusyVersion.__table__  # type: ignore[attr-defined]
+_PEOPLE = (
+    sa_select(*_USERS.c, *_CONNECTIONS.c, *_RANGES.c, _VERSIONS.c.version)
+    .select_from(
+        _USERS.outerjoin(_CONNECTIONS, _CONNECTIONS.c.user_id == _USERS.c.id)
+        .outerjoin(_VERSIONS, _VERSIONS.c.user_id == _USERS.c.id)
+        .outerjoin(_RANGES, _RANGES.c.connection_id == _CONNECTIONS.c.id)
     )
-    .outerjoin(CalendarConnection, col(CalendarConnection.user_id) == col(User.id))
-    .outerjoin(BusyVersion, col(BusyVersion.user_id) == col(User.id))
-    .outerjoin(BusyCoverage, col(BusyCoverage.connection_id) == col(CalendarConnection.id))
-    .where(col(User.id).in_(bindparam("ids", expanding=True)))
+    .where(_USERS.c.id.in_(bindparam("ids", expanding=True)))
 )
-"""Built once: the people asked about with their calendar connections, the extra ranges
-those cover (one row per range) and their busy versions, in one query."""
+"""Built once, of table columns (``core_reads``): the people asked about with their
+calendar connections, the extra ranges those cover (one row per range) and their busy
+versions, in one query, as stored."""
+_PARTS: list[tuple[type[Any], list[str]]] = [
+    (User, [c.key for c in _USERS.c]),
+    (CalendarConnection, [c.key for c in _CONNECTIONS.c]),
+    (BusyCoverage, [c.key for c in _RANGES.c]),
+]
 
 
 @dataclass(slots=True)
 class _People:
+    """As read, detached from the session (a sync or a fetch works on its own objects)."""
+
     users: dict[uuid.UUID, User] = field(default_factory=dict)
     connections: dict[uuid.UUID, CalendarConnection] = field(default_factory=dict)
-    states: dict[uuid.UUID, sync.SyncState] = field(default_factory=dict)
-    """Each connection's stored sync state."""
+    """Each person's connection, whose columns are also its stored sync state."""
     extras: dict[uuid.UUID, list[BusyCoverage]] = field(default_factory=dict)
     """The extra covered ranges by connection id."""
     versions: dict[uuid.UUID, int] = field(default_factory=dict)
@@ -295,40 +298,45 @@ async def _people(db: AsyncSession, ids: list[uuid.UUID]) -> _People:
     found = _People()
     if not ids:
         return found
-    for row in (await db.exec(_PEOPLE, params={"ids": ids})).all():
-        user, connection, extra = row[0], row[1], row[2]
-        found.users[user.id] = user
-        found.versions[user.id] = row.busy_version or 0
-        if connection is not None:
-            found.connections[user.id] = connection
-            found.states[user.id] = row
-            ranges = found.extras.setdefault(connection.id, [])
-            if extra is not None:
-                ranges.append(extra)
+    for row in await core_reads.rows(db, _PEOPLE, {"ids": ids}):
+        user_id = row[0]
+        if user_id not in found.users:
+            found.users[user_id] = _part(row, 0)
+            found.versions[user_id] = row[-1] or 0
+        at = len(_PARTS[0][1])
+        connection_id = row[at]
+        if connection_id is None:
+            continue
+        connection = found.connections.get(user_id)
+        if connection is None:
+            connection = found.connections[user_id] = _part(row, 1)
+        ranges = found.extras.setdefault(connection.id, [])
+        if row[at + len(_PARTS[1][1])] is not None:
+            ranges.append(_part(row, 2))
     return found
+
+
+def _part(row: Sequence[Any], index: int) -> Any:
+    """The ``index``-th model of a ``_PEOPLE`` row, detached."""
+    start = sum(len(keys) for _model, keys in _PARTS[:index])
+    model, keys = _PARTS[index]
+    values = row[start : start + len(keys)]
+    return core_reads.detached(model, dict(zip(keys, values, strict=True)))
 
 
 def _stale(people: _People, max_age: timedelta) -> list[uuid.UUID]:
     checked_at = utcnow()
     return [
         user_id
-        for user_id, state in people.states.items()
-        if sync.is_stale(state, checked_at, max_age)
+        for user_id, connection in people.connections.items()
+        if sync.is_stale(connection, checked_at, max_age)
     ]
 
 
-async def _refresh_defaults(
-    db: AsyncSession,
-    deps: CalendarDeps,
-    people: _People,
-    stale: list[uuid.UUID],
-    now: datetime,
-    budget: float,
+def _refresh_notes(
+    people: _People, outcomes: Mapping[uuid.UUID, sync.SyncOutcome], now: datetime
 ) -> list[str]:
-    """Refresh the ``stale`` default horizons within ``budget`` seconds; name what could
-    not be refreshed and how old its busy times are. ``people``'s connections are this
-    session's objects, which the sync updates in place."""
-    outcomes = await sync.sync_users(db, deps, stale, budget_seconds=budget)
+    """Name what could not be refreshed just now and how old its busy times are."""
     notes = []
     for user_id, outcome in outcomes.items():
         connection = people.connections.get(user_id)

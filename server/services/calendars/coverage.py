@@ -158,6 +158,26 @@ _READABLE = (
 owner's time zone, for callers that have not read them yet."""
 
 
+async def _attached(
+    db: AsyncSession,
+    by_id: dict[uuid.UUID, tuple[CalendarConnection, str]],
+    gaps: Mapping[uuid.UUID, Sequence[Span]],
+) -> dict[uuid.UUID, tuple[CalendarConnection, str]]:
+    """``by_id`` with the connections about to be fetched for as this session's objects
+    (a fetch may rotate their tokens, written back through the session): a caller's
+    detached copy is read again (and stays detached if the row is gone), one already in
+    the session is itself."""
+    attached = dict(by_id)
+    for connection_id in gaps:
+        connection, zone = by_id[connection_id]
+        if connection in db:
+            continue
+        current = await db.get(CalendarConnection, connection_id)
+        if current is not None:
+            attached[connection_id] = (current, zone)
+    return attached
+
+
 async def _extra_ranges(
     db: AsyncSession, connection_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[BusyCoverage]]:
@@ -224,10 +244,14 @@ async def ensure_covered(
         if touched:
             await db.commit()
         return result
+    if fetch and deps is not None:
+        by_id = await _attached(db, by_id, gaps)
     limit = now + MAX_AHEAD
     plans: list[tuple[CalendarConnection, str, Span]] = []
     for connection_id, pieces in gaps.items():
         connection, zone = by_id[connection_id]
+        if fetch and connection not in db:
+            continue  # gone since it was read: its gaps stay unknown
         reachable = [(lo, min(hi, limit)) for lo, hi in pieces if lo < limit]
         for span in _merge((_whole_days(p) for p in reachable), _MERGE_GAP):
             plans.append((connection, zone, (max(span[0], now - LOOKBEHIND), span[1])))

@@ -462,3 +462,38 @@ async def test_replacing_a_range_keeps_the_parts_of_blocks_outside_it(svc: AppSe
             (at(day, 8), at(day, 10), BusyKind.BUSY),  # the old block's part before the range
             (at(day, 10), at(day, 16), BusyKind.TENTATIVE),  # the range is exactly the fetch
         ]
+
+
+async def test_credentials_a_far_fetch_rotates_are_kept(
+    svc: AppServices, radicale: RunningRadicale, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The people of a question are read as rows, detached from the session; a far read
+    fetches through the session's own copy of the connection, so credentials the provider
+    rotated during it (Microsoft's refresh tokens) are stored, not lost with a copy."""
+    from server.services.calendars.deps import load_credentials
+
+    near = weekday_ahead(120)
+    add_busy(radicale, near)
+    world = await make_world(svc, radicale)
+    provider = svc.calendar.registry.get(ProviderName.ICLOUD)
+    inner = provider.fetch_busy
+
+    async def rotating(
+        credentials: Credentials, start: datetime, end: datetime, time_zone: str
+    ) -> BusyFetch:
+        result: BusyFetch = await inner(credentials, start, end, time_zone)
+        credentials.secret = {**credentials.secret, "rotated": "yes"}
+        credentials.changed = True
+        return result
+
+    monkeypatch.setattr(provider, "fetch_busy", rotating)
+    async with svc.db.session() as db:
+        picture = await read_busy(db, svc.calendar, [world.ana], [(at(near, 9), at(near, 17))])
+        assert [(i.start, i.end) for i in picture.people[world.ana].intervals] == [
+            (at(near, 10), at(near, 11))
+        ]
+    async with svc.db.session() as db:
+        stored = (
+            await db.exec(select(CalendarConnection).where(CalendarConnection.user_id == world.ana))
+        ).one()
+        assert load_credentials(svc.calendar.secrets, stored).secret.get("rotated") == "yes"
