@@ -6,13 +6,14 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, delete
+from sqlalchemy import Table, bindparam, delete
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import ConnectionMember, MentoringConnection, ProgramMembership, User
 from server.models.enums import ConnectionKind, ProgramRole
-from server.services import audit
+from server.services import audit, core_reads
 from server.services.errors import NotFound, PermissionDenied, ValidationFailed
 from server.services.people import access
 from server.services.people.sessions import Viewer, admin_as_self
@@ -213,28 +214,48 @@ async def visible_connection_with_members(
     session: AsyncSession, viewer: User, connection_id: uuid.UUID
 ) -> tuple[MentoringConnection, list[tuple[User, str]]]:
     """``get_visible_connection`` and its ``members_by_connection`` entry in one query
-    (pages that show a pair ask for both). A member sees it by being in the list; anyone
-    else is asked ``access.can_see_connection`` (program administrators)."""
-    result = await session.exec(_CONNECTION_WITH_MEMBERS, params={"connection_id": connection_id})
-    rows = result.all()
+    (pages that show a pair ask for both), read as table rows: the objects are detached,
+    to be read, not changed. A member sees it by being in the list; anyone else is asked
+    ``access.can_see_connection`` (program administrators)."""
+    rows = await core_reads.rows(
+        session, _CONNECTION_WITH_MEMBERS, {"connection_id": connection_id}
+    )
     if not rows:
         raise NotFound("connection")
-    connection = rows[0][0]
-    members = [(user, role) for _, user, role in rows if user is not None]
+    split = len(_CONNECTION_KEYS)
+    connection = core_reads.detached(
+        MentoringConnection, dict(zip(_CONNECTION_KEYS, rows[0][:split], strict=True))
+    )
+    members = [
+        (
+            core_reads.detached(User, dict(zip(_USER_KEYS, row[split:-1], strict=True))),
+            row[-1],
+        )
+        for row in rows
+        if row[split] is not None
+    ]
     member = any(user.id == viewer.id for user, _ in members)
     if not member and not await access.can_see_connection(session, viewer, connection):
         raise NotFound("connection")
     return connection, members
 
 
+_CONNECTIONS: Table = MentoringConnection.__table__  # type: ignore[attr-defined]
+_MEMBERS: Table = ConnectionMember.__table__  # type: ignore[attr-defined]
+_USERS: Table = User.__table__  # type: ignore[attr-defined]
+_CONNECTION_KEYS = [column.key for column in _CONNECTIONS.c]
+_USER_KEYS = [column.key for column in _USERS.c]
 _CONNECTION_WITH_MEMBERS = (
-    select(MentoringConnection, User, ConnectionMember.role)
-    .outerjoin(ConnectionMember, col(ConnectionMember.connection_id) == col(MentoringConnection.id))
-    .outerjoin(User, col(User.id) == col(ConnectionMember.user_id))
-    .where(col(MentoringConnection.id) == bindparam("connection_id"))
-    .order_by(col(User.name))
+    sa_select(*_CONNECTIONS.c, *_USERS.c, _MEMBERS.c.role)
+    .select_from(
+        _CONNECTIONS.outerjoin(_MEMBERS, _MEMBERS.c.connection_id == _CONNECTIONS.c.id).outerjoin(
+            _USERS, _USERS.c.id == _MEMBERS.c.user_id
+        )
+    )
+    .where(_CONNECTIONS.c.id == bindparam("connection_id"))
+    .order_by(_USERS.c.name)
 )
-"""Built once: the schedule page asks it on every request."""
+"""Built once, of table columns: the schedule page asks it on every request."""
 
 
 async def connections_for(session: AsyncSession, user: User) -> list[MentoringConnection]:
