@@ -390,8 +390,6 @@ async def test_busy_written_from_columns_matches_the_objects(
     """Busy blocks go out as columns of text (``fast_lists.Columns``); the same question
     answered through BusyBlock objects and graphql-core's own coercion is identical:
     odd seconds and microseconds, every kind, blocks clipped at both window edges."""
-    from server.schema import fast_lists
-
     p = await _pair(services, connected=(True, True))
     day = monday()
     start, end = day + timedelta(hours=8), day + timedelta(hours=15)
@@ -420,20 +418,7 @@ async def test_busy_written_from_columns_matches_the_objects(
             "stepMinutes": 15,
         }
     }
-    built: list[bool] = []
-    columns_route = fast_lists.FastListsExecutionContext._rows_from_columns
-
-    def spying(self: Any, *args: Any) -> Any:
-        rows = columns_route(self, *args)
-        built.append(rows is not None)
-        return rows
-
-    monkeypatch.setattr(fast_lists.FastListsExecutionContext, "_rows_from_columns", spying)
-    fast = await gql(client, BUSY_SHAPES, variables, token=token)
-    assert built == [True, True]  # both selections were written from the columns
-    monkeypatch.setattr(fast_lists.FastListsExecutionContext, "_rows_from_columns", lambda *_: None)
-    objects = await gql(client, BUSY_SHAPES, variables, token=token)
-    assert "errors" not in fast and fast == objects
+    fast = await _from_columns_and_objects(client, monkeypatch, BUSY_SHAPES, variables, token)
     busy = fast["data"]["availability"]["busy"]
     assert [b["kind"] for b in busy] == ["BUSY", "TENTATIVE", "ALL_DAY", "OUT_OF_OFFICE"]
     assert busy[0]["start"] == start.isoformat()  # clipped to the window
@@ -464,8 +449,6 @@ async def test_slots_written_from_columns_match_the_objects(
     """Slots go out as columns (times from the engine's arrays, each standing's ids
     named once); the same question answered through AvailabilitySlot objects and
     graphql-core's own coercion is identical, in every standing."""
-    from server.schema import fast_lists
-
     p = await _pair(services, connected=(True, True))
     day = monday()
     start = day + timedelta(hours=8, seconds=7, microseconds=500_001)
@@ -491,6 +474,27 @@ async def test_slots_written_from_columns_match_the_objects(
             "stepMinutes": 15,
         }
     }
+    fast = await _from_columns_and_objects(client, monkeypatch, SLOT_SHAPES, variables, token)
+    slots = fast["data"]["availability"]["slots"]
+    # The window starts at an odd instant; slots start on the quarter hours after it.
+    assert slots[0]["start"] == (day + timedelta(hours=8, minutes=15)).isoformat()
+    standings = {(len(s["freeUserIds"]), len(s["busyUserIds"])) for s in slots}
+    assert standings == {(2, 0), (1, 1)}
+    assert {s["busyUserIds"][0] for s in slots if s["busyUserIds"]} == {str(p["mentee"])}
+    assert fast["data"]["availability"]["again"][0]["__typename"] == "AvailabilitySlot"
+
+
+async def _from_columns_and_objects(
+    client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    query: str,
+    variables: dict[str, Any],
+    token: str,
+) -> dict[str, Any]:
+    """The answer with both selections written from ``fast_lists.Columns``, checked equal
+    to the same question answered through objects and graphql-core's own coercion."""
+    from server.schema import fast_lists
+
     built: list[bool] = []
     columns_route = fast_lists.FastListsExecutionContext._rows_from_columns
 
@@ -500,15 +504,9 @@ async def test_slots_written_from_columns_match_the_objects(
         return rows
 
     monkeypatch.setattr(fast_lists.FastListsExecutionContext, "_rows_from_columns", spying)
-    fast = await gql(client, SLOT_SHAPES, variables, token=token)
+    fast = await gql(client, query, variables, token=token)
     assert built == [True, True]  # both selections were written from the columns
     monkeypatch.setattr(fast_lists.FastListsExecutionContext, "_rows_from_columns", lambda *_: None)
-    objects = await gql(client, SLOT_SHAPES, variables, token=token)
+    objects = await gql(client, query, variables, token=token)
     assert "errors" not in fast and fast == objects
-    slots = fast["data"]["availability"]["slots"]
-    # The window starts at an odd instant; slots start on the quarter hours after it.
-    assert slots[0]["start"] == (day + timedelta(hours=8, minutes=15)).isoformat()
-    standings = {(len(s["freeUserIds"]), len(s["busyUserIds"])) for s in slots}
-    assert standings == {(2, 0), (1, 1)}
-    assert {s["busyUserIds"][0] for s in slots if s["busyUserIds"]} == {str(p["mentee"])}
-    assert fast["data"]["availability"]["again"][0]["__typename"] == "AvailabilitySlot"
+    return fast
