@@ -20,7 +20,7 @@ from sqlalchemy.orm import attributes, configure_mappers, make_transient_to_deta
 from sqlalchemy.sql import Executable
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-__all__ = ["detached", "first", "rows", "write"]
+__all__ = ["detached", "detached_at", "first", "rows", "width", "write"]
 
 M = TypeVar("M")
 _CONFIGURED: set[type] = set()
@@ -62,3 +62,26 @@ def detached(model: type[M], values: Mapping[str, Any]) -> M:
     attributes.instance_dict(instance).update(values)
     make_transient_to_detached(instance)
     return instance
+
+
+def width(model: type[Any]) -> int:
+    """How many columns ``model``'s table has: where the next model's columns start in a
+    row that selects ``*table.c`` of several tables."""
+    return len(_keys(model))
+
+
+def detached_at(model: type[M], row: Sequence[Any], start: int = 0) -> M:
+    """``detached`` from the ``width(model)`` values of ``row`` from ``start`` on, which
+    a statement selected as ``*model.__table__.c``."""
+    keys = _keys(model)
+    return detached(model, dict(zip(keys, row[start : start + len(keys)], strict=True)))
+
+
+def _keys(model: type[Any]) -> tuple[str, ...]:
+    keys = _KEYS.get(model)
+    if keys is None:
+        keys = _KEYS[model] = tuple(column.key for column in model.__table__.c)
+    return keys
+
+
+_KEYS: dict[type[Any], tuple[str, ...]] = {}

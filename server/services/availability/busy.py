@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import numpy as np
 from sqlalchemy import Table, bindparam
@@ -274,11 +273,9 @@ _PEOPLE = (
 """Built once, of table columns (``core_reads``): the people asked about with their
 calendar connections, the extra ranges those cover (one row per range) and their busy
 versions, in one query, as stored."""
-_PARTS: list[tuple[type[Any], list[str]]] = [
-    (User, [c.key for c in _USERS.c]),
-    (CalendarConnection, [c.key for c in _CONNECTIONS.c]),
-    (BusyCoverage, [c.key for c in _RANGES.c]),
-]
+_AT_CONNECTION = core_reads.width(User)
+_AT_RANGE = _AT_CONNECTION + core_reads.width(CalendarConnection)
+"""Where a ``_PEOPLE`` row's connection and range columns start."""
 
 
 @dataclass(slots=True)
@@ -301,27 +298,19 @@ async def _people(db: AsyncSession, ids: list[uuid.UUID]) -> _People:
     for row in await core_reads.rows(db, _PEOPLE, {"ids": ids}):
         user_id = row[0]
         if user_id not in found.users:
-            found.users[user_id] = _part(row, 0)
+            found.users[user_id] = core_reads.detached_at(User, row)
             found.versions[user_id] = row[-1] or 0
-        at = len(_PARTS[0][1])
-        connection_id = row[at]
-        if connection_id is None:
+        if row[_AT_CONNECTION] is None:
             continue
         connection = found.connections.get(user_id)
         if connection is None:
-            connection = found.connections[user_id] = _part(row, 1)
+            connection = found.connections[user_id] = core_reads.detached_at(
+                CalendarConnection, row, _AT_CONNECTION
+            )
         ranges = found.extras.setdefault(connection.id, [])
-        if row[at + len(_PARTS[1][1])] is not None:
-            ranges.append(_part(row, 2))
+        if row[_AT_RANGE] is not None:
+            ranges.append(core_reads.detached_at(BusyCoverage, row, _AT_RANGE))
     return found
-
-
-def _part(row: Sequence[Any], index: int) -> Any:
-    """The ``index``-th model of a ``_PEOPLE`` row, detached."""
-    start = sum(len(keys) for _model, keys in _PARTS[:index])
-    model, keys = _PARTS[index]
-    values = row[start : start + len(keys)]
-    return core_reads.detached(model, dict(zip(keys, values, strict=True)))
 
 
 def _stale(people: _People, max_age: timedelta) -> list[uuid.UUID]:

@@ -118,33 +118,13 @@ class LazySlots(BuiltOnFirstUse[Slot]):
     ) -> None:
         if starts_us.shape != (count,) or ends_us.shape != (count,):
             raise ValueError("one start and one end per slot")
-        once = _Once(standings, count)
-        super().__init__(count, lambda: _slots(starts_us, ends_us, once()))
+        once = BuiltOnFirstUse(count, standings)  # worked out once, for both forms
+        super().__init__(count, lambda: _slots(starts_us, ends_us, once.items()))
         self.starts_us, self.ends_us = starts_us, ends_us
         self._standings = once
 
     def standings(self) -> list[Standing]:
-        return self._standings()
-
-
-class _Once:
-    """``make()``'s list, made on the first call only (and checked to have ``count``)."""
-
-    __slots__ = ("_count", "_made", "_make")
-
-    def __init__(self, make: Callable[[], list[Standing]], count: int) -> None:
-        self._make: Callable[[], list[Standing]] | None = make
-        self._count = count
-        self._made: list[Standing] | None = None
-
-    def __call__(self) -> list[Standing]:
-        if self._made is None:
-            assert self._make is not None
-            made = self._make()
-            if len(made) != self._count:
-                raise ValueError(f"{len(made)} standings were made for {self._count} slots")
-            self._made, self._make = made, None  # let go of what the maker held
-        return self._made
+        return self._standings.items()
 
 
 def _slots(

@@ -64,7 +64,6 @@ _TOKEN_AND_OWNER = (
     .where(_TOKENS.c.token_hash == bindparam("digest"), _TOKENS.c.revoked_at.is_(None))
 )
 """Built once, of table columns (``core_reads``): every API call asks."""
-_OWNER_COLUMNS = [column.key for column in _USERS.c]
 _MARK_USED = (
     update(_TOKENS)
     .where(_TOKENS.c.id == bindparam("token_id"))
@@ -83,7 +82,7 @@ async def user_for_token(session: AsyncSession, raw: str) -> User | None:
     if found is None:
         return None
     token_id, token_hash, last_used_at = found[0], found[1], found[2]
-    user = core_reads.detached(User, dict(zip(_OWNER_COLUMNS, found[3:], strict=True)))
+    user = core_reads.detached_at(User, found, 3)
     if not hmac.compare_digest(token_hash, digest) or not user.is_active:
         return None
     now = utcnow()

@@ -222,15 +222,10 @@ async def visible_connection_with_members(
     )
     if not rows:
         raise NotFound("connection")
-    split = len(_CONNECTION_KEYS)
-    connection = core_reads.detached(
-        MentoringConnection, dict(zip(_CONNECTION_KEYS, rows[0][:split], strict=True))
-    )
+    connection = core_reads.detached_at(MentoringConnection, rows[0])
+    split = core_reads.width(MentoringConnection)
     members = [
-        (
-            core_reads.detached(User, dict(zip(_USER_KEYS, row[split:-1], strict=True))),
-            row[-1],
-        )
+        (core_reads.detached_at(User, row, split), row[-1])
         for row in rows
         if row[split] is not None
     ]
@@ -243,8 +238,6 @@ async def visible_connection_with_members(
 _CONNECTIONS: Table = MentoringConnection.__table__  # type: ignore[attr-defined]
 _MEMBERS: Table = ConnectionMember.__table__  # type: ignore[attr-defined]
 _USERS: Table = User.__table__  # type: ignore[attr-defined]
-_CONNECTION_KEYS = [column.key for column in _CONNECTIONS.c]
-_USER_KEYS = [column.key for column in _USERS.c]
 _CONNECTION_WITH_MEMBERS = (
     sa_select(*_CONNECTIONS.c, *_USERS.c, _MEMBERS.c.role)
     .select_from(

@@ -101,8 +101,6 @@ _SESSION_WITH_ACTOR = (
     .select_from(_SESSIONS.outerjoin(_USERS, _USERS.c.id == _SESSIONS.c.user_id))
     .where(_SESSIONS.c.token_hash == bindparam("token_hash"))
 )
-_SESSION_KEYS = [column.key for column in _SESSIONS.c]
-_USER_KEYS = [column.key for column in _USERS.c]
 
 
 async def _load(session: AsyncSession, raw: str) -> tuple[UserSession, User | None, bool] | None:
@@ -111,14 +109,9 @@ async def _load(session: AsyncSession, raw: str) -> tuple[UserSession, User | No
     found = await core_reads.first(session, _SESSION_WITH_ACTOR, {"token_hash": token_hash(raw)})
     if found is None:
         return None
-    split = len(_SESSION_KEYS)
-    row = core_reads.detached(UserSession, dict(zip(_SESSION_KEYS, found[:split], strict=True)))
-    user_values = found[split : split + len(_USER_KEYS)]
-    user = (
-        core_reads.detached(User, dict(zip(_USER_KEYS, user_values, strict=True)))
-        if user_values[0] is not None
-        else None
-    )
+    row = core_reads.detached_at(UserSession, found)
+    split = core_reads.width(UserSession)
+    user = core_reads.detached_at(User, found, split) if found[split] is not None else None
     if row.expires_at <= utcnow():
         await session.delete(row)
         await session.commit()
