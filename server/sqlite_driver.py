@@ -31,7 +31,7 @@ take milliseconds, such as every block of a hundred people: it runs on aiosqlite
 where SQLite works without the GIL while the loop serves other requests."""
 
 
-class _InlineReads(aiosqlite.Connection):
+class InlineReads(aiosqlite.Connection):
     """An aiosqlite connection whose read calls run where they are awaited."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -65,13 +65,21 @@ class _InlineReads(aiosqlite.Connection):
             return fn(*args, **kwargs)
         return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
 
+    async def read_inline(self, sql: str, values: tuple[Any, ...]) -> list[Any]:
+        """All rows of a plain SELECT, run here on the loop's thread (``direct_reads``)."""
+        cursor = self._conn.execute(sql, values)
+        try:
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+
 
 def connect(database: str, **kwargs: Any) -> aiosqlite.Connection:
     """The ``async_creator`` for SQLAlchemy's aiosqlite dialect."""
     # The connection is made on aiosqlite's thread and also used on the loop's thread, one
     # call at a time (SQLAlchemy awaits each call before the next), which SQLite allows.
     kwargs["check_same_thread"] = False
-    connection = _InlineReads(partial(sqlite3.connect, database, **kwargs), iter_chunk_size=64)
+    connection = InlineReads(partial(sqlite3.connect, database, **kwargs), iter_chunk_size=64)
     connection._thread.daemon = True
     return connection
 

@@ -5,6 +5,8 @@ result adaptation) even when it selects plain columns: about 125 µs a statement
 SQLite here, against about 65 µs for the same statement built from ``Table.c`` columns
 and run on the session's connection. The reads every availability question makes use
 this; anything that needs ORM objects (identity, updates in place) stays on the session.
+The rows themselves are read by ``server.direct_reads``: straight from the driver where
+it can (about 20 µs a statement on SQLite instead of 65 µs), through SQLAlchemy otherwise.
 
 ``detached`` makes an ORM object from such a row as a session would have left it once
 closed: about a third of the cost of the ORM loading it (which builds its row
@@ -20,6 +22,8 @@ from sqlalchemy.orm import attributes, configure_mappers, make_transient_to_deta
 from sqlalchemy.sql import Executable
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server import direct_reads
+
 __all__ = ["detached", "detached_at", "first", "rows", "width", "write"]
 
 M = TypeVar("M")
@@ -30,16 +34,15 @@ async def rows(
     db: AsyncSession, statement: Executable, params: Mapping[str, Any] | None = None
 ) -> Sequence[Sequence[Any]]:
     """All rows of ``statement`` (built from table columns, not ORM attributes)."""
-    connection = await db.connection()
-    return (await connection.execute(statement, dict(params or {}))).all()
+    return await direct_reads.rows(await db.connection(), statement, params or {})
 
 
 async def first(
     db: AsyncSession, statement: Executable, params: Mapping[str, Any] | None = None
 ) -> Sequence[Any] | None:
     """The first row of ``statement`` (built from table columns), or ``None``."""
-    connection = await db.connection()
-    return (await connection.execute(statement, dict(params or {}))).first()
+    found = await rows(db, statement, params)
+    return found[0] if found else None
 
 
 async def write(db: AsyncSession, statement: Executable, params: Mapping[str, Any]) -> None:
