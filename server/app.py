@@ -113,9 +113,14 @@ two): the API, and the week page, the page asked most often."""
 
 
 def routes(services: AppServices) -> list[Any]:
+    # Starlette tries the routes in order, a regular expression each: the API and the
+    # week page, asked far more often than any other path, come first (no other route
+    # matches their paths, so the order changes nothing else).
     return [
-        Route("/", home.home),
         Route("/healthz", healthz),
+        Route(GRAPHQL_PATH, TandemGraphQL(services), methods=["GET", "POST"]),
+        Route(SCHEDULE_PATH, schedule.schedule, methods=["GET"]),
+        Route("/", home.home),
         Route("/webhooks/google", webhooks.google, methods=["POST"]),
         Route("/webhooks/microsoft", webhooks.microsoft, methods=["POST"]),
         Route("/login", auth.login_form, methods=["GET"]),
@@ -167,7 +172,6 @@ def routes(services: AppServices) -> list[Any]:
             program_settings.save_settings,
             methods=["POST"],
         ),
-        Route(SCHEDULE_PATH, schedule.schedule, methods=["GET"]),
         Route("/groups/{group_id}", group_pages.group_page, methods=["GET"]),
         Route("/groups/{group_id}/polls/new", poll_pages.new_poll, methods=["GET"]),
         Route("/groups/{group_id}/polls/new", poll_pages.create_poll, methods=["POST"]),
@@ -207,7 +211,6 @@ def routes(services: AppServices) -> list[Any]:
         *admin_routes(),
         Route("/setup/{setup_token}", setup_pages.setup_form, methods=["GET"]),
         Route("/setup/{setup_token}", setup_pages.complete, methods=["POST"]),
-        Route(GRAPHQL_PATH, TandemGraphQL(services), methods=["GET", "POST"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 
