@@ -146,7 +146,7 @@ def direct_read(connection: Connection, statement: Executable) -> DirectRead | N
     Only for reads that take no lock: outside a transaction on PostgreSQL a lock would
     be released as soon as it was taken, so ``FOR UPDATE`` goes through SQLAlchemy (and
     an advisory lock must never be taken through here)."""
-    if connection.engine.echo or _watched(connection):
+    if _watched(connection):
         return None
     if getattr(statement, "_for_update_arg", None) is not None:
         return None
@@ -167,6 +167,10 @@ def _long(plan: _Plan) -> bool:
 
 
 def _watched(connection: Connection) -> bool:
+    """Is anyone logging this engine's statements (``echo``, or its logger at INFO by
+    logging's own configuration) or listening for them?"""
+    if connection.engine.logger.isEnabledFor(logging.INFO):  # as SQLAlchemy decides
+        return True
     dispatch = connection.dispatch
     return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
 

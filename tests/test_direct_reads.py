@@ -9,6 +9,7 @@ stored time comes back aware, an enum comes back as its member).
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -217,6 +218,21 @@ async def test_a_watched_engine_reads_through_sqlalchemy(services: AppServices) 
             rows = await direct_reads.rows(connection, access._PARTNERS, {"user_id": pair.mentor})
         assert rows == [(pair.mentee,)]
         assert len(seen) == 1
+
+
+async def test_sql_logged_by_logging_reads_through_sqlalchemy(
+    services: AppServices, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The engine's logger at INFO (by ``echo`` or by logging's configuration) logs every
+    statement, so none bypasses it."""
+    pair, _meeting = await _seeded(services)
+    with caplog.at_level(logging.INFO, logger="sqlalchemy.engine"):
+        async with services.db.session() as db:
+            connection = await db.connection()
+            assert connection.sync_connection is not None
+            assert direct_reads.direct_read(connection.sync_connection, access._PARTNERS) is None
+            await direct_reads.rows(connection, access._PARTNERS, {"user_id": pair.mentor})
+        assert any("theirs.user_id" in record.getMessage() for record in caplog.records)
 
 
 async def test_locking_and_long_reads_go_through_sqlalchemy(services: AppServices) -> None:

@@ -288,15 +288,19 @@ async def find_availability(
     now = now or utcnow()
     ids = [*request.participant_ids, *request.optional_participant_ids]
     unchecked = set(ids) - set(known_visible) - {viewer.id}
-    if unchecked and unchecked - await access.visible_user_ids(db, viewer, unchecked):
-        raise NotFound("participant", field="participantIds")
-    if request.program_id is not None:
+    if request.program_id is None:
+        # The viewer's rules and "are these all my partners?" come in one query; anyone
+        # else (a program administrator's people) is asked about on its own.
+        settings, all_partners = await programs.settings_for_user_seeing(db, viewer, unchecked)
+        if not all_partners and unchecked - await access.visible_user_ids(db, viewer, unchecked):
+            raise NotFound("participant", field="participantIds")
+    else:
+        if unchecked and unchecked - await access.visible_user_ids(db, viewer, unchecked):
+            raise NotFound("participant", field="participantIds")
         visible_settings = await programs.settings_if_visible(db, viewer, request.program_id)
         if visible_settings is None:
             raise NotFound("program", field="programId")
         settings = visible_settings
-    else:
-        settings = await programs.settings_for_user(db, viewer.id)
     rules = Rules(
         allow_weekends=settings.allow_weekends,
         earliest_hour=settings.earliest_hour,

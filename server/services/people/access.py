@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from sqlalchemy import bindparam, exists, or_
+from sqlalchemy import bindparam, distinct, exists, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -55,6 +55,21 @@ _PARTNERS = (
     .where(_MINE.c.user_id == bindparam("user_id"), _THEIRS.c.user_id != bindparam("user_id"))
 )
 """Built once, of table columns (``core_reads``): every availability question asks."""
+
+
+PARTNERS_AMONG = (
+    sa_select(func.count(distinct(_THEIRS.c.user_id)))
+    .join(_MINE, _MINE.c.connection_id == _THEIRS.c.connection_id)
+    .where(
+        _MINE.c.user_id == bindparam("user_id"),
+        _THEIRS.c.user_id != bindparam("user_id"),
+        _THEIRS.c.user_id.in_(bindparam("candidates", expanding=True)),
+    )
+    .scalar_subquery()
+)
+"""How many of ``candidates`` share a connection with ``user_id``: a column another read
+of the same person can carry (``programs.settings_for_user_seeing``), so the common
+question "are these all my partners?" costs no statement of its own."""
 
 
 async def partner_ids(session: AsyncSession, user_id: uuid.UUID) -> set[uuid.UUID]:

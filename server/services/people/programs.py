@@ -8,7 +8,7 @@ changed by operators alone; everything else by program admins and global admins.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -183,6 +183,28 @@ async def settings_if_visible(
 async def settings_for_user(session: AsyncSession, user_id: uuid.UUID) -> ProgramSettings:
     """The settings of the user's first program (by join date), else the organization's."""
     return await _resolved(session, _SETTINGS_FOR_USER, {"user_id": user_id})
+
+
+_SETTINGS_FOR_USER_SEEING = _SETTINGS_FOR_USER.add_columns(
+    access.PARTNERS_AMONG.label("partners_among")
+)
+
+
+async def settings_for_user_seeing(
+    session: AsyncSession, viewer: User, candidates: Collection[uuid.UUID]
+) -> tuple[ProgramSettings, bool]:
+    """``settings_for_user`` of the viewer, and whether every one of ``candidates`` is
+    their partner (``access.partner_ids``), in one query: an availability question asks
+    both. False means "not all partners", not "not visible": the caller asks
+    ``access.visible_user_ids`` then (program administrators see more)."""
+    asked = list(candidates)
+    params = {"user_id": viewer.id, "candidates": asked}
+    found = await core_reads.rows(session, _SETTINGS_FOR_USER_SEEING, params)
+    if not found:  # no organization yet: create it, then ask again
+        await organization(session)
+        found = await core_reads.rows(session, _SETTINGS_FOR_USER_SEEING, params)
+    row = found[0]
+    return _from_row(row), row[-1] == len(asked)
 
 
 async def get_visible_program(

@@ -1,7 +1,7 @@
 """The one-query forms of settings, sessions and connection visibility answer exactly as
 the rules they replace (``resolve_settings`` over the organization's row, the
 ``access`` rules), in one query each, on both databases; an availability question reads
-in five queries, and the request path and the job path agree on who is stale."""
+in four queries, and the request path and the job path agree on who is stale."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import event
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -114,6 +115,54 @@ async def test_settings_in_one_query_match_the_program_over_the_organization(
         assert await programs.settings_if_visible(db, mentor, uuid.uuid4()) is None
 
 
+async def test_settings_and_partners_in_one_query_match_the_two_rules(
+    services: AppServices,
+) -> None:
+    """``settings_for_user_seeing`` answers as ``settings_for_user`` and "is every one a
+    partner?" by ``access.partner_ids``; anyone else falls to ``visible_user_ids``, so a
+    program administrator still sees the program's people and a stranger sees nobody."""
+    w = await _world(services)
+    async with services.db.session() as db:
+        users = {name: await accounts.get_user(db, w[name]) for name in w if name in _PEOPLE}
+        cases = [
+            ("mentor", set(), True),
+            ("mentor", {w["mentee"]}, True),
+            ("mentor", {w["stranger"]}, False),
+            ("mentor", {w["mentee"], w["stranger"]}, False),
+            ("mentee", {w["mentor"]}, True),
+            ("admin", {w["mentee"]}, False),  # an administrator, not a partner
+            ("stranger", {w["mentor"], w["mentee"]}, False),
+        ]
+        for name, candidates, expected in cases:
+            with counted(services) as statements:
+                settings, all_partners = await programs.settings_for_user_seeing(
+                    db, users[name], candidates
+                )
+            assert len(statements) == 1
+            assert settings == await programs.settings_for_user(db, w[name]), name
+            assert all_partners is expected, (name, candidates)
+            partners = await access.partner_ids(db, w[name])
+            assert all_partners is (candidates <= partners)
+    window = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    request = AvailabilityRequest(
+        participant_ids=[w["mentor"], w["mentee"]],
+        start=window,
+        end=window + timedelta(days=2),
+        duration_minutes=30,
+    )
+    async with services.db.session() as db:
+        admin = await accounts.get_user(db, w["admin"])
+        seen = await find_availability(db, services.calendar, admin, request)
+        assert [state.user.id for state in seen.participants] == [w["mentor"], w["mentee"]]
+        stranger = await accounts.get_user(db, w["stranger"])
+        with pytest.raises(NotFound) as refused:
+            await find_availability(db, services.calendar, stranger, request)
+        assert refused.value.field == "participantIds"
+
+
+_PEOPLE = ("mentor", "mentee", "admin", "stranger")
+
+
 async def test_a_session_its_user_and_the_admin_flag_in_one_query(services: AppServices) -> None:
     w = await _world(services)
     raws: dict[str, str] = {}
@@ -170,9 +219,10 @@ async def test_who_may_see_a_connection_in_one_query(services: AppServices) -> N
         assert await access.can_see_connection(db, root, connection)
 
 
-async def test_an_availability_question_reads_in_five_queries(services: AppServices) -> None:
-    """Partners, settings, the people with their connections and covered ranges, the
-    blocks and Tandem's meetings: one query each, however many people are asked about."""
+async def test_an_availability_question_reads_in_four_queries(services: AppServices) -> None:
+    """Settings with "are these my partners?", the people with their connections and
+    covered ranges, the blocks and Tandem's meetings: one query each, however many
+    people are asked about."""
     w = await _world(services)
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = today + timedelta(days=7 - today.weekday())
@@ -210,7 +260,7 @@ async def test_an_availability_question_reads_in_five_queries(services: AppServi
         mentor = await accounts.get_user(db, w["mentor"])
         with counted(services) as statements:
             answer = await find_availability(db, services.calendar, mentor, request)
-    assert len(statements) == 5, statements
+    assert len(statements) == 4, statements
     assert answer.notes == [] and answer.unknown == []
     assert [state.calendar_status for state in answer.participants] == ["connected"] * 2
     assert [(b.user_id, b.start) for b in answer.busy] == [
