@@ -83,6 +83,7 @@ def _statements(
         ("people", busy._PEOPLE, {"ids": both}),
         ("one person", busy._PEOPLE, {"ids": [pair.mentee]}),
         ("booked", booked._BOOKED, window),
+        ("people and booked", busy._PEOPLE_AND_BOOKED, window),
         ("booked but one", booked._BOOKED_BUT_ONE, {**window, "ignore": uuid.uuid4()}),
         (
             "connection with members",
@@ -122,6 +123,19 @@ async def test_every_hot_statement_reads_the_same_rows_directly(services: AppSer
         got = await _direct(services, statement, params)
         assert got, f"{name}: the seeded data should give rows"
         assert _shape(got) == _shape(expected), name
+    # People and their meetings in one query: the people's rows as ``_PEOPLE`` reads
+    # them, then one row per meeting, as ``_BOOKED`` reads it.
+    both = [pair.mentor, pair.mentee]
+    window = {"ids": both, "start": pair.window_start, "end": pair.window_end}
+    merged = await _direct(services, busy._PEOPLE_AND_BOOKED, window)
+    people_rows = await _direct(services, busy._PEOPLE, {"ids": both})
+    assert sorted(map(str, (row[:-3] for row in merged if row[0] is not None))) == sorted(
+        map(str, people_rows)
+    )
+    async with services.db.session() as db:
+        expected = await booked.meeting_busy(db, both, pair.window_start, pair.window_end)
+    assert booked.booked_in(merged) == expected
+    assert sum(map(len, expected.values())) == 2  # both attendees of the seeded meeting
     # An empty IN list is written as SQLAlchemy writes it (an empty set), not cached wrong.
     assert await _direct(services, busy._PEOPLE, {"ids": []}) == []
     assert len(await _direct(services, busy._PEOPLE, {"ids": [pair.mentor]})) >= 1

@@ -322,9 +322,9 @@ async def test_the_week_page_takes_one_connection_from_the_pool(
     client: httpx.AsyncClient, services: AppServices
 ) -> None:
     """The session the guard checked the cookie in is the page's session: one connection
-    per request from the pool, not two (other pages still open their own); and five
+    per request from the pool, not two (other pages still open their own); and four
     statements: the session, the pair with its members (who need no second visibility
-    check), the program's rules, the people with their calendars, booked meetings."""
+    check), the program's rules, the people with their calendars and booked meetings."""
     from sqlalchemy import event
 
     pair = await _both_connected(services)
@@ -348,8 +348,9 @@ async def test_the_week_page_takes_one_connection_from_the_pool(
         assert page.status_code == 200 and "Book" in page.text
         assert len(checkouts) == 1
         selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-        assert len(selects) == 5, statements
+        assert len(selects) == 4, statements
         assert not any("connection_member AS theirs" in s for s in selects)
+        assert any("meeting_attendee.user_id" in s and "user_account" in s for s in selects)
         meetings = await client.get("/meetings")
         assert meetings.status_code == 200
         assert len(checkouts) == 3  # the guard's, then the page's own

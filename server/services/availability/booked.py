@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import CompoundSelect, Select, Uuid, bindparam, cast, null, select, union_all
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.models import Meeting, MeetingAttendee
@@ -37,6 +37,33 @@ _BOOKED = (
 )
 _BOOKED_BUT_ONE = _BOOKED.where(_MEETING.id != bindparam("ignore"))
 """Built once, of table columns (``core_reads``): every availability question asks."""
+
+NO_BOOKING = (
+    cast(null(), Uuid()).label("booked_user_id"),
+    cast(null(), UTCDateTime()).label("booked_start"),
+    cast(null(), UTCDateTime()).label("booked_end"),
+)
+"""The three columns ``after(statement)`` appends to another read's rows, empty there."""
+
+
+def after(statement: Select[Any]) -> CompoundSelect[Any]:
+    """``statement``'s rows, then the same rows ``meeting_busy`` reads (``ids``, ``start``,
+    ``end``) with ``statement``'s columns empty before them, in one query: a question
+    reads its people and their meetings in one round trip. ``booked_in`` picks them
+    out of the result."""
+    width = len(statement.selected_columns)
+    padded = _BOOKED.with_only_columns(*(null() for _ in range(width)), *_BOOKED.selected_columns)
+    return union_all(statement.add_columns(*NO_BOOKING), padded)
+
+
+def booked_in(rows: Sequence[Sequence[Any]]) -> dict[uuid.UUID, list[BusyInterval]]:
+    """The meetings of rows read by ``after``: those whose last three columns are set."""
+    found: dict[uuid.UUID, list[BusyInterval]] = defaultdict(list)
+    for row in rows:
+        user_id = row[-3]
+        if user_id is not None:
+            found[user_id].append(BusyInterval(row[-2], row[-1], BusyKind.BUSY))
+    return dict(found)
 
 
 async def meeting_busy(

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Table, bindparam
@@ -27,6 +28,7 @@ from server.models.base import utcnow
 from server.models.enums import CalendarStatus
 from server.providers.base import BusyInterval
 from server.services import core_reads
+from server.services.availability import booked as booked_reads
 from server.services.availability import busy_cache
 from server.services.availability.blocks import KIND_ORDER, read_block_table
 from server.services.availability.booked import meeting_busy
@@ -96,7 +98,13 @@ async def read_busy(
     started = time.monotonic()
     if fetch and deps is None:
         raise ValueError("fetching busy times needs the calendar dependencies")
-    asked = await _people(db, ids)
+    span = (min(w[0] for w in wide), max(w[1] for w in wide)) if wide else None
+    booked: dict[uuid.UUID, list[BusyInterval]] | None = None
+    if span is not None and include_meetings and ignore_meeting_id is None:
+        # Tandem's own meetings come with the people: one round trip, not two.
+        asked, booked = await _people_and_booked(db, ids, *span)
+    else:
+        asked = await _people(db, ids)
     stale: list[uuid.UUID] = []
     if fetch and deps is not None:
         stale = _stale(asked, timedelta(seconds=deps.max_age_seconds))
@@ -126,18 +134,18 @@ async def read_busy(
         extras=None if stale else asked.extras,
     )
     by_user: dict[uuid.UUID, PackedBusy] = {}
-    if wide:
-        lo, hi = min(w[0] for w in wide), max(w[1] for w in wide)
+    if span is not None:
         # A meeting being moved is already in its attendees' calendars (two-way sync,
         # accepted invitations): the block at exactly its old time is that meeting.
         moving = await db.get(Meeting, ignore_meeting_id) if ignore_meeting_id else None
         by_user = await _read_blocks(db, ids, asked.versions, wide, moving)
         # Tandem's own scheduled meetings are busy time too, even before a calendar sync.
-        booked = (
-            await meeting_busy(db, ids, lo, hi, ignore_meeting_id=ignore_meeting_id)
-            if include_meetings
-            else {}
-        )
+        if booked is None:
+            booked = (
+                await meeting_busy(db, ids, *span, ignore_meeting_id=ignore_meeting_id)
+                if include_meetings
+                else {}
+            )
         for user_id, meeting_intervals in booked.items():
             by_user[user_id] = _merged(by_user.get(user_id, _EMPTY), meeting_intervals)
     people: dict[uuid.UUID, PersonBusy] = {}
@@ -275,7 +283,10 @@ calendar connections, the extra ranges those cover (one row per range) and their
 versions, in one query, as stored."""
 _AT_CONNECTION = core_reads.width(User)
 _AT_RANGE = _AT_CONNECTION + core_reads.width(CalendarConnection)
-"""Where a ``_PEOPLE`` row's connection and range columns start."""
+_AT_VERSION = _AT_RANGE + core_reads.width(BusyCoverage)
+"""Where a ``_PEOPLE`` row's connection, range and version columns are."""
+_PEOPLE_AND_BOOKED = booked_reads.after(_PEOPLE)
+"""``_PEOPLE``'s rows and then their Tandem meetings (``meeting_busy``), in one round trip."""
 
 
 @dataclass(slots=True)
@@ -293,13 +304,30 @@ class _People:
 
 async def _people(db: AsyncSession, ids: list[uuid.UUID]) -> _People:
     found = _People()
+    if ids:
+        _add_people(found, await core_reads.rows(db, _PEOPLE, {"ids": ids}))
+    return found
+
+
+async def _people_and_booked(
+    db: AsyncSession, ids: list[uuid.UUID], start: datetime, end: datetime
+) -> tuple[_People, dict[uuid.UUID, list[BusyInterval]]]:
+    """``_people`` and ``meeting_busy(db, ids, start, end)`` in one query."""
+    found = _People()
     if not ids:
-        return found
-    for row in await core_reads.rows(db, _PEOPLE, {"ids": ids}):
+        return found, {}
+    params = {"ids": ids, "start": start, "end": end}
+    rows = await core_reads.rows(db, _PEOPLE_AND_BOOKED, params)
+    _add_people(found, [row for row in rows if row[0] is not None])
+    return found, booked_reads.booked_in(rows)
+
+
+def _add_people(found: _People, rows: Sequence[Sequence[Any]]) -> None:
+    for row in rows:
         user_id = row[0]
         if user_id not in found.users:
             found.users[user_id] = core_reads.detached_at(User, row)
-            found.versions[user_id] = row[-1] or 0
+            found.versions[user_id] = row[_AT_VERSION] or 0
         if row[_AT_CONNECTION] is None:
             continue
         connection = found.connections.get(user_id)
@@ -310,7 +338,6 @@ async def _people(db: AsyncSession, ids: list[uuid.UUID]) -> _People:
         ranges = found.extras.setdefault(connection.id, [])
         if row[_AT_RANGE] is not None:
             ranges.append(core_reads.detached_at(BusyCoverage, row, _AT_RANGE))
-    return found
 
 
 def _stale(people: _People, max_age: timedelta) -> list[uuid.UUID]:

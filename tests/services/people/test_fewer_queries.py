@@ -1,7 +1,7 @@
 """The one-query forms of settings, sessions and connection visibility answer exactly as
 the rules they replace (``resolve_settings`` over the organization's row, the
 ``access`` rules), in one query each, on both databases; an availability question reads
-in four queries, and the request path and the job path agree on who is stale."""
+in three queries, and the request path and the job path agree on who is stale."""
 
 from __future__ import annotations
 
@@ -219,9 +219,9 @@ async def test_who_may_see_a_connection_in_one_query(services: AppServices) -> N
         assert await access.can_see_connection(db, root, connection)
 
 
-async def test_an_availability_question_reads_in_four_queries(services: AppServices) -> None:
-    """Settings with "are these my partners?", the people with their connections and
-    covered ranges, the blocks and Tandem's meetings: one query each, however many
+async def test_an_availability_question_reads_in_three_queries(services: AppServices) -> None:
+    """Settings with "are these my partners?", the people with their connections,
+    covered ranges and Tandem's meetings, and the blocks: one query each, however many
     people are asked about."""
     w = await _world(services)
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -260,7 +260,7 @@ async def test_an_availability_question_reads_in_four_queries(services: AppServi
         mentor = await accounts.get_user(db, w["mentor"])
         with counted(services) as statements:
             answer = await find_availability(db, services.calendar, mentor, request)
-    assert len(statements) == 4, statements
+    assert len(statements) == 3, statements
     assert answer.notes == [] and answer.unknown == []
     assert [state.calendar_status for state in answer.participants] == ["connected"] * 2
     assert [(b.user_id, b.start) for b in answer.busy] == [
