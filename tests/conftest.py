@@ -8,7 +8,8 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from argon2 import PasswordHasher
 from argon2.profiles import CHEAPEST
 from cryptography.fernet import Fernet
-from sqlalchemy import make_url, text
+from sqlalchemy import event, make_url, text
 
 from server.app import create_app
 from server.config import Settings
@@ -262,3 +263,21 @@ def use_mailer(services: AppServices, mailer: Mailer) -> None:
     services.mailer = mailer
     services.meetings = dataclasses.replace(services.meetings, mailer=mailer)
     services.polls = dataclasses.replace(services.polls, mailer=mailer)
+
+
+@contextmanager
+def statements_run(services: AppServices) -> Iterator[list[str]]:
+    """The SQL of every statement the services' engine runs inside the block. While
+    this listens, every read goes through SQLAlchemy (``server.direct_reads`` steps
+    aside for a watched engine), so nothing escapes the count."""
+    statements: list[str] = []
+
+    def record(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    engine = services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, event, exc, func, select, text
+from sqlalchemy import bindparam, exc, func, select, text
 from sqlalchemy.sql import Executable
 
 from bench.seed import SeededPair, seed_pair
@@ -28,6 +27,7 @@ from server.services.availability import booked, busy
 from server.services.people import access, api_tokens, mentoring, programs, sessions
 from server.sqlite_driver import LONG_READ
 from server.wiring import AppServices
+from tests.conftest import statements_run
 
 _USERS = User.__table__  # type: ignore[attr-defined]
 
@@ -204,21 +204,6 @@ async def test_a_driver_error_is_raised_as_sqlalchemys(services: AppServices) ->
     assert "no_such_table" in str(raised.value)
 
 
-@contextmanager
-def _counted(services: AppServices) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(args[2])
-
-    engine = services.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 async def test_a_watched_engine_reads_through_sqlalchemy(services: AppServices) -> None:
     """Statement listeners (and ``echo``) see every statement: while anyone listens,
     reads go through SQLAlchemy, so counts and logs stay true."""
@@ -227,7 +212,7 @@ async def test_a_watched_engine_reads_through_sqlalchemy(services: AppServices) 
         connection = await db.connection()
         assert connection.sync_connection is not None
         assert direct_reads.direct_read(connection.sync_connection, access._PARTNERS) is not None
-        with _counted(services) as seen:
+        with statements_run(services) as seen:
             assert direct_reads.direct_read(connection.sync_connection, access._PARTNERS) is None
             rows = await direct_reads.rows(connection, access._PARTNERS, {"user_id": pair.mentor})
         assert rows == [(pair.mentee,)]

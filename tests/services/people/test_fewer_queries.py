@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -32,23 +29,8 @@ from server.services.calendars import sync
 from server.services.errors import NotFound
 from server.services.people import access, accounts, mentoring, programs, sessions
 from server.wiring import AppServices
-from tests.conftest import create_user
+from tests.conftest import create_user, statements_run
 from tests.scheduling_data import add_busy, connect_calendar
-
-
-@contextmanager
-def counted(services: AppServices) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(*args: object) -> None:
-        statements.append(str(args[2]))
-
-    engine = services.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def _world(services: AppServices) -> dict[str, uuid.UUID]:
@@ -98,7 +80,7 @@ async def test_settings_in_one_query_match_the_program_over_the_organization(
         mentor = await accounts.get_user(db, w["mentor"])
         stranger = await accounts.get_user(db, w["stranger"])
         root = await accounts.get_user(db, w["root"])
-        with counted(services) as statements:
+        with statements_run(services) as statements:
             assert await programs.settings_for(db, w["first"]) == first
             assert await programs.settings_for(db, None) == org_only
             assert await programs.settings_for(db, uuid.uuid4()) == org_only
@@ -134,7 +116,7 @@ async def test_settings_and_partners_in_one_query_match_the_two_rules(
             ("stranger", {w["mentor"], w["mentee"]}, False),
         ]
         for name, candidates, expected in cases:
-            with counted(services) as statements:
+            with statements_run(services) as statements:
                 settings, all_partners = await programs.settings_for_user_seeing(
                     db, users[name], candidates
                 )
@@ -178,7 +160,7 @@ async def test_a_session_its_user_and_the_admin_flag_in_one_query(services: AppS
         await db.commit()
     for name, is_admin in (("mentor", False), ("admin", True), ("root", True)):
         async with services.db.session() as db:
-            with counted(services) as statements:
+            with statements_run(services) as statements:
                 row, viewer = await sessions.signed_in(db, raws[name])
             assert len(statements) == 1
             assert row is not None and viewer is not None
@@ -202,7 +184,7 @@ async def test_who_may_see_a_connection_in_one_query(services: AppServices) -> N
         connection = await db.get(MentoringConnection, w["pair"])
         assert connection is not None
         seen: dict[str, bool] = {}
-        with counted(services) as statements:
+        with statements_run(services) as statements:
             for name in ("mentor", "mentee", "admin", "other_admin", "stranger"):
                 user = await accounts.get_user(db, w[name])
                 before = len(statements)
@@ -258,7 +240,7 @@ async def test_an_availability_question_reads_in_three_queries(services: AppServ
     )
     async with services.db.session() as db:
         mentor = await accounts.get_user(db, w["mentor"])
-        with counted(services) as statements:
+        with statements_run(services) as statements:
             answer = await find_availability(db, services.calendar, mentor, request)
     assert len(statements) == 3, statements
     assert answer.notes == [] and answer.unknown == []
@@ -347,7 +329,7 @@ async def test_a_visible_connection_and_its_members_in_one_query(services: AppSe
         expected = (await mentoring.members_by_connection(db, [w["pair"]]))[w["pair"]]
         assert [u.name for u, _ in expected] == ["Mentee", "Mentor"]
         outcome: dict[str, tuple[bool, int]] = {}
-        with counted(services) as statements:
+        with statements_run(services) as statements:
             for name in ("mentor", "mentee", "admin", "other_admin", "stranger", "root"):
                 user = await accounts.get_user(db, w[name])
                 before = len(statements)
