@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
 
 from server.services.invites import MemoryMailer
 from server.wiring import AppServices
-from tests.conftest import create_user, gql, use_mailer
+from tests.conftest import create_user, gql, statements_run, use_mailer
 from tests.meetings_support import World, event_of, make_world, weekday_slot
 from tests.schema.test_graphql_programs import token_for
 
@@ -175,35 +172,20 @@ async def test_strangers_see_nothing_and_bad_input_is_a_typed_error(
     assert anonymous["data"] is None and "Sign in" in anonymous["errors"][0]["message"]
 
 
-@contextmanager
-def _count_queries(services: AppServices) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    engine = services.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 async def test_meeting_lists_load_attendees_without_n_plus_one(
     client: httpx.AsyncClient, services: AppServices, world: World
 ) -> None:
     mentor = await token_for(services, world.mentor)
     start = weekday_slot(days=3, hour=13)
     await gql(client, SCHEDULE, {"input": _input(world, start=start.isoformat())}, token=mentor)
-    with _count_queries(services) as one:
+    with statements_run(services) as one:
         listed = await gql(client, MEETINGS, {"upcoming": True}, token=mentor)
     assert len(listed["data"]["meetings"]) == 1
     for hours in (1, 2, 3, 4):
         moved = (start + timedelta(hours=hours)).isoformat()
         result = await gql(client, SCHEDULE, {"input": _input(world, start=moved)}, token=mentor)
         assert result["data"]["scheduleMeeting"]["errors"] == []
-    with _count_queries(services) as five:
+    with statements_run(services) as five:
         listed = await gql(
             client,
             MEETINGS,

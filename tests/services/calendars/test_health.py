@@ -3,12 +3,8 @@ and the grouped gathering for a whole program."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
-
-from sqlalchemy import event
 
 from server.models import BusyBlock, CalendarConnection
 from server.models.enums import BusyKind, CalendarStatus, ProgramRole, ProviderName
@@ -16,7 +12,7 @@ from server.services.calendars import health, sync
 from server.services.calendars.health import Action, Block, HealthState
 from server.services.people import accounts, programs
 from server.wiring import AppServices
-from tests.conftest import create_user
+from tests.conftest import create_user, statements_run
 
 
 def _local(zone: str, y: int, m: int, d: int, hour: int = 0) -> datetime:
@@ -123,21 +119,6 @@ def test_age_in_words() -> None:
     assert health.age_words(timedelta(days=2, hours=3)) == "2 days ago"
 
 
-@contextmanager
-def _queries(services: AppServices) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(*args: object) -> None:
-        seen.append(str(args[2]))
-
-    engine = services.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 def _connection(user_id: object, **values: object) -> CalendarConnection:
     fields: dict[str, object] = {
         "provider": ProviderName.GOOGLE,
@@ -200,7 +181,7 @@ async def test_health_of_many_people_in_a_few_queries(services: AppServices) -> 
         )
         await db.commit()
     async with services.db.session() as db:
-        with _queries(services) as seen:
+        with statements_run(services) as seen:
             found = await health.health_of(
                 db, [fine, stale, lost, policy, absent, unreadable, nobody], now=now
             )
@@ -272,7 +253,7 @@ async def test_a_programs_summary_costs_the_same_queries_for_ten_times_the_peopl
     counts = []
     for program in (small, large):
         async with services.db.session() as db:
-            with _queries(services) as seen:
+            with statements_run(services) as seen:
                 summary = await health.program_health(db, services.calendar, admin, program.id)
             counts.append(len(seen))
             assert len(summary.members) in (3, 30)
