@@ -25,6 +25,7 @@ per leaf).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -37,6 +38,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
+    GraphQLResolveInfoHelpers,
     GraphQLScalarType,
     GraphQLString,
     Undefined,
@@ -96,12 +98,31 @@ def _leaf(leaf_type: GraphQLScalarType | GraphQLEnumType, non_null: bool) -> Com
     return complete
 
 
+def _alive(method: weakref.WeakMethod[Callable[..., Any]]) -> Callable[..., Any]:
+    found = method()
+    if found is None:
+        raise RuntimeError("the GraphQL execution this resolver belonged to has ended")
+    return found
+
+
 class FastListsExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context, with lists of plain objects completed in one pass."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._plans: dict[tuple[int, int], tuple[FieldDetailsList, Any]] = {}
+        # graphql-core's resolver helpers hold two of this context's bound methods: a
+        # reference cycle, so the whole request (the context value with its session and
+        # loaders, the variables) outlived the answer until the garbage collector's next
+        # pass, and under load most requests' objects were promoted to the older
+        # generations before it came. The same helpers through weak references: freed
+        # when the request ends, by reference counting.
+        gather = weakref.WeakMethod(self.gather_async_work)
+        track = weakref.WeakMethod(self.track_async_work)
+        self.async_helpers = GraphQLResolveInfoHelpers(
+            gather=lambda values: _alive(gather)(values),
+            track=lambda values: _alive(track)(values),
+        )
 
     def complete_list_value(
         self,
