@@ -1,10 +1,10 @@
 """Hot SELECTs run on the driver's own connection, compiled and typed by SQLAlchemy once.
 
-Each availability question makes five small reads (the token, who the asker may see, the
-program's rules, the people with their calendars, their booked meetings). Through
-SQLAlchemy's execution each costs about 100 µs of CPU on SQLite and more on PostgreSQL
-(an execution context, a greenlet switch per driver call, a result object with its
-metadata), against about 20 µs for the driver itself to run the same text. Here a
+The reads every question makes (the token or session, the program's rules with who the
+asker may see, the people with their calendars and booked meetings) cost about 55-115 µs
+of CPU each on SQLite through SQLAlchemy's execution, and more on PostgreSQL (an
+execution context, a greenlet switch per driver call, a result object with its
+metadata), against a few µs for the driver itself to run the same text. Here a
 statement is compiled once per dialect with SQLAlchemy, its bind and result processors
 are taken from that compilation, and each call hands the text and the processed
 parameters straight to the driver of the connection SQLAlchemy checked out:
@@ -20,10 +20,10 @@ parameters straight to the driver of the connection SQLAlchemy checked out:
 
 The rows are the same values SQLAlchemy's path gives (tests compare both on every
 statement that comes here, on SQLite and PostgreSQL), as plain tuples. Anything else
-goes through SQLAlchemy unchanged: another driver, a statement that is not a SELECT, a
-``LONG_READ``, and any engine somebody is watching (``echo`` or cursor-execute event
-listeners, which tests use to count statements), so what is logged or counted is what
-runs.
+goes through SQLAlchemy unchanged: another driver, a statement that is not a SELECT or
+that locks, a ``LONG_READ``, and any engine somebody is watching (its logger at INFO,
+as ``echo`` sets it, or cursor-execute listeners, which tests use to count statements),
+so what is logged or counted is what runs.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import asyncpg
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement, Executable
@@ -178,21 +179,13 @@ def _watched(connection: Connection) -> bool:
 def _runner(driver: Any) -> Callable[[str, tuple[Any, ...]], Any] | None:
     if isinstance(driver, sqlite_driver.InlineReads):
         return driver.read_inline
-    return _asyncpg_fetch(driver)
+    if isinstance(driver, asyncpg.Connection):
 
+        async def fetch(sql: str, values: tuple[Any, ...]) -> Any:
+            return await driver.fetch(sql, *values)
 
-def _asyncpg_fetch(driver: Any) -> Callable[[str, tuple[Any, ...]], Any] | None:
-    try:
-        import asyncpg
-    except ImportError:  # pragma: no cover - asyncpg is a dependency
-        return None
-    if not isinstance(driver, asyncpg.Connection):
-        return None
-
-    async def fetch(sql: str, values: tuple[Any, ...]) -> Any:
-        return await driver.fetch(sql, *values)
-
-    return fetch
+        return fetch
+    return None
 
 
 def _plan(dialect: Dialect, statement: Executable) -> _Plan | None:

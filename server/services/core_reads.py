@@ -6,7 +6,8 @@ SQLite here, against about 65 µs for the same statement built from ``Table.c`` 
 and run on the session's connection. The reads every availability question makes use
 this; anything that needs ORM objects (identity, updates in place) stays on the session.
 The rows themselves are read by ``server.direct_reads``: straight from the driver where
-it can (about 20 µs a statement on SQLite instead of 65 µs), through SQLAlchemy otherwise.
+it can (a small statement about 8 µs on SQLite instead of 55 µs), through SQLAlchemy
+otherwise.
 
 ``detached`` makes an ORM object from such a row as a session would have left it once
 closed: about a third of the cost of the ORM loading it (which builds its row

@@ -38,7 +38,7 @@ _BOOKED = (
 _BOOKED_BUT_ONE = _BOOKED.where(_MEETING.id != bindparam("ignore"))
 """Built once, of table columns (``core_reads``): every availability question asks."""
 
-NO_BOOKING = (
+_NO_BOOKING = (
     cast(null(), Uuid()).label("booked_user_id"),
     cast(null(), UTCDateTime()).label("booked_start"),
     cast(null(), UTCDateTime()).label("booked_end"),
@@ -53,7 +53,7 @@ def after(statement: Select[Any]) -> CompoundSelect[Any]:
     out of the result."""
     width = len(statement.selected_columns)
     padded = _BOOKED.with_only_columns(*(null() for _ in range(width)), *_BOOKED.selected_columns)
-    return union_all(statement.add_columns(*NO_BOOKING), padded)
+    return union_all(statement.add_columns(*_NO_BOOKING), padded)
 
 
 def booked_in(rows: Sequence[Sequence[Any]]) -> dict[uuid.UUID, list[BusyInterval]]:

@@ -31,7 +31,6 @@ from server.services import core_reads
 from server.services.availability import booked as booked_reads
 from server.services.availability import busy_cache
 from server.services.availability.blocks import KIND_ORDER, read_block_table
-from server.services.availability.booked import meeting_busy
 from server.services.availability.grid import to_us
 from server.services.availability.packed import CODE_OF, PackedBusy
 from server.services.calendars import coverage, sync
@@ -142,7 +141,7 @@ async def read_busy(
         # Tandem's own scheduled meetings are busy time too, even before a calendar sync.
         if booked is None:
             booked = (
-                await meeting_busy(db, ids, *span, ignore_meeting_id=ignore_meeting_id)
+                await booked_reads.meeting_busy(db, ids, *span, ignore_meeting_id=ignore_meeting_id)
                 if include_meetings
                 else {}
             )

@@ -141,11 +141,16 @@ def _from_row(row: Any) -> ProgramSettings:
 
 
 async def _resolved(session: AsyncSession, query: Any, params: dict[str, Any]) -> ProgramSettings:
+    return _from_row(await _settings_row(session, query, params))
+
+
+async def _settings_row(session: AsyncSession, query: Any, params: dict[str, Any]) -> Any:
+    """The one row of a ``_settings_statement`` query (with whatever columns it adds)."""
     found = await core_reads.rows(session, query, params)
     if not found:  # no organization yet: create it, then ask again
         await organization(session)
         found = await core_reads.rows(session, query, params)
-    return _from_row(found[0])
+    return found[0]
 
 
 async def settings_for(session: AsyncSession, program_id: uuid.UUID | None) -> ProgramSettings:
@@ -199,11 +204,7 @@ async def settings_for_user_seeing(
     ``access.visible_user_ids`` then (program administrators see more)."""
     asked = list(candidates)
     params = {"user_id": viewer.id, "candidates": asked}
-    found = await core_reads.rows(session, _SETTINGS_FOR_USER_SEEING, params)
-    if not found:  # no organization yet: create it, then ask again
-        await organization(session)
-        found = await core_reads.rows(session, _SETTINGS_FOR_USER_SEEING, params)
-    row = found[0]
+    row = await _settings_row(session, _SETTINGS_FOR_USER_SEEING, params)
     return _from_row(row), row[-1] == len(asked)
 
 
