@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from server.models import BusyBlock, CalendarConnection, User
+from server.models import BusyBlock, CalendarConnection, Meeting, MeetingAttendee, User
 from server.models.base import utcnow
 from server.models.enums import (
+    AttendeeResponse,
     BusyKind,
     CalendarStatus,
     ConnectionKind,
+    MeetingStatus,
     ProgramRole,
     ProviderName,
 )
@@ -94,3 +96,34 @@ def next_monday(zone: str, weeks: int = 1) -> date:
 def local(day: date, hour: int, minute: int, zone: str) -> datetime:
     """``hour:minute`` on ``day`` in ``zone``, as a UTC instant."""
     return datetime.combine(day, time(hour, minute), tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+
+async def book_meeting(
+    services: AppServices, attendees: list[uuid.UUID], start: datetime, end: datetime
+) -> uuid.UUID:
+    """A scheduled Tandem meeting of ``attendees`` (the first one owns it), all accepted,
+    written straight into the database."""
+    async with services.db.session() as db:
+        meeting = Meeting(
+            owner_id=attendees[0],
+            title="Sync",
+            start_at=start,
+            end_at=end,
+            time_zone="UTC",
+            ical_uid=f"{uuid.uuid4()}@tandem.test",
+            status=MeetingStatus.SCHEDULED,
+        )
+        db.add(meeting)
+        await db.flush()
+        for attendee in attendees:
+            db.add(
+                MeetingAttendee(
+                    meeting_id=meeting.id,
+                    user_id=attendee,
+                    email=f"{attendee.hex[:8]}@example.org",
+                    name="Someone",
+                    response=AttendeeResponse.ACCEPTED,
+                )
+            )
+        await db.commit()
+        return meeting.id

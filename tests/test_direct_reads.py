@@ -21,13 +21,15 @@ from sqlalchemy.sql import Executable
 
 from bench.seed import SeededPair, seed_pair
 from server import direct_reads
-from server.models import Meeting, MeetingAttendee, User
-from server.models.enums import AttendeeResponse, MeetingStatus
+from server.db import Database
+from server.models import MeetingAttendee, User
+from server.models.enums import AttendeeResponse
 from server.services.availability import booked, busy
 from server.services.people import access, api_tokens, mentoring, programs, sessions
 from server.sqlite_driver import LONG_READ
 from server.wiring import AppServices
 from tests.conftest import statements_run
+from tests.scheduling_data import book_meeting
 
 _USERS = User.__table__  # type: ignore[attr-defined]
 
@@ -35,34 +37,11 @@ _USERS = User.__table__  # type: ignore[attr-defined]
 async def _seeded(services: AppServices) -> tuple[SeededPair, uuid.UUID]:
     async with services.db.session() as db:
         pair = await seed_pair(db, days=3, blocks=20)
-        start = pair.window_start + timedelta(hours=10)
-        meeting = Meeting(
-            owner_id=pair.mentor,
-            connection_id=pair.connection,
-            title="Weekly",
-            start_at=start,
-            end_at=start + timedelta(minutes=30),
-            time_zone="Europe/Paris",
-            ical_uid=f"{uuid.uuid4()}@tandem.test",
-            status=MeetingStatus.SCHEDULED,
-        )
-        db.add(meeting)
-        await db.flush()
-        for user_id, response in (
-            (pair.mentor, AttendeeResponse.ACCEPTED),
-            (pair.mentee, AttendeeResponse.NEEDS_ACTION),
-        ):
-            db.add(
-                MeetingAttendee(
-                    meeting_id=meeting.id,
-                    user_id=user_id,
-                    email=f"{user_id}@bench.test",
-                    name="Someone",
-                    response=response,
-                )
-            )
-        await db.commit()
-        return pair, meeting.id
+    start = pair.window_start + timedelta(hours=10)
+    meeting = await book_meeting(
+        services, [pair.mentor, pair.mentee], start, start + timedelta(minutes=30)
+    )
+    return pair, meeting
 
 
 def _statements(
@@ -248,25 +227,24 @@ async def test_locking_and_long_reads_go_through_sqlalchemy(services: AppService
             assert read is not None
 
 
-@pytest.mark.postgres
-async def test_a_cancelled_read_never_lends_its_connection_again(
-    services: AppServices,
-) -> None:
+async def test_a_cancelled_read_never_lends_its_connection_again(postgres_ready: str) -> None:
     """A request cancelled while PostgreSQL is still answering leaves the driver's
-    connection mid-conversation: it is invalidated, and the next session reads fine."""
-    if services.db.is_sqlite:
-        pytest.skip("SQLite reads inline and cannot be interrupted mid-statement")
-    slow = select(func.pg_sleep(5))
-    async with services.db.session() as db:
-        connection = await db.connection()
-        task = asyncio.create_task(direct_reads.rows(connection, slow, {}))
-        await asyncio.sleep(0.3)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        assert connection.sync_connection is not None
-        assert connection.sync_connection.invalidated
-    for _ in range(3):
-        async with services.db.session() as db:
-            found = await direct_reads.rows(await db.connection(), select(func.now()), {})
-            assert len(found) == 1
+    connection mid-conversation: it is invalidated, and the next session reads fine.
+    (SQLite reads inline, so a read there cannot be interrupted mid-statement.)"""
+    database = Database.from_url(postgres_ready, pool_size=1)
+    try:
+        async with database.session() as db:
+            connection = await db.connection()
+            task = asyncio.create_task(direct_reads.rows(connection, select(func.pg_sleep(5)), {}))
+            await asyncio.sleep(0.3)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert connection.sync_connection is not None
+            assert connection.sync_connection.invalidated
+        for _ in range(3):  # one pooled connection: the invalidated one was replaced
+            async with database.session() as db:
+                found = await direct_reads.rows(await db.connection(), select(func.now()), {})
+                assert len(found) == 1
+    finally:
+        await database.dispose()

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from sqlmodel import col, select
 
-from server.models import BusyBlock, Meeting, MeetingAttendee, User
+from server.models import BusyBlock, Meeting
 from server.models.base import epoch_micros
-from server.models.enums import AttendeeResponse, BusyKind, MeetingStatus
+from server.models.enums import BusyKind
 from server.providers.base import BusyInterval
 from server.services.availability.booked import meeting_busy
 from server.services.availability.busy import read_busy
@@ -19,7 +19,7 @@ from server.services.availability.grid import to_us
 from server.services.availability.packed import PackedBusy
 from server.wiring import AppServices
 from tests.conftest import create_user
-from tests.scheduling_data import connect_calendar
+from tests.scheduling_data import book_meeting, connect_calendar
 
 
 def utc(*parts: int) -> datetime:
@@ -96,41 +96,10 @@ async def _people(services: AppServices) -> tuple[uuid.UUID, uuid.UUID, uuid.UUI
     return ana, ben, cy
 
 
-async def _meeting(
-    services: AppServices, attendees: list[uuid.UUID], start: datetime, end: datetime
-) -> uuid.UUID:
-    async with services.db.session() as db:
-        organizer = await db.get(User, attendees[0])
-        assert organizer is not None
-        meeting = Meeting(
-            owner_id=organizer.id,
-            title="Sync",
-            start_at=start,
-            end_at=end,
-            time_zone="UTC",
-            ical_uid=f"{uuid.uuid4()}@tandem.test",
-            status=MeetingStatus.SCHEDULED,
-        )
-        db.add(meeting)
-        await db.flush()
-        for attendee in attendees:
-            db.add(
-                MeetingAttendee(
-                    meeting_id=meeting.id,
-                    user_id=attendee,
-                    email=f"{attendee.hex[:8]}@example.org",
-                    name="Someone",
-                    response=AttendeeResponse.ACCEPTED,
-                )
-            )
-        await db.commit()
-        return meeting.id
-
-
 async def test_packed_reader_matches_the_datetime_reader(services: AppServices) -> None:
     ana, ben, cy = await _people(services)
     # A Tandem meeting at the same instant as a calendar block sorts like BusyInterval does.
-    await _meeting(services, [ana, ben], utc(2027, 3, 10, 9), utc(2027, 3, 10, 9, 30))
+    await book_meeting(services, [ana, ben], utc(2027, 3, 10, 9), utc(2027, 3, 10, 9, 30))
     ids = [ben, cy, ana]
     margin = timedelta(minutes=10)
     wide = [(WINDOW[0] - margin, WINDOW[1] + margin)]
@@ -152,7 +121,7 @@ async def test_packed_reader_with_several_windows_and_a_meeting_being_moved(
     services: AppServices,
 ) -> None:
     ana, ben, _cy = await _people(services)
-    moving = await _meeting(services, [ana, ben], utc(2027, 3, 14, 6, 30), utc(2027, 3, 14, 8))
+    moving = await book_meeting(services, [ana, ben], utc(2027, 3, 14, 6, 30), utc(2027, 3, 14, 8))
     windows = [(utc(2027, 3, 10, 9, 15), utc(2027, 3, 10, 9, 20)), (utc(2027, 3, 14), WINDOW[1])]
     expected = await _datetime_reader(services, [ana, ben], windows, moving)
     async with services.db.session() as db:

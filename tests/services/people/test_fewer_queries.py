@@ -126,12 +126,7 @@ async def test_settings_and_partners_in_one_query_match_the_two_rules(
             partners = await access.partner_ids(db, w[name])
             assert all_partners is (candidates <= partners)
     window = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
-    request = AvailabilityRequest(
-        participant_ids=[w["mentor"], w["mentee"]],
-        start=window,
-        end=window + timedelta(days=2),
-        duration_minutes=30,
-    )
+    request = _pair_question(w, window, window + timedelta(days=2))
     async with services.db.session() as db:
         admin = await accounts.get_user(db, w["admin"])
         seen = await find_availability(db, services.calendar, admin, request)
@@ -143,6 +138,13 @@ async def test_settings_and_partners_in_one_query_match_the_two_rules(
 
 
 _PEOPLE = ("mentor", "mentee", "admin", "stranger")
+
+
+def _pair_question(w: dict[str, uuid.UUID], start: datetime, end: datetime) -> AvailabilityRequest:
+    """The world's pair, for 30-minute meetings between ``start`` and ``end``."""
+    return AvailabilityRequest(
+        participant_ids=[w["mentor"], w["mentee"]], start=start, end=end, duration_minutes=30
+    )
 
 
 async def test_a_session_its_user_and_the_admin_flag_in_one_query(services: AppServices) -> None:
@@ -232,12 +234,7 @@ async def test_an_availability_question_reads_in_three_queries(services: AppServ
             )
         )
         await db.commit()
-    request = AvailabilityRequest(
-        participant_ids=[w["mentor"], w["mentee"]],
-        start=start,
-        end=end + timedelta(days=2),
-        duration_minutes=30,
-    )
+    request = _pair_question(w, start, end + timedelta(days=2))
     async with services.db.session() as db:
         mentor = await accounts.get_user(db, w["mentor"])
         with statements_run(services) as statements:
